@@ -1,0 +1,3 @@
+from medrecon.cli import main
+
+main()

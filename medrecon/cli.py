@@ -1,0 +1,180 @@
+"""Command-line interface (typer). Thin: parse options, call the library, print.
+
+Errors: a :class:`~medrecon.errors.MedreconError` prints one line on stderr and exits with
+code 2; the traceback is shown only with ``--debug``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from medrecon.errors import MedreconError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="medrecon: medical images (DICOM, NIfTI, NRRD) to 3D models with exact geometry.",
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+_STATE = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    _STATE["debug"] = debug
+
+
+@app.command()
+def info(
+    path: List[Path] = typer.Argument(..., help="DICOM folder, zip or files; NIfTI or NRRD file."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """List every series found: modality, size, spacing, orientation, files, warnings."""
+    from medrecon.io.loader import describe_series
+    from medrecon.viz.tables import series_table
+
+    src = [str(p) for p in path] if len(path) > 1 else str(path[0])
+    rows = describe_series(src)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        console.print(series_table(rows))
+
+
+@app.command()
+def convert(
+    path: List[Path] = typer.Argument(..., help="DICOM folder, zip or files; NIfTI or NRRD file."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .nii/.nii.gz/.nrrd file."),
+    series: Optional[str] = typer.Option(None, "--series", help="Series number/index from `info`."),
+    keep_tilt: bool = typer.Option(False, "--keep-tilt", help="Keep a gantry-tilted series sheared instead of resampling."),
+) -> None:
+    """Convert one series to NIfTI (RAS affine) or NRRD (LPS)."""
+    from medrecon.io.loader import load
+    from medrecon.io.writers import save_volume
+
+    src = [str(p) for p in path] if len(path) > 1 else str(path[0])
+    vol = load(src, series=series, correct_tilt=not keep_tilt)
+    save_volume(vol, output)
+    for w in vol.meta.get("warnings", []):
+        err_console.print(f"[yellow]warning:[/] {w}")
+    console.print(f"wrote {output}  shape={vol.shape}  spacing={tuple(round(float(s), 4) for s in vol.spacing)} mm")
+
+
+@app.command()
+def mesh(
+    input: Path = typer.Argument(..., help="DICOM folder/zip, NIfTI or NRRD volume."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="HU/intensity preset, e.g. ct-bone."),
+    threshold: Optional[str] = typer.Option(None, "--threshold", help="Custom LOW:HIGH threshold."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Label map (NIfTI/NRRD) to mesh."),
+    label_table: Optional[str] = typer.Option(None, "--label-table", help="Label table: built-in name, Slicer .ctbl/.txt, CSV or JSON."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="MONAI bundle folder to segment with."),
+    group: Optional[str] = typer.Option(None, "--group", help="Structure group from the label table, e.g. bones."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda:N (with --bundle)."),
+    structures: Optional[str] = typer.Option(None, "--structures", help="Comma-separated structure names."),
+    formats: str = typer.Option("stl", "--formats", help="Comma list of stl,obj,ply,vtp,glb,3mf."),
+    smoothing: float = typer.Option(0.5, "--smoothing", help="Slicer smoothing factor 0..1."),
+    reduction: float = typer.Option(0.0, "--reduction", help="Decimation: fraction of triangles removed."),
+    space: str = typer.Option("LPS", "--space", help="Coordinate space of written meshes: LPS or RAS."),
+    min_component_mm3: Optional[float] = typer.Option(None, "--min-component-mm3", help="Drop components smaller than this (mm3)."),
+    largest: bool = typer.Option(False, "--largest", help="Keep only the largest connected component."),
+    joint: bool = typer.Option(False, "--joint", help="Joint multi-label meshing (surface nets, shared boundaries)."),
+    keep_volume: bool = typer.Option(False, "--keep-volume", help="Rescale after smoothing to keep enclosed volume."),
+    series: Optional[str] = typer.Option(None, "--series", help="Series to use when the input holds several."),
+    slicer: bool = typer.Option(False, "--slicer", help="Also write a 3D Slicer scene (.mrml) with volume, segmentation and models."),
+    no_preview: bool = typer.Option(False, "--no-preview", help="Skip PNG previews and the HTML viewer."),
+) -> None:
+    """Segment (preset, threshold, label map or MONAI bundle) and write one mesh per structure."""
+    from medrecon.pipeline import MeshConfig, run_mesh
+
+    cfg = MeshConfig(
+        input=str(input), outdir=str(outdir), preset=preset, threshold=threshold,
+        labels=str(labels) if labels else None, label_table=label_table,
+        bundle=str(bundle) if bundle else None, group=group, device=device,
+        structures=[s.strip() for s in structures.split(",") if s.strip()] if structures else None,
+        formats=[f.strip().lower() for f in formats.split(",") if f.strip()],
+        smoothing=smoothing, reduction=reduction, space=space.upper(),
+        min_component_mm3=min_component_mm3, largest=largest, joint=joint,
+        keep_volume=keep_volume, series=series, slicer=slicer, preview=not no_preview,
+    )
+    result = run_mesh(cfg, console=console)
+    console.print(f"[green]done[/]: {len(result.files)} files in {outdir} (report: {result.report_path})")
+
+
+@app.command()
+def demo(
+    outdir: Path = typer.Option(Path("medrecon-demo"), "-o", "--outdir", help="Output folder."),
+) -> None:
+    """Write a synthetic CT phantom as a DICOM series, mesh it, and say where the models are."""
+    from medrecon.demo import run_demo
+
+    run_demo(outdir, console=console)
+
+
+@app.command()
+def segment(
+    input: Path = typer.Argument(..., help="DICOM folder/zip, NIfTI or NRRD volume."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output label map (.nii.gz / .nrrd)."),
+    bundle: Path = typer.Option(..., "--bundle", help="MONAI bundle folder (configs/, models/)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda:N."),
+    series: Optional[str] = typer.Option(None, "--series", help="Series when the input holds several."),
+) -> None:
+    """Run a local MONAI bundle and write its label map on the input's own grid."""
+    from medrecon.segment.monai import segment_to_file
+
+    out = segment_to_file(str(input), str(output), bundle=str(bundle), device=device, series=series, console=console)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def view(
+    meshes: List[Path] = typer.Argument(..., help="Mesh files (STL/OBJ/PLY/VTP/GLB) or a report.json."),
+    output: Path = typer.Option(Path("viewer.html"), "-o", "--output", help="Output HTML file."),
+) -> None:
+    """Write one self-contained offline HTML viewer for the given meshes."""
+    from medrecon.viz.html import write_viewer_from_files
+
+    out = write_viewer_from_files([str(m) for m in meshes], str(output))
+    console.print(f"wrote {out}")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point: run the app, mapping MedreconError to exit code 2 (traceback with --debug)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="medrecon", standalone_mode=False)
+    except MedreconError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:  # normal exits
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code or 0)
+    except Exception as exc:  # click usage errors and friends
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if debug:
+            raise
+        err_console.print(f"[red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                          soft_wrap=True, highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
