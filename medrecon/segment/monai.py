@@ -1,0 +1,284 @@
+"""Segment a :class:`~medrecon.volume.Volume` with a MONAI bundle from a local folder.
+
+Steps:
+
+1. :func:`medrecon.segment.bundle.load_bundle` reads network, weights, preprocessing, window
+   settings and label names (nothing is downloaded);
+2. the Volume becomes a channel-first MONAI ``MetaTensor`` carrying its **RAS** affine (MONAI's
+   convention), and the bundle's own preprocessing runs on it (orientation, spacing, intensity
+   window...; the file-loading steps are skipped);
+3. :func:`medrecon.segment.inference.sliding_window_labels` turns the network's logits into a
+   label map on the preprocessed grid (bf16 on GPU, no full-size C-channel buffer);
+4. the label map is resampled **nearest-neighbour** back onto the input's own grid: output affine
+   and shape equal the input's exactly.
+"""
+from __future__ import annotations
+
+import colorsys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from medrecon.errors import BundleError, InputError, SegmentationError
+from medrecon.volume import LPS_TO_RAS, Volume
+
+try:  # helper B's label table; a minimal stand-in until it exists
+    from medrecon.segment.labels import LabelInfo
+except ImportError:  # pragma: no cover - only while labels.py is missing
+    from dataclasses import dataclass
+
+    @dataclass
+    class LabelInfo:  # type: ignore[no-redef]
+        value: int
+        name: str
+        color: tuple[float, float, float] = (0.8, 0.8, 0.8)
+
+
+def _palette(i: int) -> tuple[float, float, float]:
+    r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.55, 0.9)
+    return (round(r, 4), round(g, 4), round(b, 4))
+
+
+def _known_colors() -> dict[str, tuple[float, float, float]]:
+    """Structure name -> colour from the built-in TotalSegmentator table, when helper B's exists."""
+    try:
+        from medrecon.segment.labels import load_label_table
+
+        return {li.name.lower(): tuple(li.color) for li in load_label_table("totalsegmentator").values()}
+    except Exception:  # noqa: BLE001 - colours are cosmetic
+        return {}
+
+
+def labels_from_channel_def(cdef: dict[int, str]) -> dict[int, LabelInfo]:
+    """LabelInfo for every non-background channel (index 0 and any 'background' are dropped)."""
+    colors = _known_colors()
+    out: dict[int, LabelInfo] = {}
+    for idx in sorted(cdef):
+        name = str(cdef[idx]).strip()
+        if idx == 0 or name.lower() in ("background", "bg", "_background_"):
+            continue
+        key = name.lower().replace(" ", "_")
+        out[idx] = LabelInfo(idx, name.replace(" ", "_"), colors.get(key, _palette(idx)))
+    return out
+
+
+def _progress_fn(progress: Any) -> Callable[[int, int], None] | None:
+    """Accept None, a callable(done, total) or a rich Progress."""
+    if progress is None or callable(progress) and not hasattr(progress, "add_task"):
+        return progress
+    task = progress.add_task("segmenting (windows)", total=None)
+
+    def cb(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return cb
+
+
+def to_metatensor(volume: Volume):
+    """Channel-first float32 ``MetaTensor`` with the Volume's RAS affine (MONAI's convention)."""
+    import torch
+    from monai.data import MetaTensor
+
+    arr = np.asarray(volume.array, dtype=np.float32)
+    return MetaTensor(torch.from_numpy(np.ascontiguousarray(arr))[None],
+                      affine=torch.as_tensor(volume.ras_affine, dtype=torch.float64),
+                      meta={"space": "RAS", "filename_or_obj": "volume"})
+
+
+def resample_labels_to(labels: np.ndarray, labels_ras_affine: np.ndarray, target: Volume) -> np.ndarray:
+    """Nearest-neighbour resampling of a label map onto ``target``'s grid.
+
+    ``labels_ras_affine`` maps the label array's index to RAS mm. Points outside the label map get
+    0. Axis-aligned cases (flips, permutations, scalings: what orientation/spacing transforms do)
+    use an exact separable gather; anything else uses ``scipy.ndimage.affine_transform(order=0)``.
+    """
+    m = np.linalg.inv(np.asarray(labels_ras_affine, dtype=np.float64)) @ target.ras_affine
+    lin, off = m[:3, :3], m[:3, 3]
+    shape = target.shape[:3]
+    nz = np.abs(lin) > 1e-9 * max(1.0, np.abs(lin).max())
+    if nz.sum(axis=0).tolist() == [1, 1, 1] and nz.sum(axis=1).tolist() == [1, 1, 1]:
+        # label axis r is driven by target axis c
+        r_of_c = [int(np.flatnonzero(nz[:, c])[0]) for c in range(3)]
+        lab_t = np.transpose(labels, r_of_c)
+        idx, ok = [], []
+        for c in range(3):
+            r = r_of_c[c]
+            pos = np.floor(lin[r, c] * np.arange(shape[c]) + off[r] + 0.5 + 1e-6).astype(np.int64)
+            inside = (pos >= 0) & (pos < labels.shape[r])
+            idx.append(np.clip(pos, 0, labels.shape[r] - 1))
+            ok.append(inside)
+        out = lab_t[np.ix_(*idx)]
+        if not all(o.all() for o in ok):
+            inside = ok[0][:, None, None] & ok[1][None, :, None] & ok[2][None, None, :]
+            out[~inside] = 0
+        return np.ascontiguousarray(out)
+    from scipy import ndimage
+
+    return ndimage.affine_transform(labels, lin, offset=off, output_shape=shape, order=0, mode="constant", cval=0)
+
+
+def segment_volume(volume: Volume, bundle_dir: str | Path, device: str = "auto", progress: Any = None,
+                   *, sw_batch_size: int | None = None) -> tuple[Volume, dict[int, LabelInfo]]:
+    """Run a local MONAI bundle on ``volume``.
+
+    Parameters
+    ----------
+    volume : 3D Volume (CT in HU, MR in scanner units), affine index -> LPS mm.
+    bundle_dir : bundle folder (configs/metadata.json, configs/inference.json, models/model.pt|ts).
+    device : ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    progress : None, ``callable(done_windows, total_windows)`` or a ``rich.progress.Progress``.
+    sw_batch_size : windows per network call; default: the bundle's, at least 4 on GPU.
+
+    Returns
+    -------
+    (Volume, dict[int, LabelInfo])
+        Integer label map on **the input's own grid** (same shape, same affine), and the label
+        table from the bundle's ``channel_def`` (background excluded).
+
+    Raises
+    ------
+    BundleError : incomplete or inconsistent bundle.
+    SegmentationError : 4D input, unusable device, or inference failure.
+    """
+    import torch
+
+    from medrecon.segment.bundle import load_bundle
+    from medrecon.segment.inference import resolve_device, sliding_window_labels
+
+    if volume.array.ndim != 3:
+        raise SegmentationError(f"segmentation needs a 3D volume, got shape {volume.shape}")
+    try:
+        dev = resolve_device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise SegmentationError(str(exc)) from exc
+    bundle = load_bundle(bundle_dir, dev)
+    if bundle.in_channels != 1:
+        raise BundleError(f"bundle expects {bundle.in_channels} input channels; medrecon feeds one volume",
+                          bundle.root / "configs" / "metadata.json")
+    t0 = time.perf_counter()
+    data = {bundle.image_key: to_metatensor(volume)}
+    for step in bundle.preprocessing:
+        try:
+            data = step(data)
+        except Exception as exc:  # noqa: BLE001
+            raise BundleError(f"preprocessing step {type(step).__name__} failed: {type(exc).__name__}: {exc}",
+                              bundle.root / "configs") from exc
+    img = data[bundle.image_key]
+    pre_affine = np.asarray(img.affine.detach().cpu().numpy() if hasattr(img, "affine") else volume.ras_affine,
+                            dtype=np.float64)
+    if str(getattr(img, "meta", {}).get("space", "RAS")).upper() == "LPS":
+        pre_affine = LPS_TO_RAS @ pre_affine
+    img = torch.as_tensor(img).as_subclass(torch.Tensor)
+    t_pre = time.perf_counter() - t0
+
+    inf = bundle.inferer
+    roi = inf["roi_size"] or tuple(int(s) for s in img.shape[1:])
+    bs = sw_batch_size or max(int(inf["sw_batch_size"] or 1), 4 if dev.type == "cuda" else 1)
+    t1 = time.perf_counter()
+    try:
+        lab = sliding_window_labels(
+            img, bundle.network, roi, overlap=inf["overlap"], mode=str(inf["mode"]),
+            sigma_scale=inf["sigma_scale"], sw_batch_size=bs, device=dev,
+            padding_mode=str(inf["padding_mode"]), cval=float(inf["cval"] or 0.0),
+            progress=_progress_fn(progress),
+        )
+    except RuntimeError as exc:
+        raise SegmentationError(f"inference failed on {dev}: {' '.join(str(exc).split())[:300]}") from exc
+    t_inf = time.perf_counter() - t1
+    lab_np = lab.cpu().numpy()
+    n_ch = len(bundle.channel_def)
+    if lab_np.size and int(lab_np.max()) >= max(n_ch, 1):
+        raise BundleError(f"network gave channel {int(lab_np.max())} but metadata channel_def names only {n_ch}",
+                          bundle.root / "configs" / "metadata.json")
+    out = resample_labels_to(lab_np, pre_affine, volume)
+    dtype = np.uint8 if n_ch <= 256 else np.uint16
+    labels = labels_from_channel_def(bundle.channel_def)
+    result = volume.with_array(
+        out.astype(dtype, copy=False), kind="labelmap", units=None,
+        label_names={int(k): v.name for k, v in labels.items()},
+        label_colors={int(k): list(v.color) for k, v in labels.items()},
+        source=f"MONAI bundle {bundle.meta.get('name') or bundle.root.name}",
+        description=(f"preprocessing {t_pre:.2f} s, inference {t_inf:.2f} s on {dev}, "
+                     f"grid {tuple(lab_np.shape)} -> {tuple(out.shape)}"),
+    )
+    return result, labels
+
+
+def _load_input(path: str, series: str | None) -> Volume:
+    try:
+        from medrecon.io.loader import load
+    except ImportError:  # pragma: no cover - stand-in until the IO owner's loader exists
+        load = None
+    if load is not None:
+        return load(path, series=series)
+    p = Path(path)
+    if not p.exists():
+        raise InputError("input not found", p)
+    if not p.name.endswith((".nii", ".nii.gz")):
+        raise InputError("only NIfTI inputs are readable until medrecon.io.loader exists", p)
+    import nibabel as nib
+
+    img = nib.load(str(p))
+    return Volume(np.asanyarray(img.dataobj), LPS_TO_RAS @ img.affine, {"source": p.name})
+
+
+def write_color_table(labels: dict[int, LabelInfo], path: str | Path) -> Path:
+    """Slicer colour table (``value name r g b a``, 0-255) beside a label map, written atomically."""
+    from medrecon.io.atomic import atomic_write_bytes
+
+    lines = ["# medrecon label table (3D Slicer colour table format)"]
+    for v in sorted(labels):
+        li = labels[v]
+        rgb = " ".join(str(int(round(255 * float(c)))) for c in li.color[:3])
+        lines.append(f"{int(v)} {li.name} {rgb} 255")
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+    return Path(path)
+
+
+def _save_labelmap(vol: Volume, output: Path) -> None:
+    try:
+        from medrecon.io.writers import save_volume
+    except ImportError:  # pragma: no cover - stand-in until the IO owner's writers exist
+        save_volume = None
+    if save_volume is not None:
+        save_volume(vol, output)
+        return
+    if not output.name.endswith((".nii", ".nii.gz")):
+        raise InputError("only NIfTI output is writable until medrecon.io.writers exists", output)
+    import nibabel as nib
+
+    from medrecon.io.atomic import atomic_path
+
+    img = nib.Nifti1Image(vol.array, vol.ras_affine)
+    img.set_qform(vol.ras_affine, code=1)
+    img.set_sform(vol.ras_affine, code=1)
+    with atomic_path(output) as tmp:
+        nib.save(img, str(tmp))
+
+
+def segment_to_file(input: str, output: str, bundle: str, device: str = "auto", series: str | None = None,
+                    console: Any = None) -> Path:
+    """CLI helper: load ``input``, segment with ``bundle``, write the label map to ``output``
+    (.nii.gz/.nrrd, on the input's grid) and a Slicer colour table ``<output stem>.ctbl`` beside it
+    naming every label (use it with ``medrecon mesh --labels OUT --label-table OUT.ctbl``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    out = Path(output)
+    vol = _load_input(str(input), series)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=console is None) as prog:
+        labelmap, labels = segment_volume(vol, bundle, device=device, progress=prog)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _save_labelmap(labelmap, out)
+    name = out.name
+    for ext in (".nii.gz", ".nii", ".nrrd", ".seg.nrrd"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+    write_color_table(labels, out.with_name(name + ".ctbl"))
+    if console is not None:
+        present = sorted(int(v) for v in np.unique(labelmap.array) if v)
+        console.print(f"{len(present)} of {len(labels)} structures found "
+                      f"({labelmap.meta.get('description', '')})")
+    return out
