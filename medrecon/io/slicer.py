@@ -1,0 +1,511 @@
+"""3D Slicer hand-off: ``.seg.nrrd`` segmentations and ``.mrml`` scenes.
+
+* :func:`write_seg_nrrd` / :func:`read_seg_nrrd`: Slicer's segmentation file, a NRRD in
+  ``left-posterior-superior`` space with the ``Segmentation_*`` and ``Segment<N>_*`` fields that
+  Slicer's ``vtkMRMLSegmentationStorageNode`` reads (readable outside Slicer with ``slicerio``).
+* :func:`write_scene`: an MRML scene that loads the volume (NRRD), the segmentation and the
+  surface models with their names and colours. Node types follow Slicer's source:
+  ``vtkMRMLScalarVolumeNode`` + ``vtkMRMLVolumeArchetypeStorageNode``,
+  ``vtkMRMLSegmentationNode`` + ``vtkMRMLSegmentationStorageNode`` + display node,
+  ``vtkMRMLModelNode`` + ``vtkMRMLModelStorageNode`` (``coordinateSystem="LPS"``) +
+  ``vtkMRMLModelDisplayNode`` (colour).
+
+Geometry: our :class:`~medrecon.volume.Volume` affine already maps index to LPS mm, which is
+exactly NRRD's ``space directions`` (one column per array axis) plus ``space origin``.
+All files are written atomically.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from medrecon.errors import InputError, MedreconError, SegmentationError
+from medrecon.io.atomic import atomic_path, atomic_write_text
+from medrecon.volume import Volume
+
+try:  # the label table type of the surface owner
+    from medrecon.segment.labels import LabelInfo  # type: ignore
+except Exception:  # pragma: no cover - stand-in until medrecon.segment.labels exists
+    @dataclass
+    class LabelInfo:  # type: ignore[no-redef]
+        """Stand-in: label value, structure name, colour (0..1)."""
+
+        value: int
+        name: str
+        color: tuple[float, float, float] = (0.9, 0.85, 0.75)
+
+#: Conversion parameters stored with the segmentation, so that Slicer's "Show 3D" builds
+#: surfaces the way medrecon does (names are Slicer's own parameter names).
+DEFAULT_CONVERSION = {
+    "Smoothing factor": ("0.5", "0 = no smoothing ... 1 = strong smoothing (windowed sinc)"),
+    "Decimation factor": ("0.0", "fraction of triangles removed (0 = none)"),
+    "Compute surface normals": ("1", "1 = compute surface normals"),
+    "Joint smoothing": ("0", "1 = smooth all segments of a layer together"),
+    "Conversion method": ("0", "0 = flying edges, 1 = surface nets"),
+}
+
+SLICER_VERSION_TAG = "Slicer5.8.1"
+
+
+class SlicerFormatError(InputError):
+    """A .seg.nrrd or .mrml file is not what Slicer writes."""
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _label_fields(info: Any, value: int) -> tuple[str, tuple[float, float, float]]:
+    if isinstance(info, Mapping):
+        name, color = info.get("name"), info.get("color")
+    elif isinstance(info, (tuple, list)):
+        name, color = info[0], (info[1] if len(info) > 1 else None)
+    else:
+        name, color = getattr(info, "name", None), getattr(info, "color", None)
+    if color is None:
+        rng = np.random.default_rng(int(value) * 7919 + 17)
+        color = tuple(0.35 + 0.65 * rng.random(3))
+    c = np.asarray(color, float).ravel()[:3]
+    if c.max(initial=0) > 1.0:
+        c = c / 255.0
+    return str(name or f"Segment_{int(value)}"), tuple(float(x) for x in np.clip(c, 0, 1))
+
+
+def _fmt(x: float) -> str:
+    return f"{float(x):.6g}"
+
+
+def _clean_text(s: str) -> str:
+    """Header values are one line; '|' and '&' separate Slicer's list fields."""
+    return re.sub(r"[\r\n|&]+", " ", str(s)).strip()
+
+
+def _nrrd_write(path: Path, data: np.ndarray, header: dict) -> None:
+    import nrrd
+
+    with atomic_path(path) as tmp:
+        nrrd.write(str(tmp), data, header, compression_level=6, index_order="F")
+        # pynrrd tags every file NRRD0005; our headers use nothing newer than NRRD0004, which
+        # is what Slicer itself writes, so say so for older readers.
+        with open(tmp, "r+b") as fh:
+            if fh.read(8) == b"NRRD0005":
+                fh.seek(0)
+                fh.write(b"NRRD0004")
+
+
+def _geometry_header(affine: np.ndarray) -> dict:
+    return {
+        "space": "left-posterior-superior",
+        "space directions": np.asarray(affine, float)[:3, :3].T.copy(),  # one row per array axis
+        "space origin": np.asarray(affine, float)[:3, 3].copy(),
+    }
+
+
+# --- volumes ---------------------------------------------------------------------------------
+
+def write_volume_nrrd(volume: Volume, path: str | os.PathLike) -> Path:
+    """Write a scalar volume as NRRD (LPS space, gzip) for Slicer; return the path.
+
+    Uses the IO owner's :func:`medrecon.io.nrrd.write_nrrd` when it exists.
+    """
+    path = Path(path)
+    try:
+        from medrecon.io.nrrd import write_nrrd  # type: ignore
+    except Exception:
+        write_nrrd = None
+    if write_nrrd is not None:
+        out = write_nrrd(volume, path)
+        return Path(out) if out is not None else path
+    arr = volume.array
+    if arr.ndim != 3:
+        raise MedreconError("only 3D volumes can be written for the Slicer scene", path=path)
+    header = {"type": str(arr.dtype), "dimension": 3, "kinds": ["domain"] * 3, "encoding": "gzip",
+              **_geometry_header(volume.affine)}
+    _nrrd_write(path, np.asarray(arr), header)
+    return path
+
+
+# --- segmentations ---------------------------------------------------------------------------
+
+def write_seg_nrrd(labelmap: Volume, labels: Mapping[int, Any] | None, path: str | os.PathLike, *,
+                   include_empty: bool = False, conversion: Mapping[str, Any] | None = None,
+                   status: str = "inprogress") -> Path:
+    """Write an integer label map as a 3D Slicer segmentation (``.seg.nrrd``).
+
+    Parameters
+    ----------
+    labelmap : Volume
+        3D integer label map; its affine (index -> LPS mm) becomes ``space directions`` and
+        ``space origin``. 0 is background. One layer (a label map cannot overlap).
+    labels : dict[int, LabelInfo]
+        Name and colour (0..1) per label value. Values present in the map but missing here get
+        ``Segment_<value>`` and a generated colour.
+    path : path
+        Output file, normally ending in ``.seg.nrrd``. Written atomically.
+    include_empty : bool
+        Also write segments for table entries absent from the map (empty extent).
+    conversion : dict, optional
+        Overrides of Slicer's closed-surface conversion parameters, e.g.
+        ``{"Smoothing factor": 0.5}``.
+    status : str
+        ``Segmentation.Status`` tag (Slicer: notstarted, inprogress, completed, flagged).
+
+    Returns
+    -------
+    Path of the written file.
+
+    Raises
+    ------
+    SegmentationError
+        The label map is not 3D or not integer-valued.
+    """
+    path = Path(path)
+    arr = np.asarray(labelmap.array)
+    if arr.ndim != 3:
+        raise SegmentationError(f"label map must be 3D, got shape {arr.shape}", path=path)
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        if not np.array_equal(arr, np.round(arr)):
+            raise SegmentationError("label map holds non-integer values", path=path)
+        arr = arr.astype(np.int64)
+    if arr.size and arr.min() < 0:
+        raise SegmentationError("label map holds negative values", path=path)
+    vmax = int(arr.max()) if arr.size else 0
+    dtype = np.uint8 if vmax < 256 else (np.uint16 if vmax < 65536 else np.int32)
+    data = arr.astype(dtype, copy=False)
+    labels = dict(labels or {})
+
+    present = [int(v) for v in np.unique(data) if v != 0]
+    values = sorted(set(present) | ({int(k) for k in labels} if include_empty else set()))
+    # bounding boxes of all labels in one pass
+    from scipy import ndimage
+
+    boxes = ndimage.find_objects(data.astype(np.int32, copy=False)) if present else []
+
+    conv = {k: [v[0], v[1]] for k, v in DEFAULT_CONVERSION.items()}
+    for k, v in (conversion or {}).items():
+        conv.setdefault(k, ["", ""])[0] = str(v)
+    header: dict[str, Any] = {
+        "type": str(np.dtype(dtype)), "dimension": 3, "kinds": ["domain"] * 3, "encoding": "gzip",
+        **_geometry_header(labelmap.affine),
+        "Segmentation_MasterRepresentation": "Binary labelmap",
+        "Segmentation_ContainedRepresentationNames": "Binary labelmap|Closed surface|",
+        "Segmentation_ReferenceImageExtentOffset": "0 0 0",
+        "Segmentation_ConversionParameters": "".join(
+            f"{_clean_text(k)}|{_clean_text(v[0])}|{_clean_text(v[1])}&" for k, v in conv.items()),
+    }
+    for n, value in enumerate(values):
+        name, color = _label_fields(labels.get(value), value)
+        box = boxes[value - 1] if 0 < value <= len(boxes) else None
+        if box is None:
+            ext = "0 -1 0 -1 0 -1"
+        else:
+            ext = " ".join(f"{s.start} {s.stop - 1}" for s in box)
+        p = f"Segment{n}_"
+        header[p + "ID"] = f"Segment_{value}"
+        header[p + "Name"] = _clean_text(name)
+        header[p + "NameAutoGenerated"] = "0"
+        header[p + "Color"] = " ".join(_fmt(c) for c in color)
+        header[p + "ColorAutoGenerated"] = "0"
+        header[p + "LabelValue"] = str(value)
+        header[p + "Layer"] = "0"
+        header[p + "Extent"] = ext
+        header[p + "Tags"] = f"Segmentation.Status:{_clean_text(status)}|"
+    _nrrd_write(path, data, header)
+    return path
+
+
+def read_seg_nrrd(path: str | os.PathLike) -> tuple[Volume, dict[int, LabelInfo]]:
+    """Read a Slicer ``.seg.nrrd`` into a label map and its label table.
+
+    Parameters
+    ----------
+    path : path
+        A segmentation written by Slicer, slicerio or :func:`write_seg_nrrd`.
+
+    Returns
+    -------
+    labelmap : Volume
+        Integer label map, affine index -> LPS mm. For a 3D file the stored label values are
+        kept. A 4D (layered, possibly overlapping) file is flattened: segment ``n`` (in file
+        order) gets label value ``n + 1``; where segments overlap the later one wins and a
+        warning is added to ``labelmap.meta["warnings"]``.
+    labels : dict[int, LabelInfo]
+        Segment names and colours (0..1) by label value.
+
+    Raises
+    ------
+    SlicerFormatError
+        Missing, unreadable, or not a segmentation (no ``Segment<N>_`` fields).
+    """
+    import nrrd
+
+    path = Path(path)
+    if not path.is_file():
+        raise SlicerFormatError("segmentation file not found", path=path)
+    try:
+        data, header = nrrd.read(str(path), index_order="F")
+    except Exception as exc:
+        raise SlicerFormatError(f"not a readable NRRD file ({type(exc).__name__}: {exc})", path=path) from None
+    segs: dict[int, dict[str, str]] = {}
+    for key, val in header.items():
+        m = re.match(r"^Segment(\d+)_(.+)$", key)
+        if m:
+            segs.setdefault(int(m.group(1)), {})[m.group(2)] = str(val)
+    if not segs:
+        raise SlicerFormatError("no Segment<N>_ fields: not a Slicer segmentation", path=path)
+    space = str(header.get("space", "left-posterior-superior")).lower()
+    flip = {"left-posterior-superior": np.eye(3), "lps": np.eye(3),
+            "right-anterior-superior": np.diag([-1.0, -1.0, 1.0]), "ras": np.diag([-1.0, -1.0, 1.0])}.get(space)
+    if flip is None:
+        raise SlicerFormatError(f"unsupported NRRD space {space!r}", path=path)
+    sd = np.asarray(header.get("space directions"), dtype=object)
+    rows = [np.asarray(r, float) for r in sd if r is not None and not (np.ndim(r) == 0)]
+    rows = [r for r in rows if r.shape == (3,) and np.all(np.isfinite(r))]
+    if len(rows) != 3:
+        raise SlicerFormatError("space directions do not describe 3 spatial axes", path=path)
+    affine = np.eye(4)
+    affine[:3, :3] = flip @ np.stack(rows, axis=1)
+    affine[:3, 3] = flip @ np.asarray(header.get("space origin", np.zeros(3)), float)
+
+    labels: dict[int, LabelInfo] = {}
+    warnings: list[str] = []
+    if data.ndim == 3:
+        out = np.asarray(data)
+        for n in sorted(segs):
+            f = segs[n]
+            value = int(f.get("LabelValue", n + 1))
+            color = tuple(float(x) for x in f.get("Color", f.get("DefaultColor", "0.5 0.5 0.5")).split()[:3])
+            labels[value] = LabelInfo(value, f.get("Name", f.get("ID", f"Segment_{value}")), color)
+    elif data.ndim == 4:
+        kinds = [str(k) for k in header.get("kinds", [])]
+        layer_axis = kinds.index("list") if "list" in kinds else 0
+        layers = np.moveaxis(np.asarray(data), layer_axis, 0)
+        out = np.zeros(layers.shape[1:], np.uint16 if len(segs) > 255 else np.uint8)
+        for new_value, n in enumerate(sorted(segs), start=1):
+            f = segs[n]
+            layer, value = int(f.get("Layer", 0)), int(f.get("LabelValue", 1))
+            mask = layers[layer] == value
+            if np.any(out[mask] != 0):
+                warnings.append(f"segments overlap in {path.name}; '{f.get('Name')}' drawn over earlier ones")
+            out[mask] = new_value
+            color = tuple(float(x) for x in f.get("Color", "0.5 0.5 0.5").split()[:3])
+            labels[new_value] = LabelInfo(new_value, f.get("Name", f"Segment_{new_value}"), color)
+    else:
+        raise SlicerFormatError(f"unexpected dimension {data.ndim}", path=path)
+    vol = Volume(out, affine, {"kind": "labelmap", "source": path.name,
+                               "label_names": {int(k): v.name for k, v in labels.items()}})
+    for w in warnings:
+        vol.warn(w)
+    return vol, labels
+
+
+# --- scenes ----------------------------------------------------------------------------------
+
+@dataclass
+class SceneModel:
+    """One model entry of a scene: file, display name, colour (0..1), file coordinate system."""
+
+    path: str
+    name: str
+    color: tuple[float, float, float] = (0.9, 0.85, 0.75)
+    space: str = "LPS"
+
+
+def _as_scene_model(item: Any) -> SceneModel:
+    if isinstance(item, SceneModel):
+        return item
+    if isinstance(item, Mapping):
+        return SceneModel(str(item["path"]), str(item.get("name") or Path(item["path"]).stem),
+                          tuple(item.get("color", (0.9, 0.85, 0.75))), str(item.get("space", "LPS")))
+    if isinstance(item, (tuple, list)) and len(item) >= 1:
+        p = str(item[0])
+        name = str(item[1]) if len(item) > 1 and item[1] else Path(p).stem
+        color = tuple(item[2]) if len(item) > 2 and item[2] is not None else (0.9, 0.85, 0.75)
+        space = str(item[3]) if len(item) > 3 else "LPS"
+        return SceneModel(p, name, color, space)
+    return SceneModel(str(item), Path(str(item)).stem)
+
+
+def _rel(p: str | os.PathLike, root: Path) -> str:
+    p = Path(p)
+    if not p.is_absolute():
+        p = (Path.cwd() / p)
+    try:
+        return os.path.relpath(p.resolve(), root.resolve()).replace(os.sep, "/")
+    except ValueError:  # other drive (Windows)
+        return str(p.resolve())
+
+
+def _attrs(**kw: Any) -> str:
+    out = []
+    for k, v in kw.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        out.append(f"{k}={quoteattr(str(v))}")
+    return " ".join(out)
+
+
+def _color_attr(c: Sequence[float]) -> str:
+    c = np.asarray(c, float).ravel()[:3]
+    if c.max(initial=0) > 1.0:
+        c = c / 255.0
+    return " ".join(_fmt(x) for x in np.clip(c, 0, 1))
+
+
+def write_scene(outdir: str | os.PathLike, volume_path: str | os.PathLike | None,
+                seg_path: str | os.PathLike | None,
+                model_paths_with_names_colors: Iterable[Any] = (),
+                scene_name: str = "medrecon", *, ct_window: tuple[float, float] | None = (1800.0, 300.0),
+                show_segmentation_3d: bool | None = None) -> Path:
+    """Write a 3D Slicer scene (``<scene_name>.mrml``) in ``outdir`` referencing existing files.
+
+    Parameters
+    ----------
+    outdir : path
+        Folder of the scene; file references are written relative to it.
+    volume_path : path or None
+        Image volume (NRRD) shown in the slice views (grey, window/level ``ct_window``).
+    seg_path : path or None
+        ``.seg.nrrd`` segmentation (names and colours come from the file).
+    model_paths_with_names_colors : iterable
+        ``(path, name, color[, space])`` tuples, dicts with those keys, or :class:`SceneModel`;
+        ``space`` is the coordinate system of the mesh file (``"LPS"`` default, as medrecon
+        writes them, or ``"RAS"``). Colours are 0..1.
+    scene_name : str
+        File stem of the scene and the name of the segmentation node. Must not be a patient
+        identifier.
+    ct_window : (width, level) or None
+        Display window for the volume; None lets Slicer choose automatically.
+    show_segmentation_3d : bool, optional
+        Show the segmentation's own surfaces in 3D. Default: only when there are no models
+        (otherwise the models are the 3D representation and the segmentation shows in 2D).
+
+    Returns
+    -------
+    Path of the ``.mrml`` file.
+
+    Raises
+    ------
+    InputError
+        A referenced file does not exist.
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    models = [_as_scene_model(m) for m in model_paths_with_names_colors]
+    for p in [volume_path, seg_path, *[m.path for m in models]]:
+        if p is not None and not Path(p).is_file():
+            raise InputError("file for the Slicer scene does not exist", path=p)
+    safe_stem = re.sub(r"[^A-Za-z0-9._-]+", "_", scene_name).strip("._") or "scene"
+    scene_path = outdir / f"{safe_stem}.mrml"
+
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             f'<MRML {_attrs(version=SLICER_VERSION_TAG, userTags="")}>']
+    vol_id = None
+    if volume_path is not None:
+        vol_id, disp, sto = "vtkMRMLScalarVolumeNode1", "vtkMRMLScalarVolumeDisplayNode1", "vtkMRMLVolumeArchetypeStorageNode1"
+        win = {} if ct_window is None else {"window": _fmt(ct_window[0]), "level": _fmt(ct_window[1]), "autoWindowLevel": "0"}
+        if ct_window is None:
+            win = {"autoWindowLevel": "1"}
+        lines.append(f'  <VolumeDisplay {_attrs(id=disp, name="VolumeDisplay", hideFromEditors=True, visibility=True, colorNodeID="vtkMRMLColorTableNodeGrey", interpolate="1", **win)}></VolumeDisplay>')
+        lines.append(f'  <VolumeArchetypeStorage {_attrs(id=sto, name="VolumeArchetypeStorage", hideFromEditors=True, fileName=_rel(volume_path, outdir), useCompression="1", defaultWriteFileExtension="nrrd", centerImage="0", UseOrientationFromFile="1")}></VolumeArchetypeStorage>')
+        vname = Path(volume_path).name.split(".")[0] or "volume"
+        lines.append(f'  <Volume {_attrs(id=vol_id, name=vname, hideFromEditors=False, selectable=True, displayNodeRef=disp, storageNodeRef=sto, references=f"display:{disp};storage:{sto};", userTags="")}></Volume>')
+    if seg_path is not None:
+        sid, disp, sto = "vtkMRMLSegmentationNode1", "vtkMRMLSegmentationDisplayNode1", "vtkMRMLSegmentationStorageNode1"
+        show3d = (not models) if show_segmentation_3d is None else bool(show_segmentation_3d)
+        lines.append(f'  <SegmentationDisplay {_attrs(id=disp, name="SegmentationDisplay", hideFromEditors=True, visibility=True, visibility2D=True, visibility3D=show3d, opacity="1", PreferredDisplayRepresentationName2D="Binary labelmap", PreferredDisplayRepresentationName3D="Closed surface", Visibility2DFill=True, Visibility2DOutline=True, Opacity3D="1", Opacity2DFill="0.5", Opacity2DOutline="1")}></SegmentationDisplay>')
+        lines.append(f'  <SegmentationStorage {_attrs(id=sto, name="SegmentationStorage", hideFromEditors=True, fileName=_rel(seg_path, outdir), useCompression="1", defaultWriteFileExtension="seg.nrrd")}></SegmentationStorage>')
+        refs = f"display:{disp};storage:{sto};" + (f"referenceImageGeometryRef:{vol_id};" if vol_id else "")
+        lines.append(f'  <Segmentation {_attrs(id=sid, name=f"{scene_name} segmentation", hideFromEditors=False, selectable=True, displayNodeRef=disp, storageNodeRef=sto, references=refs, userTags="")}></Segmentation>')
+    for n, m in enumerate(models, start=1):
+        mid, disp, sto = f"vtkMRMLModelNode{n}", f"vtkMRMLModelDisplayNode{n}", f"vtkMRMLModelStorageNode{n}"
+        space = m.space.upper()
+        if space not in ("LPS", "RAS"):
+            raise MedreconError(f"model coordinate system must be LPS or RAS, got {m.space!r}", path=m.path)
+        lines.append(f'  <ModelDisplay {_attrs(id=disp, name="ModelDisplay", hideFromEditors=True, color=_color_attr(m.color), opacity="1", visibility=True, visibility2D=True, visibility3D=True, scalarVisibility=False, backfaceCulling=False, sliceIntersectionThickness="2")}></ModelDisplay>')
+        lines.append(f'  <ModelStorage {_attrs(id=sto, name="ModelStorage", hideFromEditors=True, fileName=_rel(m.path, outdir), useCompression="1", coordinateSystem=space)}></ModelStorage>')
+        lines.append(f'  <Model {_attrs(id=mid, name=m.name, hideFromEditors=False, selectable=True, displayNodeRef=disp, storageNodeRef=sto, references=f"display:{disp};storage:{sto};", userTags="")}></Model>')
+    lines.append("</MRML>")
+    atomic_write_text(scene_path, "\n".join(lines) + "\n")
+    return scene_path
+
+
+def parse_scene(path: str | os.PathLike) -> dict[str, Any]:
+    """Read back what :func:`write_scene` (or Slicer) put in an ``.mrml`` file.
+
+    Returns
+    -------
+    dict with ``volumes``, ``segmentations`` and ``models``: lists of dicts holding ``id``,
+    ``name``, ``file`` (absolute path), and for models ``color`` (3 floats) and ``space``.
+
+    Raises
+    ------
+    SlicerFormatError
+        Not an MRML XML file, or a node references a missing node.
+    """
+    import xml.etree.ElementTree as ET
+
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise SlicerFormatError(f"not a readable MRML scene ({exc})", path=path) from None
+    if root.tag != "MRML":
+        raise SlicerFormatError(f"root element is <{root.tag}>, not <MRML>", path=path)
+    nodes = {el.get("id"): el for el in root if el.get("id")}
+
+    def refs(el) -> dict[str, str]:
+        out = {}
+        for part in (el.get("references") or "").split(";"):
+            if ":" in part:
+                role, ids = part.split(":", 1)
+                out[role] = ids.split()[0] if ids.split() else ""
+        out.setdefault("display", el.get("displayNodeRef", ""))
+        out.setdefault("storage", el.get("storageNodeRef", ""))
+        for role, nid in out.items():
+            if nid and nid not in nodes:
+                raise SlicerFormatError(f"node {el.get('id')} refers to missing node {nid}", path=path)
+        return out
+
+    def file_of(el) -> str | None:
+        sid = refs(el).get("storage")
+        if not sid:
+            return None
+        fn = nodes[sid].get("fileName")
+        return str((path.parent / fn).resolve()) if fn else None
+
+    result: dict[str, Any] = {"volumes": [], "segmentations": [], "models": []}
+    for el in root:
+        if el.tag == "Volume":
+            result["volumes"].append({"id": el.get("id"), "name": el.get("name"), "file": file_of(el)})
+        elif el.tag == "Segmentation":
+            result["segmentations"].append({"id": el.get("id"), "name": el.get("name"), "file": file_of(el)})
+        elif el.tag == "Model":
+            r = refs(el)
+            disp = nodes.get(r.get("display", ""))
+            color = tuple(float(x) for x in (disp.get("color") if disp is not None else "1 1 1").split())
+            sto = nodes.get(r.get("storage", ""))
+            space = (sto.get("coordinateSystem") if sto is not None else None) or "RAS"  # Slicer: legacy = RAS
+            result["models"].append({"id": el.get("id"), "name": el.get("name"), "file": file_of(el),
+                                     "color": color, "space": space})
+    return result
+
+
+def write_slicer_bundle(outdir: str | os.PathLike, volume: Volume | None, labelmap: Volume | None,
+                        labels: Mapping[int, Any] | None, model_files: Iterable[Any] = (),
+                        scene_name: str = "medrecon") -> Path:
+    """Convenience: write ``<scene>_volume.nrrd``, ``<scene>.seg.nrrd`` and the scene in ``outdir``.
+
+    ``model_files`` are as in :func:`write_scene` (already written mesh files). Returns the scene path.
+    """
+    outdir = Path(outdir)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", scene_name).strip("._") or "scene"
+    vpath = write_volume_nrrd(volume, outdir / f"{stem}_volume.nrrd") if volume is not None else None
+    spath = write_seg_nrrd(labelmap, labels, outdir / f"{stem}.seg.nrrd") if labelmap is not None else None
+    return write_scene(outdir, vpath, spath, model_files, scene_name)

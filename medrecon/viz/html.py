@@ -1,0 +1,427 @@
+"""One self-contained, offline HTML viewer for surface models.
+
+The page inlines three.js (vendored in ``medrecon/viz/static/``, MIT licence) and the meshes
+(base64 float32 vertex and uint32 index buffers, LPS millimetres), and forbids every network
+request with a Content-Security-Policy, so it works from a USB stick or an e-mail attachment.
+It offers: rotate / zoom / pan (three's OrbitControls), front/side/top views, a show/hide
+checkbox with name and colour per structure, the size in mm of each structure and of everything
+visible (L-R x A-P x S-I), and a two-point distance measurement in mm.
+
+For scripted checks the page sets ``window.medreconViewer`` (``ready``, ``names``,
+``setVisible(name, on)``, ``isVisible(name)``, ``visibleBounds()``, ``setView(name)``,
+``pickAt(x, y)``, ``measure``) and ``<body data-ready="1">`` once drawn.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from medrecon.errors import InputError, MeshError
+from medrecon.io.atomic import atomic_write_text
+from medrecon.surface.model import SurfaceModel
+
+MESH_EXTENSIONS = (".stl", ".obj", ".ply", ".vtp", ".glb", ".gltf")
+#: glTF axes (metres, +Y superior, +Z anterior) from LPS mm: (x, z, -y) / 1000 (as mesh_writers).
+_LPS_TO_GLTF = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+_PALETTE = [(0.89, 0.85, 0.79), (0.85, 0.40, 0.35), (0.42, 0.65, 0.86), (0.55, 0.78, 0.45),
+            (0.93, 0.75, 0.35), (0.70, 0.52, 0.85), (0.40, 0.80, 0.78), (0.95, 0.55, 0.70)]
+
+
+def _static(name: str) -> str:
+    return resources.files("medrecon.viz").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _b64(arr: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode("ascii")
+
+
+def _decimate(m: SurfaceModel, target: int) -> SurfaceModel:
+    """Fewer triangles for display only (fast-simplification); the files on disk are untouched."""
+    if m.n_triangles <= target:
+        return m
+    import fast_simplification
+
+    v, f = fast_simplification.simplify(m.vertices.astype(np.float32), m.faces.astype(np.int32),
+                                        target_reduction=1.0 - target / m.n_triangles)
+    return SurfaceModel(m.name, v, f, m.color, m.label, dict(m.qa))
+
+
+def _script_safe(text: str) -> str:
+    # nothing inside an inline <script> may close it
+    return text.replace("</script", "<\\/script").replace("<!--", "<\\!--")
+
+
+def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, title: str = "medrecon viewer",
+                 max_triangles: int = 1_500_000) -> Path:
+    """Write one self-contained offline HTML page showing ``models``.
+
+    Parameters
+    ----------
+    models : sequence of SurfaceModel
+        Meshes in LPS mm with names and colours (0..1).
+    out_html : path
+        Output file (written atomically).
+    title : str
+        Page title and heading. Never a patient identifier.
+    max_triangles : int
+        Budget for the whole page; larger models are decimated for display only, in proportion.
+
+    Returns
+    -------
+    Path of the HTML file.
+
+    Raises
+    ------
+    MeshError
+        No models, or every model empty.
+    """
+    out_html = Path(out_html)
+    models = [m for m in models if m.n_triangles > 0 and len(m.vertices)]
+    if not models:
+        raise MeshError("no non-empty surface models for the viewer", path=out_html)
+    total = sum(m.n_triangles for m in models)
+    if total > max_triangles:
+        models = [_decimate(m, max(200, int(m.n_triangles * max_triangles / total))) for m in models]
+    entries = []
+    for m in models:
+        b = m.bounds()
+        entries.append({
+            "name": m.name, "label": int(m.label), "color": [float(c) for c in m.color],
+            "bounds": b.round(3).tolist(), "n_vertices": int(len(m.vertices)), "n_triangles": m.n_triangles,
+            "positions": _b64(m.vertices, "f4"), "indices": _b64(m.faces, "u4"),
+        })
+    lo = np.min([e["bounds"][0] for e in entries], axis=0)
+    hi = np.max([e["bounds"][1] for e in entries], axis=0)
+    payload = {"title": title, "units": "mm", "space": "LPS", "bounds": [lo.tolist(), hi.tolist()], "models": entries}
+    page = _PAGE.format(
+        title=html.escape(title),
+        data=_script_safe(json.dumps(payload, separators=(",", ":"))),
+        three=_script_safe(_static("three-bundle.min.js")),
+        viewer=_script_safe(_static("viewer.js")),
+    )
+    return atomic_write_text(out_html, page)
+
+
+# --- reading mesh files back -------------------------------------------------------------------
+
+def _space_tag(text: str) -> str | None:
+    if "SPACE=RAS" in text:
+        return "RAS"
+    if "SPACE=LPS" in text:
+        return "LPS"
+    return None
+
+
+def _header_text(path: Path) -> str:
+    ext = path.suffix.lower()
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if ext == ".stl":
+        return head[:80].decode("latin-1", "replace") if not head.lstrip().startswith(b"solid") else \
+            head.split(b"\n", 1)[0].decode("latin-1", "replace")
+    if ext == ".ply":
+        end = head.find(b"end_header")
+        return head[: end if end > 0 else len(head)].decode("latin-1", "replace")
+    if ext == ".obj":
+        return "\n".join(line for line in head.decode("latin-1", "replace").splitlines() if line.startswith("#"))
+    return ""
+
+
+def _stl_color(header: str) -> tuple[float, float, float] | None:
+    # Materialise convention that Slicer also mentions: COLOR=rgba bytes in the 80-byte header
+    i = header.find("COLOR=")
+    if i < 0:
+        return None
+    raw = header[i + 6:i + 10].encode("latin-1")
+    if len(raw) < 3:
+        return None
+    return tuple(b / 255.0 for b in raw[:3])
+
+
+def _trimesh_color(mesh) -> tuple[float, float, float] | None:
+    try:
+        vis = mesh.visual
+        if getattr(vis, "kind", None) == "texture" or hasattr(vis, "material"):
+            mat = vis.material
+            c = getattr(mat, "baseColorFactor", None)
+            if c is None:
+                c = getattr(mat, "main_color", None)
+            if c is None:
+                c = getattr(mat, "diffuse", None)
+            if c is not None:
+                c = np.asarray(c, float)[:3]
+                return tuple((c / 255.0 if c.max() > 1 else c).tolist())
+        if getattr(vis, "kind", None) == "vertex":
+            c = np.asarray(vis.vertex_colors, float)[:, :3].mean(0) / 255.0
+            return tuple(c.tolist())
+        if getattr(vis, "kind", None) == "face":
+            c = np.asarray(vis.face_colors, float)[:, :3].mean(0) / 255.0
+            return tuple(c.tolist())
+    except Exception:
+        return None
+    return None
+
+
+def _read_vtp(path: Path) -> list[SurfaceModel]:
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkFiltersCore import vtkTriangleFilter
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
+
+    r = vtkXMLPolyDataReader()
+    r.SetFileName(str(path))
+    r.Update()
+    pd = r.GetOutput()
+    if pd is None or pd.GetNumberOfPoints() == 0:
+        raise InputError("VTP file holds no points", path=path)
+    tf = vtkTriangleFilter()
+    tf.SetInputData(pd)
+    tf.Update()
+    tri = tf.GetOutput()
+    v = vtk_to_numpy(tri.GetPoints().GetData()).astype(np.float64)
+    conn = vtk_to_numpy(tri.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    fd = pd.GetFieldData()
+
+    def field(name):
+        a = fd.GetAbstractArray(name)
+        if a is None:
+            return None
+        if hasattr(a, "GetValue") and a.GetNumberOfValues():
+            if a.IsA("vtkStringArray"):
+                return a.GetValue(0)
+            return vtk_to_numpy(a)
+        return None
+
+    space = field("SPACE") or "LPS"
+    name = field("Name") or path.stem
+    color = field("Color")
+    color = tuple(np.asarray(color, float).ravel()[:3]) if color is not None and np.size(color) >= 3 else None
+    if str(space).upper() == "RAS":
+        v = v * [-1, -1, 1]
+    return [SurfaceModel(str(name), v, conn, color or _PALETTE[0])]
+
+
+def _read_gltf(path: Path) -> list[SurfaceModel]:
+    import trimesh
+
+    scene = trimesh.load(str(path), force="scene")
+    out = []
+    for node in scene.graph.nodes_geometry:
+        transform, gname = scene.graph[node]
+        g = scene.geometry[gname]
+        if not hasattr(g, "faces") or len(g.faces) == 0:
+            continue
+        v = trimesh.transform_points(np.asarray(g.vertices, float), transform)
+        v_lps = (v * 1000.0) @ _LPS_TO_GLTF  # inverse rotation (transpose), metres -> mm
+        out.append(SurfaceModel(str(node if node != gname else gname), v_lps, np.asarray(g.faces),
+                                _trimesh_color(g) or _PALETTE[len(out) % len(_PALETTE)]))
+    return out
+
+
+def load_mesh_file(path: str | os.PathLike) -> list[SurfaceModel]:
+    """Read a mesh file into SurfaceModels in LPS mm (one per object; several for GLB).
+
+    The coordinate system comes from the ``SPACE=`` tag (STL/OBJ/PLY header, VTP field data);
+    files without one are taken as LPS, as 3D Slicer does. GLB/glTF are converted from glTF
+    axes (metres, +Y superior, +Z anterior). Name: the file stem (or node name); colour: from
+    the file when it has one.
+
+    Raises
+    ------
+    InputError
+        Missing file, unknown extension, or no triangles.
+    """
+    import trimesh
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("mesh file not found", path=path)
+    ext = path.suffix.lower()
+    if ext not in MESH_EXTENSIONS:
+        raise InputError(f"unsupported mesh format {ext or '(none)'}; use one of {', '.join(MESH_EXTENSIONS)}", path=path)
+    try:
+        if ext == ".vtp":
+            return _read_vtp(path)
+        if ext in (".glb", ".gltf"):
+            models = _read_gltf(path)
+        else:
+            header = _header_text(path)
+            mesh = trimesh.load(str(path), force="mesh", process=False)
+            if not hasattr(mesh, "faces") or len(mesh.faces) == 0:
+                raise InputError("mesh file holds no triangles", path=path)
+            v = np.asarray(mesh.vertices, float)
+            if _space_tag(header) == "RAS":
+                v = v * [-1, -1, 1]
+            color = (_stl_color(header) if ext == ".stl" else None) or _trimesh_color(mesh)
+            models = [SurfaceModel(path.stem, v, np.asarray(mesh.faces), color or _PALETTE[0])]
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read mesh ({type(exc).__name__}: {exc})", path=path) from None
+    if not models:
+        raise InputError("mesh file holds no triangles", path=path)
+    return models
+
+
+def _models_from_report(report: Path) -> list[tuple[Path, str | None, Any, int]]:
+    """(file, name, colour, label) per structure listed in a ``medrecon mesh`` report.json."""
+    try:
+        doc = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read report ({exc})", path=report) from None
+    found: list[tuple[Path, str | None, Any, int]] = []
+    seen: set[Path] = set()
+
+    def pick_file(entry: dict) -> Path | None:
+        cands: list[str] = []
+        for key in ("files", "paths", "outputs", "file", "path", "mesh"):
+            val = entry.get(key)
+            if isinstance(val, str):
+                cands.append(val)
+            elif isinstance(val, dict):
+                cands += [x for x in val.values() if isinstance(x, str)]
+            elif isinstance(val, list):
+                cands += [x for x in val if isinstance(x, str)]
+        order = {e: i for i, e in enumerate((".vtp", ".ply", ".stl", ".obj", ".glb"))}
+        cands = [c for c in cands if Path(c).suffix.lower() in order]
+        cands.sort(key=lambda c: order[Path(c).suffix.lower()])
+        for c in cands:
+            p = Path(c) if Path(c).is_absolute() else report.parent / c
+            if p.is_file():
+                return p
+        return None
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "name" in node and any(k in node for k in ("files", "paths", "outputs", "file", "path", "mesh")):
+                p = pick_file(node)
+                if p is not None and p.suffix.lower() not in (".glb",) and p not in seen:
+                    seen.add(p)
+                    found.append((p, node.get("name"), node.get("color"), int(node.get("label", 0) or 0)))
+                    return
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(doc)
+    if not found:  # fall back: every mesh file the report lists
+        def strings(node: Any):
+            if isinstance(node, str):
+                yield node
+            elif isinstance(node, dict):
+                for v in node.values():
+                    yield from strings(v)
+            elif isinstance(node, list):
+                for v in node:
+                    yield from strings(v)
+        for s in strings(doc):
+            p = Path(s) if Path(s).is_absolute() else report.parent / s
+            if p.suffix.lower() in MESH_EXTENSIONS and p.is_file() and p not in seen:
+                seen.add(p)
+                found.append((p, None, None, 0))
+    if not found:
+        raise InputError("report lists no mesh file that exists", path=report)
+    return found
+
+
+def write_viewer_from_files(paths: Iterable[str | os.PathLike], out_html: str | os.PathLike,
+                            title: str | None = None) -> Path:
+    """Write the offline viewer for mesh files (STL/OBJ/PLY/VTP/GLB) or a ``report.json``.
+
+    Parameters
+    ----------
+    paths : iterable of paths
+        Mesh files, and/or the ``report.json`` of ``medrecon mesh`` (names, colours and labels
+        are then taken from the report).
+    out_html : path
+        Output HTML file.
+    title : str, optional
+        Page title (default: "medrecon viewer").
+
+    Raises
+    ------
+    InputError
+        No paths, a missing or unreadable file.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError("no mesh files given for the viewer", path=out_html)
+    models: list[SurfaceModel] = []
+    for p in paths:
+        if p.suffix.lower() == ".json":
+            for f, name, color, label in _models_from_report(p):
+                for m in load_mesh_file(f):
+                    if name:
+                        m.name = str(name)
+                    if color is not None:
+                        c = np.asarray(color, float).ravel()[:3]
+                        m.color = tuple((c / 255.0 if c.max() > 1 else c).tolist())
+                    m.label = label or m.label
+                    models.append(m)
+        else:
+            models.extend(load_mesh_file(p))
+    names: dict[str, int] = {}
+    for i, m in enumerate(models):  # unique names for the checkboxes
+        if m.name in names:
+            names[m.name] += 1
+            m.name = f"{m.name} ({names[m.name]})"
+        else:
+            names[m.name] = 1
+        if len(models) > 1 and all(mm.color == models[0].color for mm in models):
+            m.color = _PALETTE[i % len(_PALETTE)]
+    return write_viewer(models, out_html, title=title or "medrecon viewer")
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:">
+<meta name="generator" content="medrecon">
+<title>{title}</title>
+<style>
+  html, body {{ margin: 0; height: 100%; background: #1a1c20; color: #e8e8e8;
+    font: 13px/1.35 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; overflow: hidden; }}
+  #view {{ position: absolute; inset: 0; }}
+  #panel {{ position: absolute; top: 10px; left: 10px; max-height: calc(100% - 20px); overflow: auto;
+    background: rgba(20, 22, 26, 0.88); border: 1px solid #3a3d44; border-radius: 6px; padding: 8px 10px; min-width: 240px; }}
+  h1 {{ font-size: 14px; margin: 0 0 6px 0; }}
+  .row {{ display: flex; align-items: center; gap: 6px; padding: 2px 0; cursor: pointer; }}
+  .swatch {{ width: 14px; height: 14px; border-radius: 3px; border: 1px solid #0008; flex: none; }}
+  .name {{ flex: 1; }}
+  .dims {{ color: #9aa; font-size: 11px; }}
+  button {{ background: #2c3038; color: #e8e8e8; border: 1px solid #4a4e57; border-radius: 4px; padding: 2px 7px; cursor: pointer; }}
+  button.on {{ background: #7a6a10; }}
+  .bar {{ display: flex; flex-wrap: wrap; gap: 4px; margin: 6px 0; }}
+  #size, #distance {{ margin-top: 4px; color: #cfe; }}
+  #status {{ color: #f88; }}
+  #help {{ color: #899; font-size: 11px; margin-top: 6px; }}
+</style>
+</head>
+<body>
+<div id="view"></div>
+<div id="panel">
+  <h1>{title}</h1>
+  <div class="bar"><button data-view="front">Front</button><button data-view="left">Side</button><button data-view="top">Top</button><button data-view="back">Back</button></div>
+  <div class="bar"><button id="all-on">Show all</button><button id="all-off">Hide all</button><button id="measure">Measure</button></div>
+  <div id="structures"></div>
+  <div id="size"></div>
+  <div id="distance"></div>
+  <div id="status"></div>
+  <div id="help">Drag: rotate. Wheel: zoom. Right-drag: pan. Sizes in mm (L-R x A-P x S-I).</div>
+</div>
+<script id="medrecon-data" type="application/json">{data}</script>
+<script>{three}</script>
+<script>{viewer}</script>
+</body>
+</html>
+"""
