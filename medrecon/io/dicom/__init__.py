@@ -1,0 +1,106 @@
+"""DICOM reading: discovery (:mod:`.scan`), series grouping (:mod:`.group`), slice geometry
+(:mod:`.geometry`) and pixel decoding (:mod:`.pixels`).
+
+:func:`scan_series` finds every series under a path (headers only);
+:func:`load_dicom_series` turns one of them into a :class:`~medrecon.volume.Volume` whose affine
+maps (column, row, slice[, frame]) indices to LPS millimetres.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from medrecon.errors import DicomError
+from medrecon.io.dicom.geometry import axis_codes, resample_stack
+from medrecon.io.dicom.group import DicomSeries, group_frames
+from medrecon.io.dicom.pixels import read_frames, rescale
+from medrecon.io.dicom.scan import ScanResult, scan
+from medrecon.volume import Volume
+
+__all__ = ["DicomSeries", "scan_series", "load_dicom_series"]
+
+
+def scan_series(source, progress: Callable[[int, int], None] | None = None) -> tuple[list[DicomSeries], ScanResult]:
+    """Every series under ``source`` (folder, zip, file or list of files), headers only."""
+    res = scan(source, progress=progress)
+    series = group_frames(res.frames)
+    if res.skipped:
+        for s in series:
+            s.warnings.append(f"{len(res.skipped)} non-DICOM file(s) ignored")
+    return series, res
+
+
+def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_gaps: bool = True,
+                      workers: int | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> Volume:
+    """Decode one series into a Volume (index -> LPS mm; CT in HU after rescale).
+
+    Raises
+    ------
+    DicomError
+        if the series is not a volume (localizer, mixed orientations, unequal frames per
+        position), or a file is corrupt, truncated or in an undecodable transfer syntax.
+    """
+    if not series.is_volume:
+        raise DicomError(f"series {series.label()} cannot be loaded as a volume: {series.reason}",
+                         series.frames[0].source.name)
+    if series.frames[0].samples_per_pixel != 1:
+        raise DicomError(f"series #{series.index} is a colour image ({series.frames[0].photometric}); "
+                         "only greyscale volumes are supported", series.frames[0].source.name)
+    order = [i for pos in series.slices for i in pos]
+    frames = [series.frames[i] for i in order]
+    stored = read_frames(frames, workers=workers, progress=progress)
+    values = rescale(stored, [f.slope for f in frames], [f.intercept for f in frames])
+    del stored
+    n_pos, per = len(series.slices), series.n_per_position
+    f0 = series.frames[0]
+    rows, cols = f0.rows, f0.cols
+    values = values.reshape((n_pos, per, rows, cols))
+    if per == 1:
+        values = values[:, 0]
+    else:
+        values = np.moveaxis(values, 1, -1)  # (n_pos, rows, cols, T)
+    warnings = list(series.warnings)
+    resampled = False
+    tilt = 0.0
+    if series.geometry is None:
+        arr = np.swapaxes(np.moveaxis(values, 0, 2), 0, 1)
+        ps = f0.pixel_spacing or (1.0, 1.0)
+        affine = np.diag([ps[1], ps[0], 1.0, 1.0])
+    else:
+        geo = series.geometry
+        arr, affine, notes, resampled = resample_stack(values, geo, correct_tilt=correct_tilt,
+                                                       resample_gaps=resample_gaps)
+        tilt = geo.tilt_deg
+        warnings.extend(notes)
+    if not arr.flags.f_contiguous and not arr.flags.c_contiguous:
+        arr = np.asfortranarray(arr)
+    meta = {
+        "modality": series.modality,
+        "series_description": series.description,
+        "series_number": series.series_number,
+        "series_uid_hash": series.uid_hash,
+        "spacing": [float(x) for x in np.linalg.norm(affine[:3, :3], axis=0)],
+        "orientation": axis_codes(affine),
+        "warnings": warnings,
+        "source": "dicom",
+        "n_files": series.n_files,
+        "body_part": f0.extra.get("body_part", ""),
+        "manufacturer_model": f0.extra.get("manufacturer_model", ""),
+        "protocol_name": f0.extra.get("protocol_name", ""),
+        "convolution_kernel": f0.extra.get("convolution_kernel", ""),
+        "image_type": "\\".join(series.image_type),
+        "echo_time": series.echo,
+        "repetition_time": f0.extra.get("repetition_time"),
+        "slice_thickness": f0.slice_thickness,
+        "tilt_deg": tilt,
+        "resampled": resampled,
+        "kind": "4D" if per > 1 else "3D",
+    }
+    if per > 1:
+        meta["frame_axis"] = "time"
+        meta["frame_values"] = [
+            series.frames[i].temporal if series.frames[i].temporal is not None else j
+            for j, i in enumerate(series.slices[0])]
+    return Volume(arr, affine, meta)

@@ -1,0 +1,245 @@
+"""Split scanned frames into series and decide which ones are volumes.
+
+A series here is one SeriesInstanceUID further split by image size, orientation, image type
+(e.g. magnitude vs phase), echo and stack. Inside a series, several frames at the same slice
+position (dynamics, time points) become a 4D volume when every position has the same number of
+frames; otherwise the series is reported and not offered as a volume. Series whose
+SeriesInstanceUID holds several slice orientations (localizers, scouts) are reported and not
+stacked.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medrecon.io.dicom.geometry import (StackGeometry, analyse_positions, axis_codes, normal_from_iop,
+                                        orientation_label, unique_positions)
+from medrecon.io.dicom.scan import FrameHeader
+
+__all__ = ["DicomSeries", "group_frames", "IOP_TOL"]
+
+#: Max abs difference between ImageOrientationPatient components of "the same" orientation.
+IOP_TOL = 1e-3
+#: Slices closer than this (mm, along the normal) are at "the same" position.
+SAME_POSITION_MM = 0.01
+
+
+@dataclass
+class DicomSeries:
+    """One candidate volume (or a reported non-volume) found among the DICOM frames."""
+
+    frames: list[FrameHeader]
+    series_uid: str
+    series_number: int | None
+    modality: str
+    description: str
+    image_type: tuple[str, ...]
+    echo: float | None
+    index: int = 0
+    is_volume: bool = True
+    reason: str = ""                      # why it is not a volume
+    warnings: list[str] = field(default_factory=list)
+    geometry: StackGeometry | None = None
+    slices: list[list[int]] = field(default_factory=list)  # frame indices per position (sorted)
+    n_per_position: int = 1
+    has_geometry: bool = True
+
+    # -- derived facts --------------------------------------------------------------------------
+    @property
+    def uid_hash(self) -> str:
+        return hashlib.sha1(self.series_uid.encode()).hexdigest()[:10]
+
+    @property
+    def n_files(self) -> int:
+        return len({f.source for f in self.frames})
+
+    @property
+    def transfer_syntaxes(self) -> list[str]:
+        return sorted({f.transfer_syntax for f in self.frames})
+
+    def size(self) -> list[int]:
+        f0 = self.frames[0]
+        out = [f0.cols, f0.rows, max(1, len(self.slices))]
+        if self.n_per_position > 1:
+            out.append(self.n_per_position)
+        return out
+
+    def spacing(self) -> list[float]:
+        f0 = self.frames[0]
+        ps = f0.pixel_spacing or (1.0, 1.0)
+        sl = self.geometry.nominal_spacing if self.geometry is not None else (
+            f0.spacing_between or f0.slice_thickness or 1.0)
+        return [float(ps[1]), float(ps[0]), float(sl)]
+
+    def orientation(self) -> str:
+        f0 = self.frames[0]
+        if not self.has_geometry:
+            return "unknown"
+        label = orientation_label(f0.iop)
+        if self.geometry is not None:
+            A = self.geometry.sheared_affine()
+            label = f"{label} ({axis_codes(A)})"
+        return label
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly summary without identifiers (what ``medrecon info`` prints)."""
+        f0 = self.frames[0]
+        kind = "4D" if self.n_per_position > 1 else ("2D" if len(self.slices) <= 1 else "3D")
+        from medrecon.io.dicom.pixels import TRANSFER_SYNTAX_NAMES
+
+        return {
+            "index": self.index,
+            "series_number": self.series_number,
+            "series_uid_hash": self.uid_hash,
+            "modality": self.modality,
+            "description": self.description,
+            "image_type": "\\".join(self.image_type),
+            "echo_time": self.echo,
+            "kind": kind,
+            "size": self.size(),
+            "spacing": [round(s, 6) for s in self.spacing()],
+            "orientation": self.orientation(),
+            "n_files": self.n_files,
+            "n_frames": len(self.frames),
+            "transfer_syntax": ", ".join(TRANSFER_SYNTAX_NAMES.get(t, t) for t in self.transfer_syntaxes),
+            "tilt_deg": round(self.geometry.tilt_deg, 3) if self.geometry is not None else 0.0,
+            "is_volume": self.is_volume,
+            "reason": self.reason,
+            "warnings": list(self.warnings),
+            "bits_stored": f0.bits_stored,
+        }
+
+    def label(self) -> str:
+        sn = self.series_number if self.series_number is not None else "-"
+        extra = []
+        if self.echo is not None:
+            extra.append(f"TE={self.echo:g}")
+        if len(self.image_type) > 2:
+            extra.append("\\".join(self.image_type[2:]))
+        e = f" [{', '.join(extra)}]" if extra else ""
+        return (f"#{self.index}: series {sn} {self.modality} '{self.description}'{e} "
+                f"{'x'.join(map(str, self.size()))}" + ("" if self.is_volume else f" (not a volume: {self.reason})"))
+
+
+def _iop_cluster(frames: list[FrameHeader]) -> list[list[int]]:
+    reps: list[np.ndarray | None] = []
+    groups: list[list[int]] = []
+    for i, f in enumerate(frames):
+        for g, rep in enumerate(reps):
+            if (rep is None and f.iop is None) or (
+                    rep is not None and f.iop is not None and np.max(np.abs(rep - f.iop)) <= IOP_TOL):
+                groups[g].append(i)
+                break
+        else:
+            reps.append(f.iop)
+            groups.append([i])
+    return groups
+
+
+def _is_localizer(image_type: tuple[str, ...]) -> bool:
+    return any("LOCALIZER" in t or "SCOUT" in t for t in image_type)
+
+
+def _type_key(f: FrameHeader) -> tuple:
+    """The part of ImageType that separates series: all of it for MR and others (magnitude /
+    phase / derived maps); for CT only whether it is a localizer (GE and Siemens append
+    per-slice values such as ``ADD`` that do not make a different volume)."""
+    if f.modality == "CT":
+        return (_is_localizer(f.image_type),)
+    return f.image_type
+
+
+def _echo_of(f: FrameHeader) -> float | None:
+    if f.echo_number is not None:
+        return float(f.echo_number)
+    return f.echo_time
+
+
+def group_frames(frames: list[FrameHeader]) -> list[DicomSeries]:
+    """Group frames into series, analyse each, and number them 1..N in a stable order."""
+    by_key: dict[tuple, list[FrameHeader]] = {}
+    by_uid: dict[str, list[FrameHeader]] = {}
+    for f in frames:
+        ps = tuple(round(x, 4) for x in f.pixel_spacing) if f.pixel_spacing else None
+        key = (f.series_uid, f.series_number, f.rows, f.cols, ps, _type_key(f), _echo_of(f),
+               f.stack_id, f.samples_per_pixel, f.mosaic)
+        by_key.setdefault(key, []).append(f)
+        if not _is_localizer(f.image_type):
+            by_uid.setdefault(f.series_uid, []).append(f)
+    # how many slice orientations each SeriesInstanceUID holds (localizer frames aside)
+    orientations_per_uid = {uid: len(_iop_cluster(fr)) for uid, fr in by_uid.items()}
+    # split each key by orientation
+    pieces: list[tuple[tuple, list[FrameHeader]]] = []
+    for key, fr in by_key.items():
+        for idx in _iop_cluster(fr):
+            pieces.append((key, [fr[i] for i in idx]))
+    series: list[DicomSeries] = []
+    for key, fr in pieces:
+        f0 = fr[0]
+        s = DicomSeries(frames=fr, series_uid=f0.series_uid, series_number=f0.series_number,
+                        modality=f0.modality, description=f0.description, image_type=f0.image_type,
+                        echo=f0.echo_time if f0.echo_time is not None else None)
+        _analyse(s, n_orientations=orientations_per_uid.get(key[0], 1))
+        series.append(s)
+    series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30,
+                               s.description, s.series_uid, s.image_type, s.echo or 0.0,
+                               s.frames[0].iop.tolist() if s.frames[0].iop is not None else []))
+    for i, s in enumerate(series, start=1):
+        s.index = i
+    return series
+
+
+def _analyse(s: DicomSeries, n_orientations: int) -> None:
+    f0 = s.frames[0]
+    if f0.samples_per_pixel not in (1,):
+        s.warnings.append(f"colour image ({f0.photometric}, {f0.samples_per_pixel} samples per pixel)")
+    if _is_localizer(s.image_type):
+        s.is_volume, s.reason = False, "localizer (ImageType)"
+    elif n_orientations > 1:
+        s.is_volume = False
+        s.reason = (f"localizer / mixed orientations: the series holds slices in {n_orientations} "
+                    f"different orientations")
+    if f0.mosaic:
+        s.warnings.append("Siemens mosaic image: tiles are not de-mosaiced (loaded as one 2D image)")
+    if f0.ipp is None or f0.iop is None or f0.pixel_spacing is None or any(f.ipp is None for f in s.frames):
+        s.has_geometry = False
+        order = sorted(range(len(s.frames)), key=lambda i: (s.frames[i].instance or 0, s.frames[i].frame or 0))
+        s.slices = [[i] for i in order]
+        s.warnings.append("no patient geometry (ImagePositionPatient/Orientation/PixelSpacing missing): "
+                          "frames stacked in file order on a 1 mm index grid")
+        return
+    r, c, n = normal_from_iop(f0.iop)
+    groups = unique_positions([f.ipp for f in s.frames], n, tol=SAME_POSITION_MM)
+    counts = {len(g) for g in groups}
+    if f0.extra.get("synthetic_positions"):
+        s.warnings.append("multi-frame without per-frame positions: frames stacked along the normal "
+                          "using SpacingBetweenSlices")
+    if len(counts) > 1:
+        s.is_volume = False
+        s.reason = (f"unequal number of images per slice position ({min(counts)} to {max(counts)}); "
+                    "cannot be stacked")
+    per = max(counts)
+
+    def within(i):
+        f = s.frames[i]
+        return (f.temporal if f.temporal is not None else 0.0,
+                f.trigger_time if f.trigger_time is not None else 0.0,
+                f.instance or 0, f.frame or 0)
+
+    s.slices = [sorted(g, key=within) for g in groups]
+    s.n_per_position = per if len(counts) == 1 else 1
+    if s.n_per_position > 1:
+        s.warnings.append(f"{per} images per slice position: loaded as 4D (last axis = time/dynamic)")
+    fallback = f0.spacing_between or f0.slice_thickness
+    first = [s.frames[g[0]] for g in s.slices]
+    s.geometry = analyse_positions(np.array([f.ipp for f in first]), f0.iop, f0.pixel_spacing, fallback)
+    # the geometry sorts again (stably); keep our slice order consistent with it
+    d = np.array([float(np.dot(f.ipp, s.geometry.n)) for f in first])
+    s.slices = [s.slices[i] for i in np.argsort(d, kind="stable")]
+    s.warnings.extend(s.geometry.warnings)
+    if f0.gantry_tilt and abs(f0.gantry_tilt) > 0.01 and not s.geometry.tilted and len(s.slices) > 1:
+        s.warnings.append(f"GantryDetectorTilt says {f0.gantry_tilt:g} deg but the slice positions are "
+                          "not sheared (nothing to correct)")

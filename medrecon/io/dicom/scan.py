@@ -1,0 +1,495 @@
+"""Find DICOM files and read their headers fast (no pixel data).
+
+Inputs: a folder (searched recursively), a ``.zip`` file, a single file, or a list of files.
+Files without extension, without the 128-byte preamble / file meta header, and gzip-wrapped
+``.dcm.gz`` files are read; anything that is not DICOM is skipped and counted.
+
+Each image *frame* becomes one :class:`FrameHeader` (a classic file is one frame; an enhanced
+multi-frame object gives one per frame, with its geometry taken from the per-frame and shared
+functional groups). No patient identifier is copied into a :class:`FrameHeader`.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from medrecon.errors import DicomError, InputError
+
+__all__ = ["Source", "FrameHeader", "ScanResult", "discover", "scan", "read_dataset"]
+
+_GZ_MAGIC = b"\x1f\x8b"
+_NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+_SKIP_NAMES = {"DICOMDIR"}
+_IMAGE_TAGS = (0x00280010, 0x7FE00010, 0x00080016, 0x0020000E)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one DICOM file's bytes live: a plain path, or a member of a zip archive."""
+
+    path: str
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}!{self.member}" if self.member else self.path
+
+    def read_bytes(self) -> bytes:
+        if self.member is not None:
+            with zipfile.ZipFile(self.path) as zf:
+                data = zf.read(self.member)
+        else:
+            with open(self.path, "rb") as fh:
+                data = fh.read()
+        if data[:2] == _GZ_MAGIC:
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as exc:
+                raise DicomError(f"gzip data is corrupt or truncated ({exc})", self.name) from exc
+        return data
+
+    def is_plain(self) -> bool:
+        """True for an ordinary file on disk that is not gzip-wrapped (seekable in place)."""
+        if self.member is not None:
+            return False
+        with open(self.path, "rb") as fh:
+            return fh.read(2) != _GZ_MAGIC
+
+
+@dataclass
+class FrameHeader:
+    """Header facts about one image frame. Geometry in LPS mm (DICOM patient space)."""
+
+    source: Source
+    frame: int | None            # frame index inside a multi-frame object, None for single-frame
+    n_frames_in_file: int
+    series_uid: str
+    series_number: int | None
+    modality: str
+    description: str
+    sop_class: str
+    rows: int
+    cols: int
+    ipp: np.ndarray | None        # ImagePositionPatient (3,)
+    iop: np.ndarray | None        # ImageOrientationPatient (6,): row direction, column direction
+    pixel_spacing: tuple[float, float] | None  # (between rows, between columns)
+    slice_thickness: float | None
+    spacing_between: float | None
+    slope: float
+    intercept: float
+    image_type: tuple[str, ...]
+    echo_number: int | None
+    echo_time: float | None
+    temporal: float | None        # TemporalPositionIdentifier / TemporalPositionIndex
+    trigger_time: float | None
+    instance: int | None
+    acquisition: int | None
+    stack_id: str | None
+    transfer_syntax: str
+    bits_allocated: int
+    bits_stored: int
+    high_bit: int
+    pixel_representation: int
+    samples_per_pixel: int
+    photometric: str
+    gantry_tilt: float | None
+    mosaic: bool
+    pixel_offset: int | None = None   # byte offset of native pixel data (value) in a plain file
+    pixel_length: int | None = None   # its declared length (bytes)
+    extra: dict[str, Any] = field(default_factory=dict)  # safe, descriptive only
+
+    @property
+    def is_native(self) -> bool:
+        return self.transfer_syntax in _NATIVE_LE
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.rows * self.cols * self.samples_per_pixel * self.bits_allocated // 8
+
+
+@dataclass
+class ScanResult:
+    frames: list[FrameHeader]
+    n_files: int
+    skipped: list[str]          # non-DICOM files
+    non_image: list[str]        # DICOM files without pixel data (reports, DICOMDIR, ...)
+
+
+# --------------------------------------------------------------------------------------------
+# discovery
+# --------------------------------------------------------------------------------------------
+def _is_zip(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() == ".zip" and zipfile.is_zipfile(path)
+
+
+def discover(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Source]:
+    """List candidate files (not yet checked to be DICOM) under ``source``.
+
+    Raises :class:`InputError` if the path does not exist or holds no files at all.
+    """
+    if isinstance(source, (list, tuple)):
+        out: list[Source] = []
+        for s in source:
+            out.extend(discover(s))
+        if not out:
+            raise InputError("no files given")
+        return out
+    path = Path(source)
+    if not path.exists():
+        raise InputError("no such file or folder", path)
+    if path.is_dir():
+        files = []
+        for root, dirs, names in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for n in sorted(names):
+                if n.startswith(".") or n.upper() in _SKIP_NAMES:
+                    continue
+                p = Path(root) / n
+                if _is_zip(p):
+                    files.extend(discover(p))
+                else:
+                    files.append(Source(str(p)))
+        if not files:
+            raise InputError("folder is empty (no files found)", path)
+        return files
+    if _is_zip(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = [i.filename for i in zf.infolist()
+                           if not i.is_dir() and not Path(i.filename).name.startswith(".")
+                           and "__MACOSX" not in i.filename]
+        except zipfile.BadZipFile as exc:
+            raise InputError(f"corrupt zip file ({exc})", path) from exc
+        if not members:
+            raise InputError("zip file holds no files", path)
+        return [Source(str(path), m) for m in sorted(members)]
+    return [Source(str(path))]
+
+
+# --------------------------------------------------------------------------------------------
+# header reading
+# --------------------------------------------------------------------------------------------
+def _looks_like_image_dataset(ds: Dataset) -> bool:
+    return any(t in ds for t in _IMAGE_TAGS)
+
+
+def _parse(fp, force: bool, stop_before_pixels: bool) -> Dataset:
+    ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=force)
+    # touch the tags we need so that lazily raised parsing errors surface here
+    for t in (0x00280010, 0x0020000E):
+        if t in ds:
+            ds[t].value  # noqa: B018
+    return ds
+
+
+def read_dataset(src: Source, stop_before_pixels: bool = True) -> tuple[Dataset, int | None] | None:
+    """Read one file's dataset. Returns ``(dataset, pixel_offset)`` or ``None`` if not DICOM.
+
+    ``pixel_offset`` is the file offset of the Pixel Data element tag for plain files read with
+    ``stop_before_pixels`` (else ``None``). Corrupt DICOM (a ``DICM`` preamble that cannot be
+    parsed) raises :class:`DicomError` naming the file.
+    """
+    name = src.name
+    plain = src.member is None
+    head = b""
+    if plain:
+        try:
+            with open(src.path, "rb") as fh:
+                head = fh.read(132)
+        except OSError as exc:
+            raise InputError(f"cannot read file ({exc.strerror})", name) from exc
+    if plain and head[:2] != _GZ_MAGIC:
+        has_preamble = head[128:132] == b"DICM"
+        try:
+            with open(src.path, "rb") as fh:
+                ds = _parse(fh, force=not has_preamble, stop_before_pixels=stop_before_pixels)
+                offset = fh.tell() if stop_before_pixels else None
+        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
+                OverflowError, NotImplementedError, AttributeError, IndexError) as exc:
+            if has_preamble:
+                raise DicomError(f"corrupt or truncated DICOM file ({type(exc).__name__}: {exc})", name) from exc
+            return _try_headerless(src.read_bytes(), name, stop_before_pixels)
+        if not has_preamble and not _looks_like_image_dataset(ds):
+            return _try_headerless(src.read_bytes(), name, stop_before_pixels)
+        return ds, offset
+    data = src.read_bytes()
+    has_preamble = data[128:132] == b"DICM"
+    try:
+        ds = _parse(io.BytesIO(data), force=not has_preamble, stop_before_pixels=stop_before_pixels)
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
+            OverflowError, NotImplementedError, AttributeError, IndexError) as exc:
+        if has_preamble:
+            raise DicomError(f"corrupt or truncated DICOM file ({type(exc).__name__}: {exc})", name) from exc
+        return _try_headerless(data, name, stop_before_pixels)
+    if not has_preamble and not _looks_like_image_dataset(ds):
+        return _try_headerless(data, name, stop_before_pixels)
+    return ds, None
+
+
+def _try_headerless(data: bytes, name: str, stop_before_pixels: bool):
+    """A file without preamble/meta: accept it only if it parses into an image dataset.
+
+    Some writers leave a stray byte or two in front of the first element; up to 3 leading bytes
+    are tolerated, as long as what follows starts with a group 0x0008 element.
+    """
+    for skip in range(0, 4):
+        chunk = data[skip:]
+        if len(chunk) < 8 or chunk[:2] not in (b"\x08\x00", b"\x02\x00"):
+            continue
+        try:
+            ds = _parse(io.BytesIO(chunk), force=True, stop_before_pixels=stop_before_pixels)
+        except Exception:  # noqa: BLE001 - anything unparsable is simply not DICOM
+            continue
+        if _looks_like_image_dataset(ds) and "Rows" in ds:
+            ds._medrecon_skip = skip  # remembered for pixel reading
+            return ds, None
+    return None
+
+
+def _num(v, cast=float):
+    try:
+        if v is None or v == "":
+            return None
+        return cast(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _seq_item(ds: Dataset | None, keyword: str) -> Dataset | None:
+    if ds is None:
+        return None
+    seq = ds.get(keyword)
+    if seq is None or len(seq) == 0:
+        return None
+    return seq[0]
+
+
+def _fg(keyword: str, per_frame: Dataset | None, shared: Dataset | None) -> Dataset | None:
+    """A functional-group macro item: per-frame first, shared second."""
+    return _seq_item(per_frame, keyword) or _seq_item(shared, keyword)
+
+
+def _common(ds: Dataset, src: Source, offset: int | None, pixel_length: int | None) -> dict:
+    fm = getattr(ds, "file_meta", None)
+    ts = str(getattr(fm, "TransferSyntaxUID", "") or "") if fm is not None else ""
+    if not ts:
+        ts = "1.2.840.10008.1.2"  # no meta: pydicom parsed it as implicit (or told us otherwise)
+        if not getattr(ds, "is_implicit_VR", True):
+            ts = "1.2.840.10008.1.2.1"
+    sop = str(ds.get("SOPClassUID", "") or (getattr(fm, "MediaStorageSOPClassUID", "") if fm else "") or "")
+    image_type = tuple(str(x).upper() for x in (ds.get("ImageType") or []))
+    return dict(
+        source=src,
+        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        series_number=_num(ds.get("SeriesNumber"), int),
+        modality=str(ds.get("Modality", "") or ""),
+        description=str(ds.get("SeriesDescription", "") or ds.get("ProtocolName", "") or ""),
+        sop_class=sop,
+        rows=int(ds.get("Rows", 0) or 0),
+        cols=int(ds.get("Columns", 0) or 0),
+        transfer_syntax=ts,
+        bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
+        bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
+        high_bit=int(ds.get("HighBit", (ds.get("BitsStored") or 16) - 1)),
+        pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
+        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
+        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2"),
+        gantry_tilt=_num(ds.get("GantryDetectorTilt")),
+        mosaic="MOSAIC" in image_type,
+        image_type=image_type,
+        instance=_num(ds.get("InstanceNumber"), int),
+        acquisition=_num(ds.get("AcquisitionNumber"), int),
+        pixel_offset=offset,
+        pixel_length=pixel_length,
+        extra={
+            "body_part": str(ds.get("BodyPartExamined", "") or ""),
+            "manufacturer_model": str(ds.get("ManufacturerModelName", "") or ""),
+            "protocol_name": str(ds.get("ProtocolName", "") or ""),
+            "convolution_kernel": str(ds.get("ConvolutionKernel", "") or ""),
+            "repetition_time": _num(ds.get("RepetitionTime")),
+            "skip": getattr(ds, "_medrecon_skip", 0),
+        },
+    )
+
+
+def _classic_frames(ds: Dataset, common: dict, n_frames: int) -> list[FrameHeader]:
+    ipp = ds.get("ImagePositionPatient")
+    iop = ds.get("ImageOrientationPatient")
+    ps = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    base = dict(
+        ipp=np.array([float(x) for x in ipp], dtype=np.float64) if ipp and len(ipp) == 3 else None,
+        iop=np.array([float(x) for x in iop], dtype=np.float64) if iop and len(iop) == 6 else None,
+        pixel_spacing=(float(ps[0]), float(ps[1])) if ps and len(ps) == 2 else None,
+        slice_thickness=_num(ds.get("SliceThickness")),
+        spacing_between=_num(ds.get("SpacingBetweenSlices")),
+        slope=_num(ds.get("RescaleSlope")) or 1.0,
+        intercept=_num(ds.get("RescaleIntercept")) or 0.0,
+        echo_number=_num(ds.get("EchoNumbers"), int),
+        echo_time=_num(ds.get("EchoTime")),
+        temporal=_num(ds.get("TemporalPositionIdentifier")),
+        trigger_time=_num(ds.get("TriggerTime")),
+        stack_id=None,
+    )
+    if n_frames <= 1:
+        return [FrameHeader(frame=None, n_frames_in_file=1, **common, **base)]
+    # multi-frame without functional groups (e.g. NM, US, old multi-frame CT): frames share the
+    # top-level geometry; stacked along the normal with SpacingBetweenSlices by the geometry step.
+    out = []
+    sp = base["spacing_between"] or base["slice_thickness"]
+    for i in range(n_frames):
+        b = dict(base)
+        cm = dict(common, extra=dict(common["extra"]))
+        if base["ipp"] is not None and base["iop"] is not None and sp:
+            n = np.cross(base["iop"][:3], base["iop"][3:])
+            b["ipp"] = base["ipp"] + i * sp * n / np.linalg.norm(n)
+            cm["extra"]["synthetic_positions"] = True
+        out.append(FrameHeader(frame=i, n_frames_in_file=n_frames, **cm, **b))
+    return out
+
+
+def _enhanced_frames(ds: Dataset, common: dict, n_frames: int) -> list[FrameHeader]:
+    shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    top_type = common.pop("image_type")
+    out = []
+    for i in range(n_frames):
+        pf = per_frame[i] if i < len(per_frame) else None
+        pos = _fg("PlanePositionSequence", pf, shared)
+        ori = _fg("PlaneOrientationSequence", pf, shared)
+        meas = _fg("PixelMeasuresSequence", pf, shared)
+        pvt = _fg("PixelValueTransformationSequence", pf, shared)
+        content = _fg("FrameContentSequence", pf, shared)
+        echo = _fg("MREchoSequence", pf, shared)
+        ftype_item = None
+        for kw in ("MRImageFrameTypeSequence", "CTImageFrameTypeSequence", "XAXRFFrameCharacteristicsSequence"):
+            ftype_item = _fg(kw, pf, shared)
+            if ftype_item is not None:
+                break
+        seg = _fg("SegmentIdentificationSequence", pf, shared)
+        ftype = tuple(str(x).upper() for x in (ftype_item.get("FrameType") or [])) if ftype_item else top_type
+        if seg is not None:
+            ftype = ftype + (f"SEGMENT {seg.get('ReferencedSegmentNumber')}",)
+        ipp = pos.get("ImagePositionPatient") if pos is not None else ds.get("ImagePositionPatient")
+        iop = ori.get("ImageOrientationPatient") if ori is not None else ds.get("ImageOrientationPatient")
+        ps = meas.get("PixelSpacing") if meas is not None else ds.get("PixelSpacing")
+        echo_time = _num(echo.get("EffectiveEchoTime")) if echo is not None else None
+        temporal = _num(content.get("TemporalPositionIndex")) if content is not None else None
+        cm = dict(common)
+        cm["image_type"] = ftype
+        out.append(FrameHeader(
+            frame=i, n_frames_in_file=n_frames, **cm,
+            ipp=np.array([float(x) for x in ipp], dtype=np.float64) if ipp and len(ipp) == 3 else None,
+            iop=np.array([float(x) for x in iop], dtype=np.float64) if iop and len(iop) == 6 else None,
+            pixel_spacing=(float(ps[0]), float(ps[1])) if ps and len(ps) == 2 else None,
+            slice_thickness=_num(meas.get("SliceThickness")) if meas is not None else _num(ds.get("SliceThickness")),
+            spacing_between=_num(meas.get("SpacingBetweenSlices")) if meas is not None else _num(ds.get("SpacingBetweenSlices")),
+            slope=(_num(pvt.get("RescaleSlope")) if pvt is not None else _num(ds.get("RescaleSlope"))) or 1.0,
+            intercept=(_num(pvt.get("RescaleIntercept")) if pvt is not None else _num(ds.get("RescaleIntercept"))) or 0.0,
+            echo_number=None,
+            echo_time=echo_time,
+            temporal=temporal,
+            trigger_time=None,
+            stack_id=str(content.get("StackID")) if content is not None and content.get("StackID") is not None else None,
+        ))
+    return out
+
+
+def headers_from_dataset(ds: Dataset, src: Source, offset: int | None = None,
+                         file_size: int | None = None) -> list[FrameHeader]:
+    """Turn one parsed dataset into frame headers ([] if it holds no image)."""
+    if "Rows" not in ds or "Columns" not in ds:
+        return []
+    n_frames = _num(ds.get("NumberOfFrames"), int) or 1
+    pixel_length = None
+    if offset is not None and file_size is not None:
+        found = _native_pixel_length(src.path, offset, file_size, ds)
+        offset, pixel_length = found if found is not None else (None, None)
+    else:
+        offset = None
+    common = _common(ds, src, offset, pixel_length)
+    if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
+        return _enhanced_frames(ds, common, n_frames)
+    return _classic_frames(ds, common, n_frames)
+
+
+def _native_pixel_length(path: str, offset: int, file_size: int, ds: Dataset) -> tuple[int, int] | None:
+    """If the element at ``offset`` is native (7FE0,0010) with a defined length, return
+    ``(data_start, declared_length)`` (bytes); else ``None``."""
+    fm = getattr(ds, "file_meta", None)
+    ts = str(getattr(fm, "TransferSyntaxUID", "") or "")
+    if ts not in _NATIVE_LE or offset + 8 > file_size:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        head = fh.read(12)
+    if head[:4] != b"\xe0\x7f\x10\x00":
+        return None
+    if ts == "1.2.840.10008.1.2":  # implicit VR: tag + 4-byte length
+        length = int.from_bytes(head[4:8], "little")
+        start = 8
+    else:
+        vr = head[4:6]
+        if vr in (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"):
+            length = int.from_bytes(head[8:12], "little")
+            start = 12
+        else:
+            length = int.from_bytes(head[6:8], "little")
+            start = 8
+    if length == 0xFFFFFFFF:
+        return None
+    return offset + start, length
+
+
+def read_headers(src: Source) -> tuple[list[FrameHeader], str]:
+    """Headers of one candidate file. Returns (frames, status) with status 'image',
+    'non-image' (DICOM without pixels) or 'not-dicom'."""
+    res = read_dataset(src, stop_before_pixels=True)
+    if res is None:
+        return [], "not-dicom"
+    ds, offset = res
+    size = os.path.getsize(src.path) if src.member is None else None
+    frames = headers_from_dataset(ds, src, offset, size)
+    return frames, ("image" if frames else "non-image")
+
+
+def scan(source, progress=None) -> ScanResult:
+    """Discover files under ``source`` and read every header (no pixel data).
+
+    Raises :class:`InputError` when nothing readable is there (empty folder, only non-DICOM).
+    """
+    files = discover(source)
+    frames: list[FrameHeader] = []
+    skipped: list[str] = []
+    non_image: list[str] = []
+    for i, src in enumerate(files):
+        fr, status = read_headers(src)
+        if status == "not-dicom":
+            skipped.append(src.name)
+        elif status == "non-image":
+            non_image.append(src.name)
+        frames.extend(fr)
+        if progress is not None:
+            progress(i + 1, len(files))
+    if not frames:
+        where = source if not isinstance(source, (list, tuple)) else f"{len(files)} given files"
+        if non_image and not skipped:
+            raise InputError(f"DICOM files found but none holds an image ({len(non_image)} files)", where)
+        raise InputError(f"no DICOM image files found ({len(files)} files, none readable as DICOM)", where)
+    return ScanResult(frames=frames, n_files=len(files), skipped=skipped, non_image=non_image)
+
+
+def iter_sources(frames: Iterable[FrameHeader]) -> list[Source]:
+    seen: dict[Source, None] = {}
+    for f in frames:
+        seen.setdefault(f.source, None)
+    return list(seen)

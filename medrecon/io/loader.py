@@ -1,0 +1,215 @@
+"""Public loading API: one entry point for DICOM (folder, zip, files), NIfTI and NRRD.
+
+>>> vol = load("ct_folder")                 # the only series, or SeriesSelectionError
+>>> vol = load("study.zip", series=3)       # by the index shown by `medrecon info`, or SeriesNumber
+>>> for s in load_series("study/"): print(s.index, s.description, s.warnings)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from medrecon.errors import DicomError, InputError, SeriesSelectionError
+from medrecon.volume import Volume
+
+__all__ = ["load", "load_series", "describe_series", "SeriesInfo", "is_volume_file"]
+
+_NIFTI = (".nii", ".nii.gz", ".hdr", ".img")
+_NRRD = (".nrrd", ".nhdr")
+_ITK = (".mha", ".mhd")
+
+
+def _suffix(path: str | os.PathLike) -> str:
+    name = str(path).lower()
+    for ext in (".nii.gz", ".seg.nrrd") + _NIFTI + _NRRD + _ITK:
+        if name.endswith(ext):
+            return ext
+    return ""
+
+
+def is_volume_file(path) -> bool:
+    """True for a single NIfTI / NRRD / MetaImage file (not DICOM)."""
+    if isinstance(path, (list, tuple)):
+        return False
+    return _suffix(path) != "" and Path(path).is_file()
+
+
+@dataclass
+class SeriesInfo:
+    """One series found at a path: its description, warnings, and the volume (loaded lazily)."""
+
+    index: int
+    description: dict[str, Any]
+    warnings: list[str]
+    is_volume: bool
+    _loader: Callable[..., Volume] = field(repr=False)
+    _volume: Volume | None = field(default=None, repr=False)
+
+    @property
+    def series_number(self):
+        return self.description.get("series_number")
+
+    @property
+    def volume(self) -> Volume:
+        """The volume with default corrections (decoded on first access)."""
+        if self._volume is None:
+            self._volume = self._loader()
+        return self._volume
+
+    def load(self, **kwargs) -> Volume:
+        """Decode with explicit options (``correct_tilt``, ``resample_gaps``, ``workers``)."""
+        return self._loader(**kwargs)
+
+
+def _file_series(path) -> list[SeriesInfo]:
+    ext = _suffix(path)
+
+    def loader(**_kw) -> Volume:
+        return _read_file(path)
+
+    vol = _read_file(path)
+    desc = {
+        "index": 1, "series_number": None, "modality": vol.meta.get("modality", ""),
+        "description": Path(path).name, "kind": "4D" if vol.array.ndim == 4 else "3D",
+        "size": list(vol.shape), "spacing": [round(float(s), 6) for s in vol.spacing],
+        "orientation": vol.meta.get("orientation", ""), "n_files": 1, "n_frames": vol.shape[2] if vol.array.ndim >= 3 else 1,
+        "transfer_syntax": ext.lstrip("."), "tilt_deg": 0.0, "is_volume": True, "reason": "",
+        "warnings": list(vol.meta.get("warnings", [])),
+    }
+    return [SeriesInfo(1, desc, desc["warnings"], True, loader, vol)]
+
+
+def _read_file(path) -> Volume:
+    ext = _suffix(path)
+    if ext in _NIFTI or ext == ".nii.gz":
+        from medrecon.io.nifti import read_nifti
+
+        return read_nifti(path)
+    if ext in _NRRD or ext == ".seg.nrrd":
+        from medrecon.io.nrrd import read_nrrd
+
+        return read_nrrd(path)
+    if ext in _ITK:
+        from medrecon.io.convert import read_itk
+
+        return read_itk(path)
+    raise InputError("unknown file type", path)
+
+
+def _dicom_series(path, progress=None):
+    from medrecon.io.dicom import load_dicom_series, scan_series
+
+    series, _ = scan_series(path, progress=progress)
+    out = []
+    for s in series:
+        def loader(_s=s, correct_tilt: bool = True, resample_gaps: bool = True, workers=None, progress=None):
+            return load_dicom_series(_s, correct_tilt=correct_tilt, resample_gaps=resample_gaps,
+                                     workers=workers, progress=progress)
+
+        d = s.describe()
+        out.append(SeriesInfo(s.index, d, d["warnings"], s.is_volume, loader))
+    return out, series
+
+
+def load_series(path, **_kwargs) -> list[SeriesInfo]:
+    """Every series at ``path`` with its description and warnings; volumes decode lazily.
+
+    ``path`` is a DICOM folder (recursive), a zip file, a DICOM file, a list of files, or a
+    NIfTI / NRRD / MetaImage file (one entry).
+    """
+    if is_volume_file(path):
+        return _file_series(path)
+    return _dicom_series(path)[0]
+
+
+def describe_series(path) -> list[dict]:
+    """JSON-friendly description of every series at ``path`` (for ``medrecon info``)."""
+    return [s.description for s in load_series(path)]
+
+
+def _pick(series, choice, where) -> Any:
+    """Pick one series by index (as shown by ``info``; ``#3`` forces the index) or SeriesNumber."""
+    listing = "; ".join(s.label() for s in series)
+    text = str(choice).strip()
+    force_index = text.startswith("#")
+    try:
+        num = int(text.lstrip("#"))
+    except ValueError:
+        matches = [s for s in series if s.description == text or s.uid_hash == text]
+        if len(matches) == 1:
+            return matches[0]
+        raise SeriesSelectionError(f"no series '{text}'; found: {listing}", where) from None
+    by_index = [s for s in series if s.index == num]
+    by_number = [] if force_index else [s for s in series if s.series_number == num]
+    by_number_vol = [s for s in by_number if s.is_volume]
+    if by_index and (not by_number or by_number == by_index):
+        return by_index[0]
+    if by_number and not by_index:
+        if len(by_number_vol) == 1:
+            return by_number_vol[0]
+        if len(by_number) == 1:
+            return by_number[0]
+        raise SeriesSelectionError(
+            f"SeriesNumber {num} holds {len(by_number)} series (echoes/image types/orientations); "
+            f"choose one by index with '#N': {listing}", where)
+    if by_index and by_number:
+        raise SeriesSelectionError(f"'{num}' is ambiguous (index {num} and SeriesNumber {num} differ); "
+                                   f"write '#{num}' for the index: {listing}", where)
+    raise SeriesSelectionError(f"no series {num}; found: {listing}", where)
+
+
+def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = True,
+         workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> Volume:
+    """Load one volume (index -> LPS mm affine) from DICOM, NIfTI or NRRD.
+
+    Parameters
+    ----------
+    path : str, Path or list of them
+        DICOM folder (searched recursively), zip file, DICOM file(s), or one NIfTI/NRRD file.
+    series : int or str, optional
+        Which series when the path holds several: the index shown by ``medrecon info``
+        (``"#3"`` forces the index) or the DICOM SeriesNumber.
+    correct_tilt : bool
+        Resample a gantry-tilted (sheared) series onto an orthogonal grid (default). With
+        ``False`` the voxels are kept as acquired and the affine is sheared.
+    resample_gaps : bool
+        Resample uneven slice spacing / missing slices onto equal spacing (default, with a
+        warning in ``meta['warnings']``). With ``False`` slices are stacked as they are and
+        the affine uses the mean spacing (warned as approximate).
+    workers : int, optional
+        Processes for parallel decoding of compressed data (default: all cores).
+    progress : callable(done, total), optional
+        Called as frames are decoded.
+
+    Raises
+    ------
+    InputError, DicomError, SeriesSelectionError
+        Each with a one-line message naming the file and the problem.
+    """
+    if is_volume_file(path):
+        return _read_file(path)
+    if isinstance(path, (str, os.PathLike)) and not Path(path).exists():
+        raise InputError("no such file or folder", path)
+    from medrecon.io.dicom import load_dicom_series, scan_series
+
+    found, _ = scan_series(path)
+    where = path if not isinstance(path, (list, tuple)) else f"{len(path)} given files"
+    if series is None:
+        volumes = [s for s in found if s.is_volume]
+        if len(found) == 1:
+            chosen = found[0]
+        elif len(volumes) == 1 and all(not s.is_volume for s in found if s is not volumes[0]):
+            chosen = volumes[0]
+        elif not volumes:
+            listing = "; ".join(s.label() for s in found)
+            raise DicomError(f"no loadable volume: {listing}", where)
+        else:
+            listing = "; ".join(s.label() for s in found)
+            raise SeriesSelectionError(f"{len(found)} series found, choose one with series=N "
+                                       f"(index or SeriesNumber): {listing}", where)
+    else:
+        chosen = _pick(found, series, where)
+    return load_dicom_series(chosen, correct_tilt=correct_tilt, resample_gaps=resample_gaps,
+                             workers=workers, progress=progress)
