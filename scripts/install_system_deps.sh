@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: chromium (offline HTML viewer test). Installs only if missing.
+# Debian packages the tests need. Installs only what is missing.
+#  - chromium + fonts: the offline HTML viewer test (headless, SwiftShader WebGL).
+#  - Mesa EGL/GL (libegl1, libegl-mesa0, libgl1-mesa-dri): VTK's pip wheel renders the PNG
+#    previews offscreen through EGL on the CPU (llvmpipe) when there is no display or GPU;
+#    libosmesa6 is its second fallback.
 set -euo pipefail
-if ! command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then SUDO=""; else SUDO="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq >/dev/null
-  $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

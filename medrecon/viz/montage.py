@@ -80,54 +80,43 @@ def _outline(lab: np.ndarray) -> np.ndarray:
     return edge & (lab != 0)
 
 
-def qc_montage(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | None,
-               out_png: str | os.PathLike, panel_px: int = 400, fill_opacity: float = 0.18) -> Path:
-    """Write a PNG with axial, coronal and sagittal slices and each label outlined in its colour.
+def slice_panels(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | None = None,
+                 panel_px: int = 400, fill_opacity: float = 0.18, centre_lps=None):
+    """The three display planes, resampled in LPS, with label outlines drawn.
 
     Parameters
     ----------
-    volume : Volume
-        The image (affine: index -> LPS mm). CT is shown with a -450..1050 HU window, other
-        modalities with the 0.5-99.5 percentile range.
-    labelmap : Volume
-        Integer label map; may lie on another grid than ``volume`` (both are resampled in LPS).
-    labels : dict[int, LabelInfo]
-        Names and colours (0..1) per label value; unknown values get a generated colour.
-    out_png : path
-        Output PNG (written atomically).
-    panel_px : int
-        Longest side of each panel in pixels.
-    fill_opacity : float
-        Opacity of the coloured fill inside each outline (0 for outlines only).
+    volume, labelmap, labels, panel_px, fill_opacity
+        As in :func:`qc_montage`.
+    centre_lps : (3,) array, optional
+        Point (LPS mm) the planes pass through; default: centre of the labelled voxels.
 
     Returns
     -------
-    Path of the written PNG.
-
-    Raises
-    ------
-    SegmentationError
-        When the label map is not integer-valued or does not overlap the volume.
+    panels : list of (plane name, (H, W, 3) uint8 image, screen-right LPS vector, screen-down LPS vector)
+    centre : (3,) LPS mm point the planes pass through
+    mm_per_px : float, display pixel size (square)
+    values : label values present
     """
-    out_png = Path(out_png)
     lab_arr = labelmap.array if labelmap.array.ndim == 3 else labelmap.array[..., 0]
     if not (np.issubdtype(lab_arr.dtype, np.integer) or np.issubdtype(lab_arr.dtype, np.bool_)):
-        if not np.all(np.mod(lab_arr[:: max(1, lab_arr.shape[0] // 8)], 1) == 0):
-            raise SegmentationError("label map for the QC montage is not integer-valued", path=out_png)
+        if not np.all(np.mod(lab_arr, 1) == 0):
+            raise SegmentationError("label map for the QC montage is not integer-valued")
     lab_arr = lab_arr.astype(np.int32, copy=False)
     lab_vol = Volume(lab_arr, labelmap.affine)
 
     corners = _corners_lps(volume)
     lo, hi = corners.min(0), corners.max(0)
     nz = np.argwhere(lab_arr != 0)
-    if len(nz):
+    values = np.unique(lab_arr[lab_arr != 0]) if len(nz) else np.array([], int)
+    if centre_lps is not None:
+        centre = np.asarray(centre_lps, float)
+    elif len(nz):
         centre = lab_vol.index_to_lps(nz.mean(0, keepdims=True))[0]
-        values = np.unique(lab_arr[lab_arr != 0])
     else:
         centre = (lo + hi) / 2
-        values = np.array([], int)
     if np.any(centre < lo - 1e-3) or np.any(centre > hi + 1e-3):
-        raise SegmentationError("the label map does not overlap the image volume", path=out_png)
+        raise SegmentationError("the label map does not overlap the image volume")
 
     wmin, wmax = _window(volume)
     extent = hi - lo
@@ -160,6 +149,43 @@ def qc_montage(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | Non
             rgb[edge] = col
         panels.append((name, np.round(rgb).astype(np.uint8), r, d))
 
+    return panels, centre, mm_per_px, values
+
+
+def qc_montage(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | None,
+               out_png: str | os.PathLike, panel_px: int = 400, fill_opacity: float = 0.18) -> Path:
+    """Write a PNG with axial, coronal and sagittal slices and each label outlined in its colour.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image (affine: index -> LPS mm). CT is shown with a -450..1050 HU window, other
+        modalities with the 0.5-99.5 percentile range.
+    labelmap : Volume
+        Integer label map; may lie on another grid than ``volume`` (both are resampled in LPS).
+    labels : dict[int, LabelInfo]
+        Names and colours (0..1) per label value; unknown values get a generated colour.
+    out_png : path
+        Output PNG (written atomically).
+    panel_px : int
+        Longest side of each panel in pixels.
+    fill_opacity : float
+        Opacity of the coloured fill inside each outline (0 for outlines only).
+
+    Returns
+    -------
+    Path of the written PNG.
+
+    Raises
+    ------
+    SegmentationError
+        When the label map is not integer-valued or does not overlap the volume.
+    """
+    out_png = Path(out_png)
+    try:
+        panels, centre, mm_per_px, values = slice_panels(volume, labelmap, labels, panel_px, fill_opacity)
+    except SegmentationError as exc:
+        raise SegmentationError(str(exc), path=out_png) from None
     gap, head = 8, 34
     width = sum(p[1].shape[1] for p in panels) + gap * (len(panels) + 1)
     ph = max(p[1].shape[0] for p in panels)
