@@ -139,12 +139,14 @@ def segment(
 def view(
     meshes: List[Path] = typer.Argument(..., help="Mesh files (STL/OBJ/PLY/VTP/GLB) or a report.json."),
     output: Path = typer.Option(Path("viewer.html"), "-o", "--output", help="Output HTML file."),
+    title: Optional[str] = typer.Option(None, "--title", help="Page title (never a patient identifier)."),
 ) -> None:
-    """Write one self-contained offline HTML viewer for the given meshes."""
+    """Write one self-contained offline HTML viewer for the given meshes (rotate, zoom, show/hide, measure in mm)."""
     from medrecon.viz.html import write_viewer_from_files
 
-    out = write_viewer_from_files([str(m) for m in meshes], str(output))
-    console.print(f"wrote {out}")
+    out = write_viewer_from_files([str(m) for m in meshes], str(output), title=title)
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opens offline in any browser)",
+                  soft_wrap=True, highlight=False)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
