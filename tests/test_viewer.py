@@ -250,3 +250,22 @@ def test_viewer_errors(tmp_path):
     with pytest.raises(InputError, match="bad.stl"):
         write_viewer_from_files([tmp_path / "bad.stl"], tmp_path / "d.html")
     assert not list(tmp_path.glob("*.html"))
+
+
+def test_cli_view(tmp_path, capsys):
+    from medrecon.cli import main
+    from medrecon.io.mesh_writers import write_models
+
+    stls = write_models(_balls(), tmp_path, ["stl"])
+    try:
+        main(["view", *map(str, stls), "-o", str(tmp_path / "v.html"), "--title", "balls"])
+    except SystemExit as e:  # a clean run may also end with exit code 0
+        assert e.code in (0, None)
+    text = (tmp_path / "v.html").read_text()
+    assert "<title>balls</title>" in text and text.count('"positions"') == 2
+    with pytest.raises(SystemExit) as e:
+        main(["view", str(tmp_path / "nothing.stl"), "-o", str(tmp_path / "w.html")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "nothing.stl" in err and "not found" in err
+    assert not (tmp_path / "w.html").exists()

@@ -391,9 +391,10 @@ _PAGE = """<!DOCTYPE html>
 <style>
   html, body {{ margin: 0; height: 100%; background: #1a1c20; color: #e8e8e8;
     font: 13px/1.35 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; overflow: hidden; }}
-  #view {{ position: absolute; inset: 0; }}
-  #panel {{ position: absolute; top: 10px; left: 10px; max-height: calc(100% - 20px); overflow: auto;
-    background: rgba(20, 22, 26, 0.88); border: 1px solid #3a3d44; border-radius: 6px; padding: 8px 10px; min-width: 240px; }}
+  #view {{ position: absolute; top: 0; bottom: 0; right: 0; left: 320px; }}
+  #panel {{ position: absolute; top: 0; bottom: 0; left: 0; width: 300px; overflow: auto;
+    background: #14161a; border-right: 1px solid #3a3d44; padding: 8px 10px; }}
+  @media (max-width: 700px) {{ #view {{ left: 0; }} #panel {{ bottom: auto; max-height: 45%; background: rgba(20, 22, 26, 0.88); }} }}
   h1 {{ font-size: 14px; margin: 0 0 6px 0; }}
   .row {{ display: flex; align-items: center; gap: 6px; padding: 2px 0; cursor: pointer; }}
   .swatch {{ width: 14px; height: 14px; border-radius: 3px; border: 1px solid #0008; flex: none; }}
