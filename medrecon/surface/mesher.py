@@ -6,16 +6,18 @@ Per structure (default, ``joint=False``):
    on every side, so that the surface closes where the structure touches the volume border;
 2. contour the binary crop with ``vtkDiscreteFlyingEdges3D`` in **index space** (voxel units,
    voxel centres on integer indices);
-3. decimate (``fast_simplification``, a target reduction in 0..1) when asked, before smoothing,
-   as Slicer does;
-4. smooth with ``vtkWindowedSincPolyDataFilter`` using Slicer's mapping from the smoothing
+3. smooth with ``vtkWindowedSincPolyDataFilter`` using Slicer's mapping from the smoothing
    factor ``f``: pass band ``10**(-4 f)``, ``20 + 40 f`` iterations, non-manifold smoothing on,
    boundary and feature-edge smoothing off, coordinates normalised (``f = 0``: no smoothing);
-5. map index -> LPS millimetres with the volume affine; when ``det(affine) < 0`` the triangle
+4. map index -> LPS millimetres with the volume affine; when ``det(affine) < 0`` the triangle
    winding is reversed so that normals still point out of the structure;
-6. optionally restore the enclosed volume (``keep_volume``) by moving every vertex along its
+5. optionally restore the enclosed volume (``keep_volume``) by moving every vertex along its
    normal by one common distance (this works for non-convex shapes, unlike a rescale about the
-   centroid).
+   centroid);
+6. decimate (``fast_simplification``, target reduction 0..1) when asked. By default this runs
+   after smoothing, in LPS mm: measured on analytic phantoms it keeps the surface error at
+   about 0.05 voxel for 90 % reduction, where Slicer's order (decimate the staircase first,
+   ``decimate_first=True``) reaches 0.3-0.6 voxel and can break watertightness.
 
 Joint mode (``joint=True``) meshes all labels at once with ``vtkSurfaceNets3D``: neighbouring
 structures share the same triangles on their common boundary (no gaps, no overlaps); the
@@ -76,8 +78,8 @@ def _image_from_array(arr: np.ndarray, origin: Iterable[float] = (0, 0, 0)) -> v
     img.SetDimensions(*arr.shape)
     img.SetOrigin(*[float(o) for o in origin])
     img.SetSpacing(1.0, 1.0, 1.0)
-    flat = np.asfortranarray(arr).ravel(order="F")  # VTK wants x fastest
-    vtk_arr = ns.numpy_to_vtk(flat, deep=True)
+    flat = np.asfortranarray(arr).ravel(order="F")  # VTK wants x fastest (a view if arr is F-ordered)
+    vtk_arr = ns.numpy_to_vtk(flat, deep=False)  # keeps a reference to ``flat``
     vtk_arr.SetName("labels")
     img.GetPointData().SetScalars(vtk_arr)
     return img
@@ -199,29 +201,39 @@ def _to_lps(points_ijk: np.ndarray, faces: np.ndarray, affine: np.ndarray) -> tu
 
 # --------------------------------------------------------------------------- one mask
 def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, smoothing: float,
-               reduction: float, keep_volume: bool, voxel_count: int, with_qa: bool) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Mesh one padded binary crop; returns (LPS points, faces, qa dict)."""
+               reduction: float, keep_volume: bool, voxel_count: int, with_qa: bool,
+               decimate: str = "after") -> tuple[np.ndarray, np.ndarray, dict]:
+    """Mesh one padded binary crop; returns (LPS points, faces, qa dict).
+
+    ``decimate="before"`` reproduces Slicer's order (decimate the staircase in index space,
+    then smooth); ``"after"`` smooths the full-resolution surface and decimates it in LPS mm,
+    which is more accurate for the same triangle budget.
+    """
     pts, faces = _contour_binary(sub, origin_ijk)
     if faces.shape[0] == 0:
         return pts, faces, {}
     # discrete flying edges gives one consistent orientation; make it outward (positive volume)
     if _signed_volume(pts, faces) < 0:
         faces = faces[:, ::-1].copy()
-    pts, faces = _decimate(pts, faces, reduction)
+    if decimate == "before":
+        pts, faces = _decimate(pts, faces, reduction)
     before = pts
     pts = _smooth(pts, faces, smoothing)
     pts_lps, faces = _to_lps(pts, faces, affine)
-    voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+    before_lps = before @ affine[:3, :3].T + affine[:3, 3]
     pre_volume = None
     if keep_volume and smoothing > 0:
-        before_lps, _ = _to_lps(before, faces, affine)
         pre_volume = abs(_signed_volume(before_lps, faces))
         pts_lps = _restore_volume(pts_lps, faces, pre_volume)
+    disp = float(np.linalg.norm(pts_lps - before_lps, axis=1).max()) if with_qa and len(pts_lps) else 0.0
+    del before, before_lps
+    if decimate != "before":
+        pts_lps, faces = _decimate(pts_lps, faces, reduction)
     info: dict[str, Any] = {}
     if with_qa:
-        disp = np.linalg.norm((pts_lps - (before @ affine[:3, :3].T + affine[:3, 3])), axis=1)
+        voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
         info = _qa.compute_qa(pts_lps, faces, voxel_volume_mm3=voxel_count * voxel_mm3,
-                              smoothing_displacement_mm=float(disp.max()) if disp.size else 0.0)
+                              smoothing_displacement_mm=disp)
         if pre_volume is not None:
             info["volume_kept_mm3"] = round(pre_volume, 3)
     return pts_lps, faces, info
@@ -230,7 +242,7 @@ def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, s
 def mesh_mask(mask: np.ndarray, affine: np.ndarray, *, smoothing: float = 0.5, reduction: float = 0.0,
               keep_volume: bool = False, name: str = "structure",
               color: tuple[float, float, float] = (0.945, 0.839, 0.569), label: int = 1,
-              qa: bool = True) -> SurfaceModel:
+              qa: bool = True, decimate_first: bool = False) -> SurfaceModel:
     """Closed surface of one binary mask.
 
     Parameters
@@ -242,7 +254,8 @@ def mesh_mask(mask: np.ndarray, affine: np.ndarray, *, smoothing: float = 0.5, r
     smoothing : float
         Slicer smoothing factor 0..1 (pass band 10^(-4 f), 20 + 40 f windowed-sinc iterations).
     reduction : float
-        Decimation target: fraction of triangles removed (0 = none), applied before smoothing.
+        Decimation target: fraction of triangles removed (0 = none), applied after smoothing
+        (``decimate_first=True``: before smoothing, in index space, as Slicer does).
     keep_volume : bool
         After smoothing, offset the surface along its normals so that it encloses the same
         volume as before smoothing.
@@ -274,14 +287,21 @@ def mesh_mask(mask: np.ndarray, affine: np.ndarray, *, smoothing: float = 0.5, r
     sub, origin = _padded_crop(binary, sl[0])
     pts, faces, info = _mesh_crop(sub, origin, affine, smoothing=smoothing, reduction=reduction,
                                   keep_volume=keep_volume, voxel_count=int(np.count_nonzero(sub)),
-                                  with_qa=qa)
+                                  with_qa=qa, decimate="before" if decimate_first else "after")
     info = {"label": int(label), **info} if qa else {}
     return SurfaceModel(name, pts, faces, color, int(label), info)
 
 
-def _padded_crop(binary: np.ndarray, sl: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Crop to the bounding box and pad one background voxel on every side (uint8 0/1)."""
-    sub = np.pad(binary[sl].astype(np.uint8, copy=False), 1)
+def _padded_crop(arr: np.ndarray, sl: tuple[slice, ...], value: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Crop to the bounding box and pad one background voxel on every side.
+
+    Returns a Fortran-ordered uint8 0/1 array (VTK's x-fastest layout, so it is handed to VTK
+    without a copy) and the full-volume index of its first voxel. ``value``: label to select
+    (None: any non-zero voxel).
+    """
+    binary = arr[sl] != 0 if value is None else arr[sl] == value
+    sub = np.zeros(tuple(s.stop - s.start + 2 for s in sl), dtype=np.uint8, order="F")
+    sub[1:-1, 1:-1, 1:-1] = binary
     origin = np.array([s.start - 1 for s in sl], dtype=np.float64)
     return sub, origin
 
@@ -345,7 +365,7 @@ class _Progress:
 def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, smoothing: float = 0.5,
                    reduction: float = 0.0, joint: bool = False, keep_volume: bool = False,
                    progress: Callable[[int, int, str], None] | Any = None, qa: bool = True,
-                   affine: np.ndarray | None = None) -> list[SurfaceModel]:
+                   decimate_first: bool = False, affine: np.ndarray | None = None) -> list[SurfaceModel]:
     """Mesh every label of a label map into one closed surface per structure.
 
     Parameters
@@ -360,8 +380,9 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
     smoothing : float
         Slicer smoothing factor 0..1 (default 0.5: pass band 0.01, 40 iterations).
     reduction : float
-        Fraction of triangles removed by decimation before smoothing (0 = none). Ignored in
-        joint mode, where decimation would break the shared boundaries.
+        Fraction of triangles removed by decimation (0 = none), after smoothing unless
+        ``decimate_first``. Ignored in joint mode, where decimation would break the shared
+        boundaries (recorded in ``qa``).
     joint : bool
         Mesh all labels together with surface nets so that neighbours share boundaries.
     keep_volume : bool
@@ -370,6 +391,8 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
     qa : bool
         Fill each model's ``qa`` dict (triangle count, watertight, manifold, volumes, area,
         bounding box, smoothing displacement).
+    decimate_first : bool
+        Decimate before smoothing, in index space (Slicer's order; less accurate).
 
     Returns
     -------
@@ -396,23 +419,23 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
     attrs = {v: _label_attrs(v, wanted[v], i) for i, v in enumerate(sorted(wanted)) if v in todo}
     prog = _Progress(progress, len(todo))
     if joint:
-        return _joint_surfaces(arr, aff, todo, attrs, present_objs, smoothing, keep_volume, qa, prog)
+        return _joint_surfaces(arr, aff, todo, attrs, present_objs, smoothing, keep_volume, qa, prog, reduction)
     models = []
     for n, v in enumerate(todo, 1):
         name, color = attrs[v]
         sl = present_objs[v - 1]
-        sub = np.pad((arr[sl] == v).view(np.uint8), 1)
-        origin = np.array([s.start - 1 for s in sl], dtype=np.float64)
+        sub, origin = _padded_crop(arr, sl, v)
         pts, faces, info = _mesh_crop(sub, origin, aff, smoothing=smoothing, reduction=reduction,
                                       keep_volume=keep_volume, voxel_count=int(np.count_nonzero(sub)),
-                                      with_qa=qa)
+                                      with_qa=qa, decimate="before" if decimate_first else "after")
         models.append(SurfaceModel(name, pts, faces, color, v, {"label": v, **info} if qa else {}))
         prog.step(n, name)
     return models
 
 
 def _joint_surfaces(arr: np.ndarray, aff: np.ndarray, todo: list[int], attrs: dict, objs: list,
-                    smoothing: float, keep_volume: bool, with_qa: bool, prog: _Progress) -> list[SurfaceModel]:
+                    smoothing: float, keep_volume: bool, with_qa: bool, prog: _Progress,
+                    reduction: float = 0.0) -> list[SurfaceModel]:
     """Surface nets over all labels at once; per-label surfaces share boundary triangles."""
     lo = np.min([[objs[v - 1][d].start for d in range(3)] for v in todo], axis=0)
     hi = np.max([[objs[v - 1][d].stop for d in range(3)] for v in todo], axis=0)
@@ -421,7 +444,8 @@ def _joint_surfaces(arr: np.ndarray, aff: np.ndarray, todo: list[int], attrs: di
     keep[todo] = True
     crop = np.where(keep[crop], crop, 0)
     dtype = np.uint16 if max(todo) < 65536 else np.int32
-    sub = np.pad(crop.astype(dtype), 1)
+    sub = np.zeros(tuple(int(n) + 2 for n in crop.shape), dtype=dtype, order="F")
+    sub[1:-1, 1:-1, 1:-1] = crop
     origin = lo.astype(np.float64) - 1.0
     sn = vtkSurfaceNets3D()
     sn.SetInputData(_image_from_array(sub, origin))
@@ -463,6 +487,8 @@ def _joint_surfaces(arr: np.ndarray, aff: np.ndarray, todo: list[int], attrs: di
             info["joint"] = True
             if keep_volume:
                 info["keep_volume_ignored"] = "joint mode keeps shared boundaries instead"
+            if reduction > 0:
+                info["reduction_ignored"] = "joint mode keeps shared boundaries instead"
         models.append(SurfaceModel(name, p_local, f_local, color, v, {"label": v, **info} if with_qa else {}))
         prog.step(n, name)
     return models
