@@ -45,28 +45,39 @@ def info(
     src = [str(p) for p in path] if len(path) > 1 else str(path[0])
     rows = describe_series(src)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows, indent=2, default=str))
     else:
         console.print(series_table(rows))
+        n_vol = sum(1 for r in rows if r.get("is_volume", True))
+        console.print(f"{len(rows)} series, {n_vol} loadable as volumes; choose one with --series N "
+                      "(SeriesNumber, or '#N' for the index)", soft_wrap=True, highlight=False)
 
 
 @app.command()
 def convert(
     path: List[Path] = typer.Argument(..., help="DICOM folder, zip or files; NIfTI or NRRD file."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output .nii/.nii.gz/.nrrd file."),
-    series: Optional[str] = typer.Option(None, "--series", help="Series number/index from `info`."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .nii/.nii.gz/.nrrd/.mha file."),
+    series: Optional[str] = typer.Option(None, "--series", help="SeriesNumber, or the index shown by `info` ('#N' always means the index)."),
     keep_tilt: bool = typer.Option(False, "--keep-tilt", help="Keep a gantry-tilted series sheared instead of resampling."),
+    keep_gaps: bool = typer.Option(False, "--keep-gaps", help="Stack unevenly spaced slices as they are (approximate affine) instead of resampling."),
 ) -> None:
-    """Convert one series to NIfTI (RAS affine) or NRRD (LPS)."""
+    """Convert one series to NIfTI (RAS affine), NRRD (LPS) or MetaImage (.mha)."""
     from medrecon.io.loader import load
     from medrecon.io.writers import save_volume
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     src = [str(p) for p in path] if len(path) > 1 else str(path[0])
-    vol = load(src, series=series, correct_tilt=not keep_tilt)
+    with Progress(TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("decode", total=None)
+        vol = load(src, series=series, correct_tilt=not keep_tilt, resample_gaps=not keep_gaps,
+                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     save_volume(vol, output)
     for w in vol.meta.get("warnings", []):
-        err_console.print(f"[yellow]warning:[/] {w}")
-    console.print(f"wrote {output}  shape={vol.shape}  spacing={tuple(round(float(s), 4) for s in vol.spacing)} mm")
+        err_console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, highlight=False)
+    console.print(f"wrote {output}  shape={vol.shape}  spacing={tuple(round(float(s), 4) for s in vol.spacing)} mm",
+                  soft_wrap=True, highlight=False)
 
 
 @app.command()

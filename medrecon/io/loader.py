@@ -130,7 +130,8 @@ def describe_series(path) -> list[dict]:
 
 
 def _pick(series, choice, where) -> Any:
-    """Pick one series by index (as shown by ``info``; ``#3`` forces the index) or SeriesNumber."""
+    """Pick one series: a DICOM SeriesNumber if one matches, else the index shown by ``info``;
+    ``"#3"`` always means the index."""
     listing = "; ".join(s.label() for s in series)
     text = str(choice).strip()
     force_index = text.startswith("#")
@@ -144,19 +145,16 @@ def _pick(series, choice, where) -> Any:
     by_index = [s for s in series if s.index == num]
     by_number = [] if force_index else [s for s in series if s.series_number == num]
     by_number_vol = [s for s in by_number if s.is_volume]
-    if by_index and (not by_number or by_number == by_index):
-        return by_index[0]
-    if by_number and not by_index:
-        if len(by_number_vol) == 1:
-            return by_number_vol[0]
+    if by_number:  # a SeriesNumber match wins; '#N' reaches the index
         if len(by_number) == 1:
             return by_number[0]
+        if len(by_number_vol) == 1:
+            return by_number_vol[0]
         raise SeriesSelectionError(
             f"SeriesNumber {num} holds {len(by_number)} series (echoes/image types/orientations); "
             f"choose one by index with '#N': {listing}", where)
-    if by_index and by_number:
-        raise SeriesSelectionError(f"'{num}' is ambiguous (index {num} and SeriesNumber {num} differ); "
-                                   f"write '#{num}' for the index: {listing}", where)
+    if by_index:
+        return by_index[0]
     raise SeriesSelectionError(f"no series {num}; found: {listing}", where)
 
 
@@ -169,8 +167,8 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
     path : str, Path or list of them
         DICOM folder (searched recursively), zip file, DICOM file(s), or one NIfTI/NRRD file.
     series : int or str, optional
-        Which series when the path holds several: the index shown by ``medrecon info``
-        (``"#3"`` forces the index) or the DICOM SeriesNumber.
+        Which series when the path holds several: the DICOM SeriesNumber, or the index shown by
+        ``medrecon info`` when no SeriesNumber matches (``"#3"`` always means index 3).
     correct_tilt : bool
         Resample a gantry-tilted (sheared) series onto an orthogonal grid (default). With
         ``False`` the voxels are kept as acquired and the affine is sheared.

@@ -7,12 +7,23 @@ from rich.table import Table
 def series_table(rows: list[dict]) -> Table:
     """A table of series descriptions as returned by :func:`medrecon.io.loader.describe_series`."""
     t = Table(title="Series found", show_lines=False)
-    for col in ("#", "modality", "description", "size", "spacing (mm)", "orientation", "files", "warnings"):
-        t.add_column(col)
+    for col in ("#", "series", "mod", "description", "size", "spacing (mm)", "orientation", "files", "notes"):
+        t.add_column(col, overflow="fold", no_wrap=col in ("#", "mod", "files"))
+    numbers = [r.get("series_number") for r in rows]
     for r in rows:
         size = "x".join(str(s) for s in r.get("size", []))
         sp = " x ".join(f"{s:.3g}" for s in r.get("spacing", []))
-        t.add_row(str(r.get("index", "")), str(r.get("modality", "")), str(r.get("description", "")),
+        desc = str(r.get("description", ""))
+        itype = str(r.get("image_type", ""))
+        if itype and numbers.count(r.get("series_number")) > 1:  # say what tells them apart
+            parts = itype.split("\\")[2:]
+            te = r.get("echo_time")
+            desc = f"{desc} [dim]({'/'.join(parts)}{f', TE {te:g}' if te is not None else ''})[/]"
+        notes = list(r.get("warnings", []))
+        if not r.get("is_volume", True):
+            notes.insert(0, f"[red]NOT A VOLUME[/]: {r.get('reason', '')}")
+        sn = r.get("series_number")
+        t.add_row(str(r.get("index", "")), "" if sn is None else str(sn), str(r.get("modality", "")), desc,
                   size, sp, str(r.get("orientation", "")), str(r.get("n_files", "")),
-                  "\n".join(r.get("warnings", [])) or ("NOT A VOLUME" if not r.get("is_volume", True) else ""))
+                  "\n".join(notes))
     return t

@@ -252,8 +252,23 @@ def _try_headerless(data: bytes, name: str, stop_before_pixels: bool):
             continue
         if _looks_like_image_dataset(ds) and "Rows" in ds:
             ds._medrecon_skip = skip  # remembered for pixel reading
+            _set_transfer_syntax(ds)
             return ds, None
     return None
+
+
+def _set_transfer_syntax(ds: Dataset) -> None:
+    """Give a dataset read without file meta the transfer syntax it was parsed with."""
+    from pydicom.dataset import FileMetaDataset
+
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    fm = getattr(ds, "file_meta", None)
+    if fm is None:
+        fm = FileMetaDataset()
+        ds.file_meta = fm
+    if "TransferSyntaxUID" not in fm:
+        fm.TransferSyntaxUID = ("1.2.840.10008.1.2" if implicit else
+                                "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
 
 
 def _num(v, cast=float):
@@ -459,7 +474,25 @@ def read_headers(src: Source) -> tuple[list[FrameHeader], str]:
     ds, offset = res
     size = os.path.getsize(src.path) if src.member is None else None
     frames = headers_from_dataset(ds, src, offset, size)
+    if not frames and _expects_pixels(ds):
+        raise DicomError("corrupt or truncated DICOM file: an image object without image attributes "
+                         "(Rows/Columns) or pixel data", src.name)
+    if frames and offset is not None and size is not None and offset >= size and frames[0].n_frames_in_file:
+        raise DicomError("file truncated: the header ends before the pixel data", src.name)
     return frames, ("image" if frames else "non-image")
+
+
+def _expects_pixels(ds: Dataset) -> bool:
+    """True when the SOP class (dataset or file meta) is an image storage class."""
+    fm = getattr(ds, "file_meta", None)
+    sop = ds.get("SOPClassUID") or (getattr(fm, "MediaStorageSOPClassUID", None) if fm is not None else None)
+    if not sop:
+        return False
+    try:
+        name = pydicom.uid.UID(str(sop)).name
+    except Exception:  # noqa: BLE001
+        return False
+    return "Image Storage" in name and "Presentation" not in name
 
 
 def scan(source, progress=None) -> ScanResult:
