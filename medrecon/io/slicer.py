@@ -131,6 +131,27 @@ def write_volume_nrrd(volume: Volume, path: str | os.PathLike) -> Path:
 
 # --- segmentations ---------------------------------------------------------------------------
 
+def _label_extents(data: np.ndarray, n_values: int) -> np.ndarray:
+    """(n_values, 6) inclusive index bounding boxes ``i0 i1 j0 j1 k0 k1`` (``0 -1`` when absent).
+
+    One bincount per slice along each axis: linear in the voxels and several times faster than
+    ``scipy.ndimage.find_objects`` on whole-body label maps.
+    """
+    ext = np.tile(np.array([0, -1], np.int64), (n_values, 3))
+    if data.size == 0:
+        return ext
+    for ax in range(3):
+        moved = np.moveaxis(data, ax, 0)
+        pres = np.stack([np.bincount(moved[i].ravel(order="K"), minlength=n_values)[:n_values] > 0
+                         for i in range(moved.shape[0])])
+        found = pres.any(0)
+        first = np.argmax(pres, axis=0)
+        last = moved.shape[0] - 1 - np.argmax(pres[::-1], axis=0)
+        ext[found, 2 * ax] = first[found]
+        ext[found, 2 * ax + 1] = last[found]
+    return ext
+
+
 def write_seg_nrrd(labelmap: Volume, labels: Mapping[int, Any] | None, path: str | os.PathLike, *,
                    include_empty: bool = False, conversion: Mapping[str, Any] | None = None,
                    status: str = "inprogress") -> Path:
@@ -178,12 +199,10 @@ def write_seg_nrrd(labelmap: Volume, labels: Mapping[int, Any] | None, path: str
     data = arr.astype(dtype, copy=False)
     labels = dict(labels or {})
 
-    present = [int(v) for v in np.unique(data) if v != 0]
+    counts = np.bincount(data.ravel(order="K")) if data.size else np.zeros(1, np.int64)
+    present = [int(v) for v in np.flatnonzero(counts) if v != 0]
     values = sorted(set(present) | ({int(k) for k in labels} if include_empty else set()))
-    # bounding boxes of all labels in one pass
-    from scipy import ndimage
-
-    boxes = ndimage.find_objects(data.astype(np.int32, copy=False)) if present else []
+    extents = _label_extents(data, len(counts))
 
     conv = {k: [v[0], v[1]] for k, v in DEFAULT_CONVERSION.items()}
     for k, v in (conversion or {}).items():
@@ -199,11 +218,7 @@ def write_seg_nrrd(labelmap: Volume, labels: Mapping[int, Any] | None, path: str
     }
     for n, value in enumerate(values):
         name, color = _label_fields(labels.get(value), value)
-        box = boxes[value - 1] if 0 < value <= len(boxes) else None
-        if box is None:
-            ext = "0 -1 0 -1 0 -1"
-        else:
-            ext = " ".join(f"{s.start} {s.stop - 1}" for s in box)
+        ext = " ".join(str(int(x)) for x in extents[value]) if value < len(extents) else "0 -1 0 -1 0 -1"
         p = f"Segment{n}_"
         header[p + "ID"] = f"Segment_{value}"
         header[p + "Name"] = _clean_text(name)
