@@ -137,10 +137,19 @@ def blue(img):
     return (a[..., 2] > 80) & (a[..., 2] > 2 * a[..., 0]) & (a[..., 2] > 1.5 * a[..., 1])
 
 
-def _balls():
+def _balls(blue_name="blue ball"):
     s = trimesh.creation.icosphere(3, radius=20)
     return [SurfaceModel("red ball", s.vertices + [40, 0, 0], s.faces, (0.9, 0.1, 0.1), 1),
-            SurfaceModel("blue ball", s.vertices + [-40, 0, 0], s.faces, (0.1, 0.2, 0.95), 2)]
+            SurfaceModel(blue_name, s.vertices + [-40, 0, 0], s.faces, (0.1, 0.2, 0.95), 2)]
+
+
+HOSTILE = 'blue </script><script>window.pwned=1</script> "ball" <!-- & x'
+
+
+def _payload(html_path: Path) -> dict:
+    text = html_path.read_text()
+    block = text.split('<script id="medrecon-data" type="application/json">', 1)[1].split("</script>", 1)[0]
+    return json.loads(block)
 
 
 def test_viewer_file_is_self_contained(tmp_path):
@@ -157,8 +166,9 @@ def test_viewer_file_is_self_contained(tmp_path):
 
 def test_viewer_in_headless_chromium(tmp_path):
     _need_chromium()
-    models = _balls()
+    models = _balls(HOSTILE)  # a name that tries to break out of the data <script>
     html_path = write_viewer(models, tmp_path / "viewer.html", title="two balls")
+    assert [m["name"] for m in _payload(html_path)["models"]] == ["red ball", HOSTILE]
     browser = Chromium(tmp_path / "profile")
     try:
         browser.call("Network.enable")
@@ -167,7 +177,8 @@ def test_viewer_in_headless_chromium(tmp_path):
         browser.call("Page.navigate", url=html_path.as_uri())
         browser.wait_for("window.medreconViewer && (window.medreconViewer.ready || window.medreconViewer.error)")
         assert browser.eval("window.medreconViewer.error") is None
-        assert browser.eval("window.medreconViewer.names") == ["red ball", "blue ball"]
+        assert browser.eval("window.medreconViewer.names") == ["red ball", HOSTILE]
+        assert browser.eval("window.pwned === undefined")
         time.sleep(0.3)
         shot = browser.screenshot(tmp_path / "shot.png")
         assert shot.shape == blank.shape
@@ -230,8 +241,7 @@ def test_viewer_from_mesh_files_keeps_space_and_colour(tmp_path):
             if p.suffix in (".ply", ".vtp", ".obj", ".glb"):
                 np.testing.assert_allclose(g.color, m.color, atol=0.02, err_msg=str(p))
     out = write_viewer_from_files([p for p in lps if p.suffix == ".stl"], tmp_path / "v.html")
-    payload = out.read_text().split('<script id="medrecon-data" type="application/json">', 1)[1].split("</script>", 1)[0]
-    data = json.loads(payload)
+    data = _payload(out)
     assert sorted(m["name"] for m in data["models"]) == ["blue_ball", "red_ball"]
     for m in data["models"]:
         v = np.frombuffer(base64.b64decode(m["positions"]), "<f4").reshape(-1, 3)

@@ -53,9 +53,17 @@ def _decimate(m: SurfaceModel, target: int) -> SurfaceModel:
     return SurfaceModel(m.name, v, f, m.color, m.label, dict(m.qa))
 
 
-def _script_safe(text: str) -> str:
-    # nothing inside an inline <script> may close it
-    return text.replace("</script", "<\\/script").replace("<!--", "<\\!--")
+def _json_for_script(obj: Any) -> str:
+    """JSON that cannot end its <script> element early: <, > and & become \\u escapes."""
+    text = json.dumps(obj, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _js_for_script(code: str) -> str:
+    """Vendored JavaScript must not contain a closing script tag (checked, not rewritten)."""
+    if "</script" in code.lower():
+        raise MeshError("vendored viewer JavaScript contains '</script'; rebuild medrecon/viz/static")
+    return code
 
 
 def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, title: str = "medrecon viewer",
@@ -102,9 +110,9 @@ def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, ti
     payload = {"title": title, "units": "mm", "space": "LPS", "bounds": [lo.tolist(), hi.tolist()], "models": entries}
     page = _PAGE.format(
         title=html.escape(title),
-        data=_script_safe(json.dumps(payload, separators=(",", ":"))),
-        three=_script_safe(_static("three-bundle.min.js")),
-        viewer=_script_safe(_static("viewer.js")),
+        data=_json_for_script(payload),
+        three=_js_for_script(_static("three-bundle.min.js")),
+        viewer=_js_for_script(_static("viewer.js")),
     )
     return atomic_write_text(out_html, page)
 
