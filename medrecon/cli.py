@@ -118,6 +118,13 @@ def mesh(
         keep_volume=keep_volume, series=series, slicer=slicer, preview=not no_preview,
     )
     result = run_mesh(cfg, console=console)
+    for m in result.models:
+        qa = m.qa or {}
+        console.print(f"  {m.name}: {m.n_triangles} triangles, watertight={qa.get('watertight', '?')}, "
+                      f"volume {qa.get('mesh_volume_mm3', float('nan')):.0f} mm3 "
+                      f"({qa.get('volume_diff_pct', float('nan')):+.2f}% vs voxels)", highlight=False)
+    for w in result.volume.meta.get("warnings", []):
+        err_console.print(f"[yellow]warning:[/] {w}")
     console.print(f"[green]done[/]: {len(result.files)} files in {outdir} (report: {result.report_path})")
 
 
