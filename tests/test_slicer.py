@@ -232,3 +232,68 @@ def test_bundle_writes_three_files(tmp_path):
     assert Path(parsed["segmentations"][0]["file"]).name == "b.seg.nrrd"
     seg = slicerio.read_segmentation(str(tmp_path / "b.seg.nrrd"))
     assert sorted(s["name"] for s in seg["segments"]) == ["Segment_2", "one"]
+
+
+def test_volume_nrrd_int32_stored_losslessly_as_int16(tmp_path):
+    a = np.arange(-1024, -1024 + 6 * 7 * 8, dtype=np.int32).reshape(6, 7, 8) * 3
+    p = write_volume_nrrd(Volume(a, OBLIQUE), tmp_path / "ct.nrrd")
+    img = sitk.ReadImage(str(p))
+    assert img.GetPixelIDTypeAsString() == "16-bit signed integer"
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(img).transpose(2, 1, 0), a)
+    big = write_volume_nrrd(Volume(a * 100, OBLIQUE), tmp_path / "big.nrrd")  # does not fit: kept int32
+    assert sitk.ReadImage(str(big)).GetPixelIDTypeAsString() == "32-bit signed integer"
+    with pytest.raises(MedreconError, match="only 3D"):
+        write_volume_nrrd(Volume(np.zeros((2, 2, 2, 2)), np.eye(4)), tmp_path / "4d.nrrd")
+
+
+@pytest.mark.realdata
+def test_cli_mesh_slicer_end_to_end(tmp_path):
+    """`medrecon mesh ... --slicer`: the scene's files, names and colours match report.json."""
+    import json
+    import subprocess
+    import sys
+
+    d = "ct_abdomen_totalsegmentator_refseg"
+    ct, seg = shared_path(d, "example_ct.nii.gz"), shared_path(d, "example_seg_fast_force_split.nii.gz")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "medrecon", "mesh", str(ct), "-o", str(out), "--labels", str(seg),
+                           "--label-table", "totalsegmentator", "--structures", "femur_left,sacrum,liver",
+                           "--formats", "stl,ply", "--slicer"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    structures = {s["name"]: s for s in report["structures"]}
+    assert set(structures) == {"femur_left", "sacrum", "liver"}
+    scenes = list(out.glob("*.mrml"))
+    assert len(scenes) == 1
+    scene = parse_scene(scenes[0])
+    # every node's file exists, inside the output folder
+    for kind in ("volumes", "segmentations", "models"):
+        for node in scene[kind]:
+            assert node["file"] and Path(node["file"]).is_file() and Path(node["file"]).parent == out.resolve()
+    assert len(scene["volumes"]) == 1 and len(scene["segmentations"]) == 1
+    # models: one per structure, colour and file as in the report, coordinate system as written
+    assert sorted(m["name"] for m in scene["models"]) == sorted(structures)
+    for m in scene["models"]:
+        s = structures[m["name"]]
+        np.testing.assert_allclose(m["color"], s["color"], atol=1e-3)
+        assert Path(m["file"]).name in s["files"]
+        assert m["space"] == report["space"] == "LPS"
+        assert b"SPACE=LPS" in Path(m["file"]).read_bytes()[:400]
+    # segmentation: names, colours, label values as in the report (read with slicerio)
+    segfile = slicerio.read_segmentation(scene["segmentations"][0]["file"])
+    by_name = {s["name"]: s for s in segfile["segments"]}
+    for name, s in structures.items():
+        assert by_name[name]["labelValue"] == s["label"]
+        np.testing.assert_allclose(by_name[name]["color"], s["color"], atol=1e-3)
+    # the segmentation lies on the CT grid: same physical geometry as the input NIfTI (ITK)
+    a, b = sitk.ReadImage(str(ct)), sitk.ReadImage(scene["segmentations"][0]["file"])
+    np.testing.assert_allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(a.GetDirection(), b.GetDirection(), atol=1e-6)
+    # previews and viewer were written too, and the viewer can be rebuilt from the report
+    assert (out / "preview.png").stat().st_size > 1000 and (out / "viewer.html").is_file()
+    from medrecon.viz.html import write_viewer_from_files
+
+    html = write_viewer_from_files([out / "report.json"], tmp_path / "again.html")
+    text = html.read_text()
+    for name in structures:
+        assert f'"name":"{name}"' in text

@@ -84,11 +84,11 @@ def _clean_text(s: str) -> str:
     return re.sub(r"[\r\n|&]+", " ", str(s)).strip()
 
 
-def _nrrd_write(path: Path, data: np.ndarray, header: dict) -> None:
+def _nrrd_write(path: Path, data: np.ndarray, header: dict, compression_level: int = 6) -> None:
     import nrrd
 
     with atomic_path(path) as tmp:
-        nrrd.write(str(tmp), data, header, compression_level=6, index_order="F")
+        nrrd.write(str(tmp), data, header, compression_level=int(compression_level), index_order="F")
         # pynrrd tags every file NRRD0005; our headers use nothing newer than NRRD0004, which
         # is what Slicer itself writes, so say so for older readers.
         with open(tmp, "r+b") as fh:
@@ -107,25 +107,31 @@ def _geometry_header(affine: np.ndarray) -> dict:
 
 # --- volumes ---------------------------------------------------------------------------------
 
-def write_volume_nrrd(volume: Volume, path: str | os.PathLike) -> Path:
-    """Write a scalar volume as NRRD (LPS space, gzip) for Slicer; return the path.
+def write_volume_nrrd(volume: Volume, path: str | os.PathLike, compression_level: int = 4) -> Path:
+    """Write a 3D scalar volume as NRRD (LPS space, gzip) for Slicer; return the path.
 
-    Uses the IO owner's :func:`medrecon.io.nrrd.write_nrrd` when it exists.
+    Integer images whose values fit in int16 are stored as int16 (lossless; CT in HU always
+    fits), which halves the file of an int32 CT. gzip level 4: on CT it is ~30x faster than
+    pynrrd's default level 9 for files ~10% larger.
+
+    Raises
+    ------
+    MedreconError
+        The volume is not 3D.
     """
     path = Path(path)
-    try:
-        from medrecon.io.nrrd import write_nrrd  # type: ignore
-    except Exception:
-        write_nrrd = None
-    if write_nrrd is not None:
-        out = write_nrrd(volume, path)
-        return Path(out) if out is not None else path
-    arr = volume.array
+    arr = np.asarray(volume.array)
     if arr.ndim != 3:
-        raise MedreconError("only 3D volumes can be written for the Slicer scene", path=path)
+        raise MedreconError(f"only 3D volumes can be written for the Slicer scene, got shape {arr.shape}", path=path)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.integer) and arr.dtype.itemsize > 2 and arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if -32768 <= lo and hi <= 32767:
+            arr = arr.astype(np.int16)
     header = {"type": str(arr.dtype), "dimension": 3, "kinds": ["domain"] * 3, "encoding": "gzip",
               **_geometry_header(volume.affine)}
-    _nrrd_write(path, np.asarray(arr), header)
+    _nrrd_write(path, arr, header, compression_level)
     return path
 
 
