@@ -4,6 +4,7 @@
   same label map, same gzip level (6), on two real TotalSegmentator label maps.
 * offline HTML viewer: medrecon.viz.html.write_viewer vs trimesh's ``scene_to_html`` (three.js +
   embedded GLB), same meshes: time to write and file size.
+* the CT volume NRRD for the scene: ours vs ``pynrrd.write`` with its defaults.
 * PNG previews (VTK offscreen) and QC montage: our time only (no peer writes these pictures).
 
 Run::
@@ -106,6 +107,20 @@ def main() -> None:
     # meshes for the viewer and the pictures: the bones of the 3 mm abdomen CT
     ct = read_nifti(DATA / "example_ct.nii.gz")
     ct.meta["modality"] = "CT"
+
+    # the CT for the scene: ours vs pynrrd.write with its defaults (gzip level 9, dtype as is)
+    import nrrd
+
+    from medrecon.io.slicer import write_volume_nrrd
+
+    vo, vp = tmp / "ours_ct.nrrd", tmp / "peer_ct.nrrd"
+    t_o = timed(lambda: write_volume_nrrd(ct, vo), args.repeat)
+    t_p = timed(lambda: nrrd.write(str(vp), ct.array, {"space": "left-posterior-superior",
+                                                        "space directions": ct.affine[:3, :3].T,
+                                                        "space origin": ct.affine[:3, 3]}), max(1, args.repeat // 2))
+    tag = f"CT {'x'.join(map(str, ct.shape))} {ct.array.dtype}"
+    row(f"volume NRRD write  {tag}", t_o, t_p, "s", "pynrrd.write default")
+    row(f"volume NRRD size   {tag}", vo.stat().st_size / 1e6, vp.stat().st_size / 1e6, "MB", "pynrrd.write default")
     lm = read_nifti(DATA / "example_seg_fast_force_split.nii.gz")
     lm = lm.with_array(lm.array.astype(np.uint8))
     models = build_surfaces(lm, select_structures(table, group="bones"), qa=False)
