@@ -226,8 +226,14 @@ def labelmap_on_grid(labelmap: Volume, volume: Volume, tol_mm: float = 1e-3, whe
     if not out.any() and arr.any():
         raise InputError("label map does not overlap the image (check that both come from the same scan)", where)
     res = volume.with_array(out, kind="labelmap")
-    res.meta["warnings"] = [f"label map grid {arr.shape} differs from the image grid {shape}: "
-                            "resampled (nearest neighbour) onto the image grid"]
+    # same voxels, other axis order / direction (e.g. NIfTI rows flipped): an exact re-indexing
+    rot = np.round(m[:3, :3])
+    exact = (np.allclose(m[:3, :3], rot, atol=1e-4) and np.allclose(m[:3, 3], np.round(m[:3, 3]), atol=1e-3)
+             and np.all(np.abs(rot).sum(0) == 1) and np.all(np.abs(rot).sum(1) == 1)
+             and int(np.count_nonzero(out)) == int(np.count_nonzero(arr)))
+    if not exact:
+        res.meta["warnings"] = [f"label map grid {arr.shape} differs from the image grid {shape}: "
+                                "resampled (nearest neighbour) onto the image grid"]
     return res
 
 
