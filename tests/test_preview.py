@@ -57,8 +57,9 @@ def centroid(mask: np.ndarray) -> np.ndarray:
     return yx.mean(0)  # (row, col)
 
 
-def test_views_are_anatomical_and_scaled():
-    panels, px_per_mm = render_views(MODELS, panel_px=300)
+@pytest.mark.parametrize("backend", ["vtk", "software"])
+def test_views_are_anatomical_and_scaled(backend):
+    panels, px_per_mm = render_views(MODELS, panel_px=300, backend=backend)
     views = {name: (img, right, up) for name, img, right, up in panels}
     assert set(views) == {"front", "side", "top"}
     front, side, top = views["front"][0], views["side"][0], views["top"][0]
@@ -184,3 +185,20 @@ def test_montage_errors(tmp_path):
     with pytest.raises(SegmentationError, match="does not overlap"):
         qc_montage(vol, Volume(lab, far), {}, tmp_path / "m.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_software_fallback_matches_vtk_silhouettes():
+    """The numpy rasteriser (used when no OpenGL works) draws the same shapes as VTK."""
+    from medrecon.viz import _raster as R
+
+    vtk_panels, s1 = render_views(MODELS, panel_px=200, backend="vtk")
+    soft_panels, s2 = render_views(MODELS, panel_px=200, backend="software")
+    assert s1 == s2
+    bg = np.asarray(R.BACKGROUND)
+    for (n1, a, _, _), (n2, b, _, _) in zip(vtk_panels, soft_panels):
+        ma, mb = np.any(a != bg, axis=2), np.any(b != bg, axis=2)
+        iou = (ma & mb).sum() / (ma | mb).sum()
+        assert n1 == n2 and iou > 0.93, (n1, iou)
+        for ch in range(3):  # same colour in the same place
+            ha, hb = hue_mask(a, ch), hue_mask(b, ch)
+            assert (ha & hb).sum() / max(1, (ha | hb).sum()) > 0.85, (n1, ch)

@@ -3,7 +3,9 @@
 Rendering is done offscreen with VTK. Without a display, VTK's pip wheel (9.4+) renders through
 EGL (Mesa's surfaceless platform, CPU llvmpipe; Debian packages ``libegl1``, ``libegl-mesa0``,
 ``libgl1-mesa-dri``) or, failing that, OSMesa (``libosmesa6``). :func:`offscreen_window` picks
-the first that works and says which in :data:`RENDER_BACKEND`.
+the first that works and says which in :data:`RENDER_BACKEND`. Where no OpenGL path works at
+all, a small numpy rasteriser (:mod:`medrecon.viz._softrender`, flat shading) draws the same
+views, so previews never fail for want of OpenGL.
 
 Views use a parallel projection with one common scale, so a single millimetre scale bar holds
 for all three panels. Model vertices are LPS millimetres; the views are anatomical:
@@ -122,9 +124,15 @@ def _grab(rw) -> np.ndarray:
     return np.ascontiguousarray(a[::-1])
 
 
-def render_views(models: Sequence[SurfaceModel], panel_px: int = 420,
-                 background=R.BACKGROUND) -> tuple[list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], float]:
+def render_views(models: Sequence[SurfaceModel], panel_px: int = 420, background=R.BACKGROUND,
+                 backend: str = "auto") -> tuple[list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], float]:
     """Render the models from the three anatomical views.
+
+    Parameters
+    ----------
+    backend : "auto", "vtk" or "software"
+        ``auto`` uses VTK's offscreen OpenGL and falls back to the numpy rasteriser
+        (:mod:`medrecon.viz._softrender`) when no OpenGL path works; ``vtk`` fails instead.
 
     Returns
     -------
@@ -132,17 +140,40 @@ def render_views(models: Sequence[SurfaceModel], panel_px: int = 420,
     px_per_mm : float
         Pixels per millimetre, the same in every panel (parallel projection).
     """
-    from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkRenderer
-
+    global RENDER_BACKEND
     drawable = [m for m in models if m.n_triangles > 0 and len(m.vertices) > 0]
     if not drawable:
         raise MeshError("nothing to render: every model is empty")
+    if backend not in ("auto", "vtk", "software"):
+        raise MeshError(f"unknown render backend {backend!r} (auto, vtk, software)")
     lo = np.min([m.vertices.min(0) for m in drawable], axis=0)
     hi = np.max([m.vertices.max(0) for m in drawable], axis=0)
     centre = (lo + hi) / 2
     half = max(float(np.max(hi - lo)) / 2 * 1.12, 1.0)  # common half-height in mm (square panels)
+    px_per_mm = panel_px / (2 * half)
 
-    rw = offscreen_window(panel_px, panel_px)
+    rw = None
+    if backend != "software":
+        try:
+            rw = offscreen_window(panel_px, panel_px)
+        except MeshError:
+            if backend == "vtk":
+                raise
+    if rw is None:
+        from medrecon.viz import _softrender
+
+        RENDER_BACKEND = "software"
+        panels = []
+        for name, direction, up in VIEWS:
+            d, u = np.asarray(direction, float), np.asarray(up, float)
+            right = np.cross(-d, u)
+            img = _softrender.render([(m.vertices, m.faces, m.color) for m in drawable], panel_px, panel_px,
+                                     centre, right, u, d, px_per_mm, background)
+            panels.append((name, img, right, u))
+        return panels, px_per_mm
+
+    from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkRenderer
+
     ren = vtkRenderer()
     ren.SetBackground(*[c / 255 for c in background])
     rw.AddRenderer(ren)
@@ -174,11 +205,12 @@ def render_views(models: Sequence[SurfaceModel], panel_px: int = 420,
         right = np.cross(-d, np.asarray(up))
         panels.append((name, _grab(rw), right, np.asarray(up, float)))
     rw.Finalize()
-    return panels, panel_px / (2 * half)
+    return panels, px_per_mm
 
 
 def render_previews(models: Sequence[SurfaceModel], out_png: str | os.PathLike,
-                    size_mm_bar: bool = True, panel_px: int = 420, title: str | None = None) -> Path:
+                    size_mm_bar: bool = True, panel_px: int = 420, title: str | None = None,
+                    backend: str = "auto") -> Path:
     """Render front, side and top views of ``models`` into one PNG with legend and scale bar.
 
     Parameters
@@ -193,6 +225,9 @@ def render_previews(models: Sequence[SurfaceModel], out_png: str | os.PathLike,
         Side of each square view in pixels.
     title : str, optional
         Heading; defaults to the number of structures and the overall size in mm.
+    backend : "auto", "vtk" or "software"
+        See :func:`render_views`; ``auto`` (VTK, else the numpy rasteriser) never fails for
+        want of OpenGL.
 
     Returns
     -------
@@ -201,14 +236,14 @@ def render_previews(models: Sequence[SurfaceModel], out_png: str | os.PathLike,
     Raises
     ------
     MeshError
-        No models, only empty models, or no working offscreen renderer.
+        No models, only empty models, or (``backend="vtk"``) no working offscreen renderer.
     """
     out_png = Path(out_png)
     models = list(models)
     if not models:
         raise MeshError("no surface models to render", path=out_png)
     try:
-        panels, px_per_mm = render_views(models, panel_px)
+        panels, px_per_mm = render_views(models, panel_px, backend=backend)
     except MeshError as exc:
         raise MeshError(str(exc), path=out_png) from None
     drawable = [m for m in models if m.n_triangles > 0]
