@@ -279,3 +279,16 @@ def test_cli_view(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nothing.stl" in err and "not found" in err
     assert not (tmp_path / "w.html").exists()
+
+
+def test_viewer_decimates_big_meshes_for_display_only(tmp_path):
+    s = trimesh.creation.icosphere(6, radius=30)  # 81920 triangles
+    big = SurfaceModel("big", s.vertices, s.faces, (0.8, 0.8, 0.7), 1)
+    small = _balls()[0]
+    out = write_viewer([big, small], tmp_path / "v.html", max_triangles=20_000)
+    data = _payload(out)
+    tris = {m["name"]: m["n_triangles"] for m in data["models"]}
+    assert sum(tris.values()) <= 21_000 and tris["big"] < 81920
+    v = np.frombuffer(base64.b64decode(data["models"][0]["positions"]), "<f4").reshape(-1, 3)
+    assert np.allclose(np.linalg.norm(v, axis=1), 30, atol=1.0)  # still the same sphere
+    assert big.n_triangles == 81920  # the caller's model is untouched
