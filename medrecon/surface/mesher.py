@@ -163,6 +163,22 @@ def _signed_volume(points: np.ndarray, faces: np.ndarray) -> float:
     return float(np.einsum("ij,ij->i", a, np.cross(b, d)).sum() / 6.0)
 
 
+def _outward(points: np.ndarray, faces: np.ndarray) -> bool:
+    """Whether a closed, consistently wound surface has outward normals.
+
+    Cheap test at the vertex with the largest x: the surface lies on the -x side of it, so the
+    summed (area-weighted) normal of its triangles points to +x exactly when normals point out.
+    """
+    top = int(np.argmax(points[:, 0]))
+    around = faces[np.any(faces == top, axis=1)]
+    p = points.astype(np.float64)
+    n = np.cross(p[around[:, 1]] - p[around[:, 0]], p[around[:, 2]] - p[around[:, 0]])
+    sx = float(n[:, 0].sum())
+    if sx == 0.0:  # degenerate tie: fall back to the enclosed volume
+        return _signed_volume(p, faces) >= 0
+    return sx > 0
+
+
 def _vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (outward for CCW-from-outside faces)."""
     fn = np.cross(points[faces[:, 1]] - points[faces[:, 0]], points[faces[:, 2]] - points[faces[:, 0]])
@@ -212,8 +228,8 @@ def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, s
     pts, faces = _contour_binary(sub, origin_ijk)
     if faces.shape[0] == 0:
         return pts, faces, {}
-    # discrete flying edges gives one consistent orientation; make it outward (positive volume)
-    if _signed_volume(pts, faces) < 0:
+    # discrete flying edges gives one consistent orientation; make it outward
+    if not _outward(pts, faces):
         faces = faces[:, ::-1].copy()
     if decimate == "before":
         pts, faces = _decimate(pts, faces, reduction)

@@ -58,57 +58,107 @@ def _half_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def _sorted_half_edges(faces: np.ndarray, n: int):
+    a, b = _half_edges(faces)
+    key = a * n + b
+    order = np.argsort(key)
+    return a, b, key, order, key[order]
+
+
 def edge_stats(faces: np.ndarray, n_vertices: int | None = None) -> dict[str, Any]:
-    """Edge counts: watertight, oriented, edge-manifold, number of unique edges."""
+    """Edge counts: watertight, oriented, edge-manifold, number of unique edges.
+
+    Sort-based (no hashing): one argsort of the directed half-edge keys, then a binary search
+    for every half-edge's twin. The undirected count is only needed when that fast path fails.
+    """
     faces = np.asarray(faces, dtype=np.int64)
     if len(faces) == 0:
         return {"watertight": False, "consistently_oriented": False, "edge_manifold": True, "edges": 0}
     n = int(n_vertices if n_vertices is not None else faces.max() + 1)
-    a, b = _half_edges(faces)
-    und = np.minimum(a, b) * n + np.maximum(a, b)
-    _, counts = np.unique(und, return_counts=True)
-    directed = a * n + b
-    oriented = np.unique(directed).size == directed.size
-    return {
-        "watertight": bool(np.all(counts == 2)),
-        "consistently_oriented": bool(oriented and np.all(counts == 2)),
-        "edge_manifold": bool(np.all(counts <= 2)),
-        "edges": int(counts.size),
-    }
+    a, b, key, order, ks = _sorted_half_edges(faces, n)
+    out = _edge_stats_sorted(a, b, ks, n)
+    return {k: v for k, v in out.items() if not k.startswith("_")}
+
+
+def _edge_stats_sorted(a, b, ks, n) -> dict[str, Any]:
+    dup_directed = bool(np.any(ks[1:] == ks[:-1]))
+    twin_key = b * n + a
+    pos = np.minimum(np.searchsorted(ks, twin_key), ks.size - 1)
+    has_twin = ks[pos] == twin_key
+    if not dup_directed and bool(has_twin.all()):
+        # every directed edge once, with its reverse: closed, oriented, two faces per edge
+        return {"watertight": True, "consistently_oriented": True, "edge_manifold": True,
+                "edges": int(ks.size // 2), "_twin_pos": pos}
+    und = np.sort(np.minimum(a, b) * n + np.maximum(a, b))
+    starts = np.flatnonzero(np.r_[True, und[1:] != und[:-1]])
+    counts = np.diff(np.r_[starts, und.size])
+    watertight = bool(np.all(counts == 2))
+    return {"watertight": watertight, "consistently_oriented": bool(watertight and not dup_directed),
+            "edge_manifold": bool(np.all(counts <= 2)), "edges": int(counts.size)}
+
+
+def _fans_closed(a: np.ndarray, order: np.ndarray, twin_pos: np.ndarray, n: int) -> np.ndarray:
+    """Fans per vertex of a closed, oriented, edge-manifold mesh (cycles of the corner rotation).
+
+    Half-edge h starts at a[h]; rotating around that vertex, the next half-edge leaving it is the
+    twin of the half-edge of the same face that arrives at it. Cycles of this permutation are
+    the fans; they are counted by min-label pointer doubling (log2 of the largest fan steps).
+    """
+    h = np.arange(a.size)
+    prev = 3 * (h // 3) + (h % 3 + 2) % 3
+    twin = order[twin_pos]  # twin[h]: index of the reverse half-edge
+    nxt = twin[prev]
+    lab = h.copy()
+    for _ in range(64):
+        new = np.minimum(lab, lab[nxt])
+        nxt = nxt[nxt]
+        if np.array_equal(new, lab):
+            break
+        lab = new
+    reps = a[lab == h]
+    return np.bincount(reps, minlength=n)
 
 
 def vertex_manifold(faces: np.ndarray, n_vertices: int | None = None) -> bool:
     """True when the triangles around each vertex form one fan (linked through shared edges).
 
-    Corners (face, vertex) are linked across every edge shared by exactly two triangles; a
-    vertex is manifold when all its corners end up in one connected group.
+    Closed oriented meshes use the fast corner-rotation test; other meshes link corners
+    across every edge shared by exactly two triangles and count connected groups per vertex.
     """
     faces = np.asarray(faces, dtype=np.int64)
     if len(faces) == 0:
         return True
     n = int(n_vertices if n_vertices is not None else faces.max() + 1)
+    a, b, key, order, ks = _sorted_half_edges(faces, n)
+    st = _edge_stats_sorted(a, b, ks, n)
+    return _vertex_manifold(faces, n, a, b, order, st)
+
+
+def _vertex_manifold(faces, n, a, b, order, st) -> bool:
+    used = np.bincount(faces.reshape(-1), minlength=n) > 0
+    if "_twin_pos" in st:
+        return bool(np.all(_fans_closed(a, order, st["_twin_pos"], n)[used] == 1))
+    if not st["edge_manifold"]:
+        return False
     nf = len(faces)
-    a, b = _half_edges(faces)
     h = np.arange(3 * nf)
     c_first = h  # corner id of a = 3 f + k
     c_second = 3 * (h // 3) + (h % 3 + 1) % 3  # corner id of b
     key = np.minimum(a, b) * n + np.maximum(a, b)
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
+    o = np.argsort(key, kind="stable")
+    ks = key[o]
     starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
     counts = np.diff(np.r_[starts, ks.size])
     pair = starts[counts == 2]
-    h1, h2 = order[pair], order[pair + 1]
+    h1, h2 = o[pair], o[pair + 1]
     same = a[h1] == a[h2]  # same direction (inconsistent orientation) or opposite
     r1 = np.r_[c_first[h1], c_second[h1]]
     r2 = np.r_[np.where(same, c_first[h2], c_second[h2]), np.where(same, c_second[h2], c_first[h2])]
     g = sparse.coo_matrix((np.ones(r1.size, np.int8), (r1, r2)), shape=(3 * nf, 3 * nf)).tocsr()
     ncomp, comp = csgraph.connected_components(g, directed=False)
     corner_vertex = faces.reshape(-1)
-    # number of distinct components per vertex
     pairs = np.unique(corner_vertex.astype(np.int64) * ncomp + comp)
     fans_per_vertex = np.bincount(pairs // ncomp, minlength=n)
-    used = np.bincount(corner_vertex, minlength=n) > 0
     return bool(np.all(fans_per_vertex[used] == 1))
 
 
@@ -117,7 +167,7 @@ def _components(faces: np.ndarray, n: int) -> int:
         return 0
     r = np.r_[faces[:, 0], faces[:, 1]]
     c = np.r_[faces[:, 1], faces[:, 2]]
-    g = sparse.coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(n, n)).tocsr()
+    g = sparse.csr_matrix((np.ones(r.size, np.int8), (r, c)), shape=(n, n))
     ncomp, lab = csgraph.connected_components(g, directed=False)
     used = np.bincount(faces.ravel(), minlength=n) > 0
     return int(np.unique(lab[used]).size)
@@ -144,8 +194,13 @@ def compute_qa(vertices: np.ndarray, faces: np.ndarray, *, voxel_volume_mm3: flo
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
     nv = int(len(vertices))
-    es = edge_stats(faces, nv)
-    vm = vertex_manifold(faces, nv) if es["edge_manifold"] else False
+    if len(faces):
+        ha, hb, _, order, ks = _sorted_half_edges(faces, nv)
+        es = _edge_stats_sorted(ha, hb, ks, nv)
+        vm = _vertex_manifold(faces, nv, ha, hb, order, es)
+    else:
+        es = {"watertight": False, "consistently_oriented": False, "edge_manifold": True, "edges": 0}
+        vm = True
     vol = signed_volume(vertices, faces)
     out: dict[str, Any] = {
         "triangles": int(len(faces)),
