@@ -297,3 +297,15 @@ def test_cli_mesh_slicer_end_to_end(tmp_path):
     text = html.read_text()
     for name in structures:
         assert f'"name":"{name}"' in text
+
+
+def test_scene_file_names_are_url_encoded_like_slicer(tmp_path):
+    # Slicer URL-encodes %, space, quotes, < and > in fileName and decodes them on load
+    m = _sphere_model("odd", (0, 0, 0), (0.1, 0.2, 0.3), 1)
+    odd = tmp_path / "left femur 100% 'x'.stl"
+    stl = _write_stl([m], tmp_path / "tmp")[0]
+    odd.write_bytes(stl.read_bytes())
+    scene = write_scene(tmp_path, None, None, [(odd, "left femur", m.color)], "odd")
+    sto = [el for el in ET.parse(scene).getroot() if el.tag == "ModelStorage"][0]
+    assert sto.get("fileName") == "left%20femur%20100%25%20%27x%27.stl"
+    assert parse_scene(scene)["models"][0]["file"] == str(odd.resolve())

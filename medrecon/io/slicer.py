@@ -361,6 +361,23 @@ def _rel(p: str | os.PathLike, root: Path) -> str:
         return str(p.resolve())
 
 
+# Slicer URL-encodes these characters (and only these) in storage nodes' fileName attributes
+# (vtkMRMLNode::URLEncodeString) and decodes them when reading a scene.
+_URL_CODES = [("%", "%25"), (" ", "%20"), ("'", "%27"), (">", "%3E"), ("<", "%3C"), ('"', "%22")]
+
+
+def _url_encode(name: str) -> str:
+    for ch, code in _URL_CODES:
+        name = name.replace(ch, code)
+    return name
+
+
+def _url_decode(name: str) -> str:
+    for ch, code in reversed(_URL_CODES):
+        name = name.replace(code, ch)
+    return name
+
+
 def _attrs(**kw: Any) -> str:
     out = []
     for k, v in kw.items():
@@ -434,14 +451,14 @@ def write_scene(outdir: str | os.PathLike, volume_path: str | os.PathLike | None
         if ct_window is None:
             win = {"autoWindowLevel": "1"}
         lines.append(f'  <VolumeDisplay {_attrs(id=disp, name="VolumeDisplay", hideFromEditors=True, visibility=True, colorNodeID="vtkMRMLColorTableNodeGrey", interpolate="1", **win)}></VolumeDisplay>')
-        lines.append(f'  <VolumeArchetypeStorage {_attrs(id=sto, name="VolumeArchetypeStorage", hideFromEditors=True, fileName=_rel(volume_path, outdir), useCompression="1", defaultWriteFileExtension="nrrd", centerImage="0", UseOrientationFromFile="1")}></VolumeArchetypeStorage>')
+        lines.append(f'  <VolumeArchetypeStorage {_attrs(id=sto, name="VolumeArchetypeStorage", hideFromEditors=True, fileName=_url_encode(_rel(volume_path, outdir)), useCompression="1", defaultWriteFileExtension="nrrd", centerImage="0", UseOrientationFromFile="1")}></VolumeArchetypeStorage>')
         vname = Path(volume_path).name.split(".")[0] or "volume"
         lines.append(f'  <Volume {_attrs(id=vol_id, name=vname, hideFromEditors=False, selectable=True, displayNodeRef=disp, storageNodeRef=sto, references=f"display:{disp};storage:{sto};", userTags="")}></Volume>')
     if seg_path is not None:
         sid, disp, sto = "vtkMRMLSegmentationNode1", "vtkMRMLSegmentationDisplayNode1", "vtkMRMLSegmentationStorageNode1"
         show3d = (not models) if show_segmentation_3d is None else bool(show_segmentation_3d)
         lines.append(f'  <SegmentationDisplay {_attrs(id=disp, name="SegmentationDisplay", hideFromEditors=True, visibility=True, visibility2D=True, visibility3D=show3d, opacity="1", PreferredDisplayRepresentationName2D="Binary labelmap", PreferredDisplayRepresentationName3D="Closed surface", Visibility2DFill=True, Visibility2DOutline=True, Opacity3D="1", Opacity2DFill="0.5", Opacity2DOutline="1")}></SegmentationDisplay>')
-        lines.append(f'  <SegmentationStorage {_attrs(id=sto, name="SegmentationStorage", hideFromEditors=True, fileName=_rel(seg_path, outdir), useCompression="1", defaultWriteFileExtension="seg.nrrd")}></SegmentationStorage>')
+        lines.append(f'  <SegmentationStorage {_attrs(id=sto, name="SegmentationStorage", hideFromEditors=True, fileName=_url_encode(_rel(seg_path, outdir)), useCompression="1", defaultWriteFileExtension="seg.nrrd")}></SegmentationStorage>')
         refs = f"display:{disp};storage:{sto};" + (f"referenceImageGeometryRef:{vol_id};" if vol_id else "")
         lines.append(f'  <Segmentation {_attrs(id=sid, name=f"{scene_name} segmentation", hideFromEditors=False, selectable=True, displayNodeRef=disp, storageNodeRef=sto, references=refs, userTags="")}></Segmentation>')
     for n, m in enumerate(models, start=1):
@@ -450,7 +467,7 @@ def write_scene(outdir: str | os.PathLike, volume_path: str | os.PathLike | None
         if space not in ("LPS", "RAS"):
             raise MedreconError(f"model coordinate system must be LPS or RAS, got {m.space!r}", path=m.path)
         lines.append(f'  <ModelDisplay {_attrs(id=disp, name="ModelDisplay", hideFromEditors=True, color=_color_attr(m.color), opacity="1", visibility=True, visibility2D=True, visibility3D=True, scalarVisibility=False, backfaceCulling=False, sliceIntersectionThickness="2")}></ModelDisplay>')
-        lines.append(f'  <ModelStorage {_attrs(id=sto, name="ModelStorage", hideFromEditors=True, fileName=_rel(m.path, outdir), useCompression="1", coordinateSystem=space)}></ModelStorage>')
+        lines.append(f'  <ModelStorage {_attrs(id=sto, name="ModelStorage", hideFromEditors=True, fileName=_url_encode(_rel(m.path, outdir)), useCompression="1", coordinateSystem=space)}></ModelStorage>')
         lines.append(f'  <Model {_attrs(id=mid, name=m.name, hideFromEditors=False, selectable=True, displayNodeRef=disp, storageNodeRef=sto, references=f"display:{disp};storage:{sto};", userTags="")}></Model>')
     lines.append("</MRML>")
     atomic_write_text(scene_path, "\n".join(lines) + "\n")
@@ -499,7 +516,7 @@ def parse_scene(path: str | os.PathLike) -> dict[str, Any]:
         if not sid:
             return None
         fn = nodes[sid].get("fileName")
-        return str((path.parent / fn).resolve()) if fn else None
+        return str((path.parent / _url_decode(fn)).resolve()) if fn else None
 
     result: dict[str, Any] = {"volumes": [], "segmentations": [], "models": []}
     for el in root:
