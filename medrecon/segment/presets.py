@@ -191,8 +191,14 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total_mu * w - mu * total_w) ** 2 / (w * w1)
     between[~np.isfinite(between)] = -1
-    i = int(np.argmax(between[:-1]))
-    return float(0.5 * (centres[i] + centres[i + 1]))
+    between = between[:-1]
+    # an empty gap between the classes gives a plateau of equal scores: take its middle
+    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))
+    stop = np.flatnonzero(np.diff(best) > 1)
+    run = best[: stop[0] + 1] if stop.size else best
+    t_first = 0.5 * (centres[run[0]] + centres[run[0] + 1])
+    t_last = 0.5 * (centres[run[-1]] + centres[run[-1] + 1])
+    return float(0.5 * (t_first + t_last))
 
 
 def multi_otsu_thresholds(values: np.ndarray, bins: int = 128) -> tuple[float, float]:
@@ -201,7 +207,6 @@ def multi_otsu_thresholds(values: np.ndarray, bins: int = 128) -> tuple[float, f
     p = hist / hist.sum()
     w = np.concatenate([[0], np.cumsum(p)])
     m = np.concatenate([[0], np.cumsum(p * centres)])
-    best, best_ij = -1.0, (1, 2)
     n = len(p)
     i = np.arange(1, n - 1)[:, None]
     j = np.arange(2, n)[None, :]
@@ -212,9 +217,8 @@ def multi_otsu_thresholds(values: np.ndarray, bins: int = 128) -> tuple[float, f
     with np.errstate(divide="ignore", invalid="ignore"):
         score = m0 ** 2 / w0 + m1 ** 2 / w1 + m2 ** 2 / w2
     score = np.where(valid & (w0 > 0) & (w1 > 0) & (w2 > 0), score, -np.inf)
-    k = np.unravel_index(int(np.argmax(score)), score.shape)
-    best_ij = (int(i[k[0], 0]), int(j[0, k[1]]))
-    del best
+    top = np.argwhere(score >= score.max() * (1 - 1e-9))  # plateaus: take their middle
+    best_ij = (int(i[int(np.median(top[:, 0])), 0]), int(j[0, int(np.median(top[:, 1]))]))
     t1 = 0.5 * (centres[best_ij[0] - 1] + centres[best_ij[0]])
     t2 = 0.5 * (centres[best_ij[1] - 1] + centres[best_ij[1]])
     return float(t1), float(t2)
