@@ -106,8 +106,8 @@ def best_of(fn, repeat: int, key: str | None = None):
         out = fn()
         dt, c1 = time.perf_counter() - t0, os.times()
         if key and (not times or dt < min(times)):
-            CPU[key] = (c1.user + c1.system - c0.user - c0.system,
-                        c1.children_user + c1.children_system - c0.children_user - c0.children_system)
+            CPU[key] = (max(0.0, c1.user + c1.system - c0.user - c0.system),
+                        max(0.0, c1.children_user + c1.children_system - c0.children_user - c0.children_system))
         times.append(dt)
     return min(times), out
 
