@@ -337,3 +337,21 @@ def test_inputs_never_modified(tmp_path):
     before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
     load(tmp_path)
     assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before
+
+
+# --- round trip with the project's own DICOM writer (every lossless syntax it offers) --------------
+@pytest.mark.parametrize("syntax", ["explicit", "implicit", "deflated", "rle", "jpeg2000", "jpegls", "jpeg-lossless"])
+def test_round_trip_with_dicom_writer(tmp_path, syntax):
+    dw = pytest.importorskip("medrecon.io.dicom_write")
+    from medrecon.volume import Volume
+
+    th = np.deg2rad(12)
+    A = np.eye(4)
+    A[:3, :3] = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1]]) @ np.diag([0.7, 0.9, 2.5])
+    A[:3, 3] = [5.0, -7.0, 11.0]
+    rng = np.random.default_rng(4)
+    arr = rng.integers(-1024, 3000, size=(24, 20, 5)).astype(np.int16)
+    dw.write_dicom_series(Volume(arr, A, {"modality": "CT"}), tmp_path, modality="CT", transfer_syntax=syntax)
+    vol = load(tmp_path)
+    assert np.allclose(vol.affine, A, atol=1e-4)
+    assert np.array_equal(vol.array, arr)

@@ -477,7 +477,7 @@ def read_headers(src: Source) -> tuple[list[FrameHeader], str]:
     if not frames and _expects_pixels(ds):
         raise DicomError("corrupt or truncated DICOM file: an image object without image attributes "
                          "(Rows/Columns) or pixel data", src.name)
-    if frames and offset is not None and size is not None and offset >= size and frames[0].n_frames_in_file:
+    if frames and frames[0].is_native and offset is not None and size is not None and offset >= size:
         raise DicomError("file truncated: the header ends before the pixel data", src.name)
     return frames, ("image" if frames else "non-image")
 
