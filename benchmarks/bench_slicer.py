@@ -5,7 +5,8 @@
 * offline HTML viewer: medrecon.viz.html.write_viewer vs trimesh's ``scene_to_html`` (three.js +
   embedded GLB), same meshes: time to write and file size.
 * the CT volume NRRD for the scene: ours vs ``pynrrd.write`` with its defaults.
-* PNG previews (VTK offscreen) and QC montage: our time only (no peer writes these pictures).
+* PNG previews: our numpy fallback rasteriser vs VTK's offscreen OpenGL (the normal path).
+* QC montage: our time only (no peer writes this picture).
 
 Run::
 
@@ -140,9 +141,12 @@ def main() -> None:
         timed(peer_html, args.repeat), "s", "trimesh scene_to_html")
     row(f"viewer html size   {tag}", ours_h.stat().st_size / 1e6, peer_h.stat().st_size / 1e6, "MB", "trimesh scene_to_html")
 
-    t_prev = timed(lambda: render_previews(models, tmp / "p.png"), args.repeat)
     from medrecon.viz import preview as P
-    print(f"{'previews (3 views, 420 px) ' + tag:<44} ours {t_prev:10.3f} s   | backend {P.RENDER_BACKEND}")
+
+    t_prev = timed(lambda: render_previews(models, tmp / "p.png", backend="vtk"), args.repeat)
+    backend = P.RENDER_BACKEND
+    t_soft = timed(lambda: render_previews(models, tmp / "s.png", backend="software"), args.repeat)
+    row(f"previews 3x420 px, fallback  {tag}", t_soft, t_prev, "s", f"VTK ({backend})")
     t_qc = timed(lambda: qc_montage(ct, lm, table, tmp / "q.png"), args.repeat)
     print(f"{'QC montage ' + 'x'.join(map(str, ct.shape)) + ' CT':<44} ours {t_qc:10.3f} s")
 
