@@ -292,3 +292,11 @@ def test_viewer_decimates_big_meshes_for_display_only(tmp_path):
     v = np.frombuffer(base64.b64decode(data["models"][0]["positions"]), "<f4").reshape(-1, 3)
     assert np.allclose(np.linalg.norm(v, axis=1), 30, atol=1.0)  # still the same sphere
     assert big.n_triangles == 81920  # the caller's model is untouched
+
+
+def test_viewer_duplicate_names_get_unique_checkboxes(tmp_path):
+    a, b = _balls()
+    b.name = a.name
+    data = _payload(write_viewer([a, b], tmp_path / "v.html"))
+    assert [m["name"] for m in data["models"]] == ["red ball", "red ball (2)"]
+    assert b.name == "red ball"  # the caller's models are not renamed

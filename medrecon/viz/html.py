@@ -98,10 +98,16 @@ def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, ti
     if total > max_triangles:
         models = [_decimate(m, max(200, int(m.n_triangles * max_triangles / total))) for m in models]
     entries = []
+    seen: dict[str, int] = {}
     for m in models:
         b = m.bounds()
+        name = m.name  # display names must be unique (one checkbox each); the models are not changed
+        if name in seen:
+            seen[name] += 1
+            name = f"{name} ({seen[name]})"
+        seen.setdefault(name, 1)
         entries.append({
-            "name": m.name, "label": int(m.label), "color": [float(c) for c in m.color],
+            "name": name, "label": int(m.label), "color": [float(c) for c in m.color],
             "bounds": b.round(3).tolist(), "n_vertices": int(len(m.vertices)), "n_triangles": m.n_triangles,
             "positions": _b64(m.vertices, "f4"), "indices": _b64(m.faces, "u4"),
         })

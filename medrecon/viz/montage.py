@@ -220,5 +220,6 @@ def qc_montage(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | Non
         lx = gap + (i % legend_cols) * colw
         y = ly + (i // legend_cols) * 22
         R.fill_rect(out, lx, y, lx + 16, y + 16, col)
+        nm = nm if len(nm) <= 40 else nm[:38] + "..."
         R.draw_text(out, f"{nm} ({int(val)})", lx + 22, y + 8, size=13, anchor="ml")
     return R.write_png(out, out_png)

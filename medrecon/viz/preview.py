@@ -280,6 +280,7 @@ def render_previews(models: Sequence[SurfaceModel], out_png: str | os.PathLike,
         x = gap + (i % legend_cols) * colw
         y = ly + (i // legend_cols) * 22
         R.fill_rect(img, x, y, x + 16, y + 16, R.color_u8(m.color))
-        label = m.name if m.label in (0, None) else f"{m.name} ({m.label})"
+        name = m.name if len(m.name) <= 40 else m.name[:38] + "..."
+        label = name if m.label in (0, None) else f"{name} ({m.label})"
         R.draw_text(img, label, x + 22, y + 8, size=13, anchor="ml")
     return R.write_png(img, out_png)
