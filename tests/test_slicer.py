@@ -73,9 +73,10 @@ def test_seg_nrrd_roundtrip_with_slicerio(tmp_path):
 
 def test_seg_nrrd_include_empty_and_read_back(tmp_path):
     lm = _toy_labelmap()
-    labels = {3: LabelInfo(3, "a", (1, 0, 0)), 9: LabelInfo(9, "empty one", (0, 1, 0))}
+    labels = {0: ("background", (0, 0, 0)), 3: LabelInfo(3, "a", (1, 0, 0)), 9: LabelInfo(9, "empty one", (0, 1, 0))}
     out = write_seg_nrrd(lm, labels, tmp_path / "x.seg.nrrd", include_empty=True)
     seg = slicerio.read_segmentation(str(out))
+    assert sorted(s["labelValue"] for s in seg["segments"]) == [3, 7, 9, 200]  # never a background segment
     empty = [s for s in seg["segments"] if s["name"] == "empty one"][0]
     assert empty["extent"] == [0, -1, 0, -1, 0, -1]
     vol, table = read_seg_nrrd(out)

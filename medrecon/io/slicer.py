@@ -207,7 +207,7 @@ def write_seg_nrrd(labelmap: Volume, labels: Mapping[int, Any] | None, path: str
 
     counts = np.bincount(data.ravel(order="K")) if data.size else np.zeros(1, np.int64)
     present = [int(v) for v in np.flatnonzero(counts) if v != 0]
-    values = sorted(set(present) | ({int(k) for k in labels} if include_empty else set()))
+    values = sorted(set(present) | ({int(k) for k in labels if int(k) > 0} if include_empty else set()))
     extents = _label_extents(data, len(counts))
 
     conv = {k: [v[0], v[1]] for k, v in DEFAULT_CONVERSION.items()}
