@@ -202,3 +202,23 @@ def test_software_fallback_matches_vtk_silhouettes():
         for ch in range(3):  # same colour in the same place
             ha, hb = hue_mask(a, ch), hue_mask(b, ch)
             assert (ha & hb).sum() / max(1, (ha | hb).sum()) > 0.85, (n1, ch)
+
+
+def test_panels_differ_from_a_blank_vtk_render():
+    from vtkmodules.vtkRenderingCore import vtkRenderer
+
+    from medrecon.viz import _raster as R
+    from medrecon.viz.preview import _grab, offscreen_window
+
+    rw = offscreen_window(200, 200)
+    ren = vtkRenderer()
+    ren.SetBackground(*[c / 255 for c in R.BACKGROUND])
+    rw.AddRenderer(ren)
+    rw.Render()
+    blank = _grab(rw)
+    rw.Finalize()
+    assert blank.shape == (200, 200, 3) and len(np.unique(blank.reshape(-1, 3), axis=0)) == 1
+    panels, _ = render_views(MODELS, panel_px=200, backend="vtk")
+    for name, img, _, _ in panels:
+        changed = np.mean(np.any(np.abs(img.astype(int) - blank.astype(int)) > 8, axis=2))
+        assert changed > 0.05, (name, changed)
