@@ -64,7 +64,9 @@ def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_g
     warnings = list(series.warnings)
     resampled = False
     tilt = 0.0
-    if series.geometry is None:
+    if series.mosaic is not None:
+        arr, affine = _demosaic(values, series.mosaic)
+    elif series.geometry is None:
         arr = np.swapaxes(np.moveaxis(values, 0, 2), 0, 1)
         ps = f0.pixel_spacing or (1.0, 1.0)
         affine = np.diag([ps[1], ps[0], 1.0, 1.0])
@@ -104,3 +106,24 @@ def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_g
             series.frames[i].temporal if series.frames[i].temporal is not None else j
             for j, i in enumerate(series.slices[0])]
     return Volume(arr, affine, meta)
+
+
+def _demosaic(values: np.ndarray, mosaic) -> tuple[np.ndarray, np.ndarray]:
+    """Cut Siemens mosaic images into slices.
+
+    ``values`` is (1, rows, cols[, T]); returns the (col, row, slice[, T]) array and its affine,
+    converted from nibabel's (row, col, slice) index order to medrecon's (col, row, slice).
+    """
+    from medrecon.io.dicom.group import mosaic_tiles
+
+    n, A_nib = mosaic
+    img = values[0]
+    tiles = mosaic_tiles(n)
+    tr, tc = img.shape[0] // tiles, img.shape[1] // tiles
+    out = np.empty((tc, tr, n) + img.shape[2:], dtype=img.dtype)
+    for s in range(n):
+        r0, c0 = (s // tiles) * tr, (s % tiles) * tc
+        out[:, :, s] = np.swapaxes(img[r0:r0 + tr, c0:c0 + tc], 0, 1)
+    A_nib = np.asarray(A_nib, dtype=np.float64)
+    affine = A_nib[:, [1, 0, 2, 3]].copy()
+    return out, affine

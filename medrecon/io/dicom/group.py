@@ -46,6 +46,7 @@ class DicomSeries:
     slices: list[list[int]] = field(default_factory=list)  # frame indices per position (sorted)
     n_per_position: int = 1
     has_geometry: bool = True
+    mosaic: tuple | None = None   # (n_slices, 4x4 affine in (row, col, slice) order) for Siemens mosaics
 
     # -- derived facts --------------------------------------------------------------------------
     @property
@@ -63,12 +64,17 @@ class DicomSeries:
     def size(self) -> list[int]:
         f0 = self.frames[0]
         out = [f0.cols, f0.rows, max(1, len(self.slices))]
+        if self.mosaic is not None:
+            tiles = mosaic_tiles(self.mosaic[0])
+            out = [f0.cols // tiles, f0.rows // tiles, self.mosaic[0]]
         if self.n_per_position > 1:
             out.append(self.n_per_position)
         return out
 
     def spacing(self) -> list[float]:
         f0 = self.frames[0]
+        if self.mosaic is not None:
+            return [float(x) for x in np.linalg.norm(np.asarray(self.mosaic[1])[:3, [1, 0, 2]], axis=0)]
         ps = f0.pixel_spacing or (1.0, 1.0)
         sl = self.geometry.nominal_spacing if self.geometry is not None else (
             f0.spacing_between or f0.slice_thickness or 1.0)
@@ -122,6 +128,11 @@ class DicomSeries:
         e = f" [{', '.join(extra)}]" if extra else ""
         return (f"#{self.index}: series {sn} {self.modality} '{self.description}'{e} "
                 f"{'x'.join(map(str, self.size()))}" + ("" if self.is_volume else f" (not a volume: {self.reason})"))
+
+
+def mosaic_tiles(n_slices: int) -> int:
+    """Tiles per mosaic row/column for ``n_slices`` (Siemens uses the smallest square)."""
+    return int(np.ceil(np.sqrt(n_slices)))
 
 
 def _iop_cluster(frames: list[FrameHeader]) -> list[list[int]]:
@@ -202,8 +213,13 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
         s.is_volume = False
         s.reason = (f"localizer / mixed orientations: the series holds slices in {n_orientations} "
                     f"different orientations")
-    if f0.mosaic:
-        s.warnings.append("Siemens mosaic image: tiles are not de-mosaiced (loaded as one 2D image)")
+    if f0.mosaic and f0.extra.get("mosaic"):
+        n_tiles, A = f0.extra["mosaic"]
+        s.mosaic = (n_tiles, A)
+        s.warnings.append(f"Siemens mosaic: {n_tiles} slices taken from the tiles (CSA header)")
+    elif f0.mosaic:
+        s.warnings.append("Siemens mosaic image without a readable CSA header: tiles are not "
+                          "de-mosaiced (loaded as one 2D image)")
     if f0.ipp is None or f0.iop is None or f0.pixel_spacing is None or any(f.ipp is None for f in s.frames):
         s.has_geometry = False
         order = sorted(range(len(s.frames)), key=lambda i: (s.frames[i].instance or 0, s.frames[i].frame or 0))
@@ -239,7 +255,8 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
     # the geometry sorts again (stably); keep our slice order consistent with it
     d = np.array([float(np.dot(f.ipp, s.geometry.n)) for f in first])
     s.slices = [s.slices[i] for i in np.argsort(d, kind="stable")]
-    s.warnings.extend(s.geometry.warnings)
+    if s.mosaic is None:
+        s.warnings.extend(s.geometry.warnings)
     if f0.gantry_tilt and abs(f0.gantry_tilt) > 0.01 and not s.geometry.tilted and len(s.slices) > 1:
         s.warnings.append(f"GantryDetectorTilt says {f0.gantry_tilt:g} deg but the slice positions are "
                           "not sheared (nothing to correct)")

@@ -333,8 +333,31 @@ def _common(ds: Dataset, src: Source, offset: int | None, pixel_length: int | No
             "convolution_kernel": str(ds.get("ConvolutionKernel", "") or ""),
             "repetition_time": _num(ds.get("RepetitionTime")),
             "skip": getattr(ds, "_medrecon_skip", 0),
+            "mosaic": _mosaic_geometry(ds) if "MOSAIC" in image_type else None,
         },
     )
+
+
+def _mosaic_geometry(ds: Dataset):
+    """Siemens mosaic: (number of slices, 4x4 affine in nibabel's (row, col, slice) order, LPS),
+    read from the CSA header with nibabel's DICOM wrappers; None when it cannot be read."""
+    import logging
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.getLogger("nibabel").setLevel(logging.ERROR)
+            from nibabel.nicom import dicomwrappers
+
+            w = dicomwrappers.wrapper_from_data(ds)
+            if not isinstance(w, dicomwrappers.MosaicWrapper):
+                return None
+            n = int(w.n_mosaic)
+            A = np.asarray(w.affine, dtype=np.float64)
+    except Exception:  # noqa: BLE001 - no CSA header or an unusual one: keep the 2D mosaic
+        return None
+    return n, A
 
 
 def _classic_frames(ds: Dataset, common: dict, n_frames: int) -> list[FrameHeader]:
