@@ -349,6 +349,21 @@ def test_small_singles_encodings_agree():
     assert np.array_equal(ct.array[:, :, 0], raw.pixel_array.T.astype(np.int32) - 1024)
 
 
+def test_small_singles_jpeg_extended_and_seg():
+    import SimpleITK as sitk
+
+    base = shared_path("dicom_small_singles_pydicom")
+    jpg = load(base / "from_pydicom_test_files" / "JPGExtended.dcm")  # 12-bit lossy JPEG, NM
+    gdcm = sitk.GetArrayFromImage(sitk.ReadImage(str(base / "from_pydicom_test_files" / "JPGExtended.dcm")))
+    assert jpg.shape == (256, 1024, 1)
+    diff = np.abs(jpg.array[:, :, 0].astype(np.int32) - gdcm.reshape(1024, 256).T.astype(np.int32))
+    assert diff.max() <= 1  # two lossy decoders (pylibjpeg vs GDCM) may round differently
+    seg = load(base / "from_pydicom_data" / "liver.dcm")  # DICOM SEG, 1 bit per pixel
+    ds = pydicom.dcmread(base / "from_pydicom_data" / "liver.dcm")
+    assert seg.shape == (512, 512, 3) and set(np.unique(seg.array)) == {0, 1}
+    assert int(seg.array.sum()) == int(ds.pixel_array.sum())
+
+
 def test_small_enhanced_encodings_agree():
     base = shared_path("dicom_small_singles_pydicom", "from_pydicom_data")
     ref = load(base / "emri_small.dcm")

@@ -181,7 +181,7 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
     native_jobs, codec_jobs = [], []
     for src, positions in by_src.items():
         fr = frames[positions[0]]
-        if fr.pixel_offset is not None and fr.is_native:
+        if fr.pixel_offset is not None and fr.is_native and fr.bits_allocated in (8, 16, 32):
             native_jobs.append((src, positions))
         else:
             codec_jobs.append((src, positions))
