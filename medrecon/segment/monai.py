@@ -14,41 +14,20 @@ Steps:
 """
 from __future__ import annotations
 
-import colorsys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from medrecon.errors import BundleError, InputError, SegmentationError
+from medrecon.errors import BundleError, SegmentationError
+from medrecon.segment.labels import LabelInfo, default_color, load_label_table, write_slicer_ctbl
 from medrecon.volume import LPS_TO_RAS, Volume
-
-try:  # helper B's label table; a minimal stand-in until it exists
-    from medrecon.segment.labels import LabelInfo
-except ImportError:  # pragma: no cover - only while labels.py is missing
-    from dataclasses import dataclass
-
-    @dataclass
-    class LabelInfo:  # type: ignore[no-redef]
-        value: int
-        name: str
-        color: tuple[float, float, float] = (0.8, 0.8, 0.8)
-
-
-def _palette(i: int) -> tuple[float, float, float]:
-    r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.55, 0.9)
-    return (round(r, 4), round(g, 4), round(b, 4))
 
 
 def _known_colors() -> dict[str, tuple[float, float, float]]:
-    """Structure name -> colour from the built-in TotalSegmentator table, when helper B's exists."""
-    try:
-        from medrecon.segment.labels import load_label_table
-
-        return {li.name.lower(): tuple(li.color) for li in load_label_table("totalsegmentator").values()}
-    except Exception:  # noqa: BLE001 - colours are cosmetic
-        return {}
+    """Structure name -> colour of the built-in TotalSegmentator table."""
+    return {li.name.lower(): tuple(li.color) for li in load_label_table("totalsegmentator").values()}
 
 
 def labels_from_channel_def(cdef: dict[int, str]) -> dict[int, LabelInfo]:
@@ -60,7 +39,7 @@ def labels_from_channel_def(cdef: dict[int, str]) -> dict[int, LabelInfo]:
         if idx == 0 or name.lower() in ("background", "bg", "_background_"):
             continue
         key = name.lower().replace(" ", "_")
-        out[idx] = LabelInfo(idx, name.replace(" ", "_"), colors.get(key, _palette(idx)))
+        out[idx] = LabelInfo(idx, name.replace(" ", "_"), colors.get(key) or default_color(key, idx))
     return out
 
 
@@ -206,58 +185,6 @@ def segment_volume(volume: Volume, bundle_dir: str | Path, device: str = "auto",
     return result, labels
 
 
-def _load_input(path: str, series: str | None) -> Volume:
-    try:
-        from medrecon.io.loader import load
-    except ImportError:  # pragma: no cover - stand-in until the IO owner's loader exists
-        load = None
-    if load is not None:
-        return load(path, series=series)
-    p = Path(path)
-    if not p.exists():
-        raise InputError("input not found", p)
-    if not p.name.endswith((".nii", ".nii.gz")):
-        raise InputError("only NIfTI inputs are readable until medrecon.io.loader exists", p)
-    import nibabel as nib
-
-    img = nib.load(str(p))
-    return Volume(np.asanyarray(img.dataobj), LPS_TO_RAS @ img.affine, {"source": p.name})
-
-
-def write_color_table(labels: dict[int, LabelInfo], path: str | Path) -> Path:
-    """Slicer colour table (``value name r g b a``, 0-255) beside a label map, written atomically."""
-    from medrecon.io.atomic import atomic_write_bytes
-
-    lines = ["# medrecon label table (3D Slicer colour table format)"]
-    for v in sorted(labels):
-        li = labels[v]
-        rgb = " ".join(str(int(round(255 * float(c)))) for c in li.color[:3])
-        lines.append(f"{int(v)} {li.name} {rgb} 255")
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-    return Path(path)
-
-
-def _save_labelmap(vol: Volume, output: Path) -> None:
-    try:
-        from medrecon.io.writers import save_volume
-    except ImportError:  # pragma: no cover - stand-in until the IO owner's writers exist
-        save_volume = None
-    if save_volume is not None:
-        save_volume(vol, output)
-        return
-    if not output.name.endswith((".nii", ".nii.gz")):
-        raise InputError("only NIfTI output is writable until medrecon.io.writers exists", output)
-    import nibabel as nib
-
-    from medrecon.io.atomic import atomic_path
-
-    img = nib.Nifti1Image(vol.array, vol.ras_affine)
-    img.set_qform(vol.ras_affine, code=1)
-    img.set_sform(vol.ras_affine, code=1)
-    with atomic_path(output) as tmp:
-        nib.save(img, str(tmp))
-
-
 def segment_to_file(input: str, output: str, bundle: str, device: str = "auto", series: str | None = None,
                     console: Any = None) -> Path:
     """CLI helper: load ``input``, segment with ``bundle``, write the label map to ``output``
@@ -265,18 +192,21 @@ def segment_to_file(input: str, output: str, bundle: str, device: str = "auto", 
     naming every label (use it with ``medrecon mesh --labels OUT --label-table OUT.ctbl``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from medrecon.io.loader import load
+    from medrecon.io.writers import save_volume
+
     out = Path(output)
-    vol = _load_input(str(input), series)
+    vol = load(str(input), series=series)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=console is None) as prog:
         labelmap, labels = segment_volume(vol, bundle, device=device, progress=prog)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _save_labelmap(labelmap, out)
+    save_volume(labelmap, out)
     name = out.name
     for ext in (".nii.gz", ".nii", ".nrrd", ".seg.nrrd"):
         if name.endswith(ext):
             name = name[: -len(ext)]
-    write_color_table(labels, out.with_name(name + ".ctbl"))
+    write_slicer_ctbl(labels, out.with_name(name + ".ctbl"))
     if console is not None:
         present = sorted(int(v) for v in np.unique(labelmap.array) if v)
         console.print(f"{len(present)} of {len(labels)} structures found "
