@@ -41,11 +41,60 @@ def synthetic_series(folder: Path) -> Path:
     return folder
 
 
+def write_grey_png(img: np.ndarray, path: Path) -> Path:
+    """Write a 2D uint8 array as an 8-bit greyscale PNG (zlib only, no imaging library)."""
+    import struct
+    import zlib
+
+    h, w = img.shape
+    raw = b"".join(b"\x00" + img[r].astype(np.uint8).tobytes() for r in range(h))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
+    return path
+
+
+def tilt_picture(src: Path, out_png: Path) -> Path:
+    """Sagittal view of a tilted CT: slices stacked naively (left) vs medrecon's world-space
+    geometry after tilt correction and equal spacing (right). Both 1 mm per pixel, bone window."""
+    from scipy import ndimage
+
+    kept = medrecon.load(src, correct_tilt=False, resample_gaps=False)
+    fixed = medrecon.load(src)
+    window = lambda a: np.clip((a + 200.0) / 1400.0 * 255.0, 0, 255).astype(np.uint8)  # noqa: E731
+    # naive: slices as if orthogonal and evenly spaced, mid column, resized to ~1 mm pixels
+    i = kept.shape[0] // 2
+    naive = kept.array[i, :, :].astype(np.float32)  # (rows, slices)
+    zoom = (kept.spacing[1], float(np.linalg.norm(kept.affine[:3, 2])))
+    naive = ndimage.zoom(naive, zoom, order=1).T[::-1]  # superior at the top
+    # medrecon: sample the corrected volume on a world-space sagittal plane (x = centre), 1 mm grid
+    c = fixed.index_to_lps([[fixed.shape[0] / 2, fixed.shape[1] / 2, fixed.shape[2] / 2]])[0]
+    ys = np.arange(c[1] - 130, c[1] + 130)
+    zs = np.arange(c[2] + 90, c[2] - 90, -1.0)
+    Y, Z = np.meshgrid(ys, zs)
+    pts = np.stack([np.full(Y.size, c[0]), Y.ravel(), Z.ravel()], axis=1)
+    ijk = fixed.lps_to_index(pts).T
+    world = ndimage.map_coordinates(fixed.array.astype(np.float32), ijk, order=1, cval=-1000).reshape(Y.shape)
+    h = max(naive.shape[0], world.shape[0])
+    pad = lambda a: np.pad(a, ((0, h - a.shape[0]), (0, 0)), constant_values=-1000)  # noqa: E731
+    panel = np.concatenate([pad(naive), np.full((h, 8), 1200.0), pad(world)], axis=1)
+    return write_grey_png(window(panel), out_png)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path", nargs="?", default=None)
     ap.add_argument("-o", "--outdir", default=None)
+    ap.add_argument("--tilt-png", default=None, help="also write the tilt before/after picture here "
+                                                     "(needs ../shared/data's tilted head CT)")
     args = ap.parse_args()
+    if args.tilt_png and DEFAULT.exists():
+        print("wrote", tilt_picture(DEFAULT, Path(args.tilt_png)))
     out = Path(args.outdir or tempfile.mkdtemp(prefix="medrecon_example_"))
     src = Path(args.path) if args.path else (DEFAULT if DEFAULT.exists() else synthetic_series(out / "dicom"))
 
