@@ -65,7 +65,6 @@ def write_series(vol: Volume, folder: Path, syntax: str) -> None:
 
 
 def _write_with_pydicom(vol: Volume, folder: Path, syntax: str) -> None:  # pragma: no cover
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import JPEG2000Lossless, ExplicitVRLittleEndian, generate_uid
 

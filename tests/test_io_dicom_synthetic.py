@@ -3,7 +3,6 @@ error path (empty folder, non-DICOM only, truncated, short pixel data, undecodab
 from __future__ import annotations
 
 import gzip
-import shutil
 import zipfile
 from pathlib import Path
 

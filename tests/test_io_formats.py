@@ -3,13 +3,11 @@ every hop, with RAS only in NIfTI and LPS everywhere else."""
 from __future__ import annotations
 
 import gzip
-import os
 
 import nibabel as nib
 import nrrd
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from conftest import shared_path
 from medrecon.errors import InputError

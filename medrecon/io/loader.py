@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from medrecon.errors import DicomError, InputError, SeriesSelectionError
 from medrecon.volume import Volume

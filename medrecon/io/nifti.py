@@ -36,6 +36,8 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for bad files
         raise InputError(f"cannot read NIfTI ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
                          path) from exc
+    if data.dtype == np.float64 and np.dtype(img.get_data_dtype()).kind in "iu":
+        data = data.astype(np.float32)  # scaled integers: float32 holds them, at half the memory
     while data.ndim > 4 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim == 5 and data.shape[3] == 1:

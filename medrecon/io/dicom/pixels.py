@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import io
 import multiprocessing as mp
 import os
 import sys

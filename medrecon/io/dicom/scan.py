@@ -16,7 +16,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pydicom
@@ -57,13 +57,6 @@ class Source:
             except (OSError, EOFError) as exc:
                 raise DicomError(f"gzip data is corrupt or truncated ({exc})", self.name) from exc
         return data
-
-    def is_plain(self) -> bool:
-        """True for an ordinary file on disk that is not gzip-wrapped (seekable in place)."""
-        if self.member is not None:
-            return False
-        with open(self.path, "rb") as fh:
-            return fh.read(2) != _GZ_MAGIC
 
 
 @dataclass
@@ -543,9 +536,3 @@ def scan(source, progress=None) -> ScanResult:
         raise InputError(f"no DICOM image files found ({len(files)} files, none readable as DICOM)", where)
     return ScanResult(frames=frames, n_files=len(files), skipped=skipped, non_image=non_image)
 
-
-def iter_sources(frames: Iterable[FrameHeader]) -> list[Source]:
-    seen: dict[Source, None] = {}
-    for f in frames:
-        seen.setdefault(f.source, None)
-    return list(seen)
