@@ -311,4 +311,27 @@ def test_real_totalsegmentator_labels_one_named_mesh_per_label(shared_data):
         for d in np.ndindex(3, 3, 3):
             idx = np.clip(near + np.array(d) - 1, 0, np.array(arr.shape) - 1)
             hit |= arr[idx[:, 0], idx[:, 1], idx[:, 2]] == m.label
-        assert hit.mean() >= 0.995, (m.name, hit.mean())
+        assert hit.mean() >= 0.99, (m.name, hit.mean())
+
+
+def test_parallel_labels_give_the_same_meshes_as_serial():
+    """Labels are meshed in threads; fast-simplification is serialised (it has global state)."""
+    lab = np.zeros((30, 30, 30), np.uint8)
+    ii = np.indices(lab.shape)
+    for v, c in enumerate([(8, 8, 8), (21, 8, 8), (8, 21, 21), (21, 21, 21)], 1):
+        lab[((ii[0] - c[0]) ** 2 + (ii[1] - c[1]) ** 2 + (ii[2] - c[2]) ** 2) < 36] = v
+    vol = Volume(lab, np.diag([0.7, 0.8, 1.1, 1.0]))
+    serial = build_surfaces(vol, None, reduction=0.6, workers=1)
+    parallel = build_surfaces(vol, None, reduction=0.6, workers=4)
+    for a, b in zip(serial, parallel):
+        assert a.label == b.label
+        np.testing.assert_array_equal(a.faces, b.faces)
+        np.testing.assert_allclose(a.vertices, b.vertices)
+        centre = vol.lps_to_index(b.vertices).mean(0)
+        assert lab[tuple(np.rint(centre).astype(int))] == b.label  # each mesh sits on its own label
+
+
+def test_slicer_order_decimate_first_still_closed(maps):
+    (m,) = build_surfaces(maps["shell", "oblique"], None, reduction=0.5, decimate_first=True)
+    assert m.qa["watertight"] and m.qa["manifold"]
+    assert P.surface_error(m.vertices, SHAPES["shell"])["mean"] <= 0.15 * 0.9

@@ -29,6 +29,9 @@ whose vertices are in LPS mm and whose faces are counter-clockwise seen from out
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -45,6 +48,8 @@ from medrecon.surface.model import SurfaceModel
 from medrecon.volume import Volume
 
 __all__ = ["build_surfaces", "mesh_mask", "smoothing_parameters", "DEFAULT_COLORS"]
+
+_SIMPLIFY_LOCK = threading.Lock()
 
 #: Colours used for labels that come without a colour (0..1 RGB, Slicer-like palette).
 DEFAULT_COLORS = [
@@ -73,35 +78,48 @@ def _check_params(smoothing: float, reduction: float) -> None:
 
 # --------------------------------------------------------------------------- VTK glue
 def _image_from_array(arr: np.ndarray, origin: Iterable[float] = (0, 0, 0)) -> vtkImageData:
-    """Wrap a C-ordered (i, j, k) array as vtkImageData with x = i, y = j, z = k, spacing 1."""
+    """Wrap a C-ordered (i, j, k) array as vtkImageData without copying it.
+
+    VTK stores x fastest, numpy's C order has k fastest, so the image is presented with
+    x = k, y = j, z = i (dimensions and origin reversed). Points that VTK produces from it are
+    therefore (k, j, i): reverse their columns (:func:`_points_ijk`). Spacing is 1 (index space).
+    """
+    arr = np.ascontiguousarray(arr)
     img = vtkImageData()
-    img.SetDimensions(*arr.shape)
-    img.SetOrigin(*[float(o) for o in origin])
+    img.SetDimensions(*arr.shape[::-1])
+    img.SetOrigin(*[float(o) for o in list(origin)[::-1]])
     img.SetSpacing(1.0, 1.0, 1.0)
-    flat = np.asfortranarray(arr).ravel(order="F")  # VTK wants x fastest (a view if arr is F-ordered)
-    vtk_arr = ns.numpy_to_vtk(flat, deep=False)  # keeps a reference to ``flat``
+    vtk_arr = ns.numpy_to_vtk(arr.reshape(-1), deep=False)  # a view; VTK keeps a reference
     vtk_arr.SetName("labels")
     img.GetPointData().SetScalars(vtk_arr)
     return img
 
 
+def _points_ijk(pd: vtkPolyData) -> np.ndarray:
+    """Points of polydata made from :func:`_image_from_array` input, as (i, j, k) float32 views."""
+    return ns.vtk_to_numpy(pd.GetPoints().GetData())[:, ::-1]
+
+
 def _arrays_from_polydata(pd: vtkPolyData) -> tuple[np.ndarray, np.ndarray]:
-    """(points float64 (N, 3), triangles int64 (M, 3)) from triangle-only polydata."""
+    """(points (N, 3) in (i, j, k) order, triangles int64 (M, 3)) from triangle-only polydata.
+
+    Both are views on VTK's arrays where possible: keep ``pd`` alive while using them.
+    """
     if pd.GetNumberOfPoints() == 0 or pd.GetPolys() is None or pd.GetPolys().GetNumberOfCells() == 0:
         return np.zeros((0, 3)), np.zeros((0, 3), np.int64)
-    pts = ns.vtk_to_numpy(pd.GetPoints().GetData()).astype(np.float64)
+    pts = _points_ijk(pd)
     polys = pd.GetPolys()
-    offsets = ns.vtk_to_numpy(polys.GetOffsetsArray())
-    conn = ns.vtk_to_numpy(polys.GetConnectivityArray()).astype(np.int64)
-    if not np.all(np.diff(offsets) == 3):
+    if polys.GetNumberOfConnectivityIds() != 3 * polys.GetNumberOfCells():
         raise MeshError("internal: contouring produced non-triangle polygons")
-    return pts, conn.reshape(-1, 3)
+    conn = ns.vtk_to_numpy(polys.GetConnectivityArray())
+    return pts, conn.astype(np.int64, copy=False).reshape(-1, 3)
 
 
 def _polydata_from_arrays(points: np.ndarray, faces: np.ndarray) -> vtkPolyData:
+    """Triangle polydata from (i, j, k) points (stored as (k, j, i), like image-derived data)."""
     pd = vtkPolyData()
     vp = vtkPoints()
-    vp.SetData(ns.numpy_to_vtk(np.ascontiguousarray(points, dtype=np.float64), deep=True))
+    vp.SetData(ns.numpy_to_vtk(np.ascontiguousarray(points[:, ::-1]), deep=True))  # VTK frame (k, j, i)
     pd.SetPoints(vp)
     cells = vtkCellArray()
     n = faces.shape[0]
@@ -113,7 +131,7 @@ def _polydata_from_arrays(points: np.ndarray, faces: np.ndarray) -> vtkPolyData:
 
 
 # --------------------------------------------------------------------------- stages
-def _contour_binary(sub: np.ndarray, origin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _contour_binary(sub: np.ndarray, origin: np.ndarray) -> vtkPolyData:
     """Discrete flying edges of a padded uint8 0/1 array; points in full-volume index space."""
     fe = vtkDiscreteFlyingEdges3D()
     fe.SetInputData(_image_from_array(sub, origin))
@@ -122,7 +140,7 @@ def _contour_binary(sub: np.ndarray, origin: np.ndarray) -> tuple[np.ndarray, np
     fe.ComputeNormalsOff()
     fe.ComputeScalarsOff()
     fe.Update()
-    return _arrays_from_polydata(fe.GetOutput())
+    return fe.GetOutput()
 
 
 def _decimate(points: np.ndarray, faces: np.ndarray, reduction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -130,18 +148,17 @@ def _decimate(points: np.ndarray, faces: np.ndarray, reduction: float) -> tuple[
         return points, faces
     import fast_simplification
 
-    p, f = fast_simplification.simplify(points.astype(np.float64), faces.astype(np.int64),
-                                        target_reduction=float(reduction))
+    with _SIMPLIFY_LOCK:  # fast-simplification keeps its mesh in global state: one call at a time
+        p, f = fast_simplification.simplify(points.astype(np.float64), faces.astype(np.int64),
+                                            target_reduction=float(reduction))
     return np.asarray(p, np.float64), np.asarray(f, np.int64)
 
 
-def _smooth(points: np.ndarray, faces: np.ndarray, factor: float) -> np.ndarray:
-    """Windowed-sinc smoothing with Slicer's settings; returns new points (same order)."""
-    if factor <= 0 or faces.shape[0] == 0:
-        return points
+def _smooth_polydata(pd: vtkPolyData, factor: float) -> vtkPolyData:
+    """Windowed-sinc smoothing with Slicer's settings (same points, same order, moved)."""
     pass_band, iterations = smoothing_parameters(factor)
     ws = vtkWindowedSincPolyDataFilter()
-    ws.SetInputData(_polydata_from_arrays(points, faces))
+    ws.SetInputData(pd)
     ws.SetNumberOfIterations(iterations)
     ws.SetPassBand(pass_band)
     ws.BoundarySmoothingOff()
@@ -149,10 +166,42 @@ def _smooth(points: np.ndarray, faces: np.ndarray, factor: float) -> np.ndarray:
     ws.NonManifoldSmoothingOn()
     ws.NormalizeCoordinatesOn()
     ws.Update()
-    out = ns.vtk_to_numpy(ws.GetOutput().GetPoints().GetData()).astype(np.float64)
-    if out.shape != points.shape:
+    out = ws.GetOutput()
+    if out.GetNumberOfPoints() != pd.GetNumberOfPoints():
         raise MeshError("internal: smoothing changed the number of points")
     return out
+
+
+def _smooth(points: np.ndarray, faces: np.ndarray, factor: float) -> np.ndarray:
+    """Windowed-sinc smoothing of (i, j, k) points; returns new points (same order)."""
+    if factor <= 0 or faces.shape[0] == 0:
+        return points
+    return _points_ijk(_smooth_polydata(_polydata_from_arrays(points, faces), factor)).astype(np.float64)
+
+
+class _Background:
+    """Run ``fn(*args)`` in a thread (numpy and VTK release the GIL); ``result()`` joins."""
+
+    def __init__(self, fn: Callable, *args: Any):
+        self._out: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                self._out["value"] = fn(*args)
+            except BaseException as exc:  # re-raised in result()
+                self._out["error"] = exc
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["value"]
 
 
 def _signed_volume(points: np.ndarray, faces: np.ndarray) -> float:
@@ -170,12 +219,12 @@ def _outward(points: np.ndarray, faces: np.ndarray) -> bool:
     summed (area-weighted) normal of its triangles points to +x exactly when normals point out.
     """
     top = int(np.argmax(points[:, 0]))
-    around = faces[np.any(faces == top, axis=1)]
-    p = points.astype(np.float64)
-    n = np.cross(p[around[:, 1]] - p[around[:, 0]], p[around[:, 2]] - p[around[:, 0]])
+    around = faces[np.flatnonzero((faces == top).any(axis=1))]
+    p0, p1, p2 = (points[around[:, c]].astype(np.float64) for c in range(3))
+    n = np.cross(p1 - p0, p2 - p0)
     sx = float(n[:, 0].sum())
     if sx == 0.0:  # degenerate tie: fall back to the enclosed volume
-        return _signed_volume(p, faces) >= 0
+        return _signed_volume(np.asarray(points, np.float64), faces) >= 0
     return sx > 0
 
 
@@ -224,32 +273,48 @@ def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, s
     ``decimate="before"`` reproduces Slicer's order (decimate the staircase in index space,
     then smooth); ``"after"`` smooths the full-resolution surface and decimates it in LPS mm,
     which is more accurate for the same triangle budget.
+
+    The flying-edges output is smoothed in place of a numpy round trip (VTK -> VTK); numpy
+    only sees views of VTK's arrays until the final LPS points are made.
     """
-    pts, faces = _contour_binary(sub, origin_ijk)
-    if faces.shape[0] == 0:
-        return pts, faces, {}
-    # discrete flying edges gives one consistent orientation; make it outward
-    if not _outward(pts, faces):
-        faces = faces[:, ::-1].copy()
-    if decimate == "before":
-        pts, faces = _decimate(pts, faces, reduction)
-    before = pts
-    pts = _smooth(pts, faces, smoothing)
-    pts_lps, faces = _to_lps(pts, faces, affine)
-    before_lps = before @ affine[:3, :3].T + affine[:3, 3]
+    pd = _contour_binary(sub, origin_ijk)
+    if pd.GetNumberOfPolys() == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3), np.int64), {}
+    if decimate == "before" and reduction > 0:
+        p, f = _arrays_from_polydata(pd)
+        p, f = _decimate(np.asarray(p, np.float64), f, reduction)
+        pd = _polydata_from_arrays(p, f)
+    before_ijk, faces = _arrays_from_polydata(pd)
+    topo = None
+    if with_qa and (reduction <= 0 or decimate == "before"):
+        # topology depends on the faces only: work it out while VTK smooths (VTK frees the GIL)
+        topo = _Background(_qa.topology_qa, faces, len(before_ijk))
+    smoothed = _smooth_polydata(pd, smoothing) if smoothing > 0 else pd
+    pts_ijk = _points_ijk(smoothed)
+    lin, off = affine[:3, :3], affine[:3, 3]
+    pts_lps = pts_ijk @ lin.T.astype(np.float64) + off  # float32 @ float64 -> float64
+    if not _outward(pts_lps, faces):  # flying edges' winding, or a mirrored affine
+        faces = faces[:, ::-1]
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
     pre_volume = None
     if keep_volume and smoothing > 0:
-        pre_volume = abs(_signed_volume(before_lps, faces))
+        pre_volume = abs(_signed_volume(np.asarray(before_ijk, np.float64), faces)) * abs(np.linalg.det(lin))
         pts_lps = _restore_volume(pts_lps, faces, pre_volume)
-    disp = float(np.linalg.norm(pts_lps - before_lps, axis=1).max()) if with_qa and len(pts_lps) else 0.0
-    del before, before_lps
+    disp = 0.0
+    if with_qa and smoothing > 0:
+        moved = pts_lps - (before_ijk @ lin.T.astype(np.float64) + off)
+        disp = float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max()))
+        del moved
+    if topo is not None:
+        topo.wait()  # it reads VTK's face array: keep the polydata until it is done
+    del pd, smoothed, before_ijk, pts_ijk
     if decimate != "before":
         pts_lps, faces = _decimate(pts_lps, faces, reduction)
     info: dict[str, Any] = {}
     if with_qa:
-        voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+        voxel_mm3 = float(abs(np.linalg.det(lin)))
         info = _qa.compute_qa(pts_lps, faces, voxel_volume_mm3=voxel_count * voxel_mm3,
-                              smoothing_displacement_mm=disp)
+                              smoothing_displacement_mm=disp, topology=topo.result() if topo else None)
         if pre_volume is not None:
             info["volume_kept_mm3"] = round(pre_volume, 3)
     return pts_lps, faces, info
@@ -311,13 +376,16 @@ def mesh_mask(mask: np.ndarray, affine: np.ndarray, *, smoothing: float = 0.5, r
 def _padded_crop(arr: np.ndarray, sl: tuple[slice, ...], value: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Crop to the bounding box and pad one background voxel on every side.
 
-    Returns a Fortran-ordered uint8 0/1 array (VTK's x-fastest layout, so it is handed to VTK
-    without a copy) and the full-volume index of its first voxel. ``value``: label to select
+    Returns a C-ordered uint8 0/1 array (handed to VTK without a copy, see
+    :func:`_image_from_array`) and the full-volume index of its first voxel. ``value``: label to select
     (None: any non-zero voxel).
     """
-    binary = arr[sl] != 0 if value is None else arr[sl] == value
-    sub = np.zeros(tuple(s.stop - s.start + 2 for s in sl), dtype=np.uint8, order="F")
-    sub[1:-1, 1:-1, 1:-1] = binary
+    sub = np.zeros(tuple(s.stop - s.start + 2 for s in sl), dtype=np.uint8)
+    inner = sub[1:-1, 1:-1, 1:-1].view(bool)
+    if value is None:
+        np.not_equal(arr[sl], 0, out=inner)
+    else:
+        np.equal(arr[sl], value, out=inner)
     origin = np.array([s.start - 1 for s in sl], dtype=np.float64)
     return sub, origin
 
@@ -381,7 +449,8 @@ class _Progress:
 def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, smoothing: float = 0.5,
                    reduction: float = 0.0, joint: bool = False, keep_volume: bool = False,
                    progress: Callable[[int, int, str], None] | Any = None, qa: bool = True,
-                   decimate_first: bool = False, affine: np.ndarray | None = None) -> list[SurfaceModel]:
+                   decimate_first: bool = False, workers: int | None = None,
+                   affine: np.ndarray | None = None) -> list[SurfaceModel]:
     """Mesh every label of a label map into one closed surface per structure.
 
     Parameters
@@ -409,6 +478,8 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
         bounding box, smoothing displacement).
     decimate_first : bool
         Decimate before smoothing, in index space (Slicer's order; less accurate).
+    workers : int, optional
+        Threads meshing labels in parallel (default: CPU count). Results do not depend on it.
 
     Returns
     -------
@@ -436,16 +507,27 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
     prog = _Progress(progress, len(todo))
     if joint:
         return _joint_surfaces(arr, aff, todo, attrs, present_objs, smoothing, keep_volume, qa, prog, reduction)
-    models = []
-    for n, v in enumerate(todo, 1):
+    def one(v: int) -> SurfaceModel:
         name, color = attrs[v]
-        sl = present_objs[v - 1]
-        sub, origin = _padded_crop(arr, sl, v)
+        sub, origin = _padded_crop(arr, present_objs[v - 1], v)
+        count = int(np.count_nonzero(sub))
         pts, faces, info = _mesh_crop(sub, origin, aff, smoothing=smoothing, reduction=reduction,
-                                      keep_volume=keep_volume, voxel_count=int(np.count_nonzero(sub)),
-                                      with_qa=qa, decimate="before" if decimate_first else "after")
-        models.append(SurfaceModel(name, pts, faces, color, v, {"label": v, **info} if qa else {}))
-        prog.step(n, name)
+                                      keep_volume=keep_volume, voxel_count=count, with_qa=qa,
+                                      decimate="before" if decimate_first else "after")
+        return SurfaceModel(name, pts, faces, color, v, {"label": v, **info} if qa else {})
+
+    n_workers = max(1, min(int(workers or os.cpu_count() or 1), len(todo)))
+    models = []
+    if n_workers == 1:
+        for n, v in enumerate(todo, 1):
+            models.append(one(v))
+            prog.step(n, models[-1].name)
+        return models
+    # labels in parallel threads: VTK and numpy release the GIL for the heavy work
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        for n, fut in enumerate([pool.submit(one, v) for v in todo], 1):
+            models.append(fut.result())
+            prog.step(n, models[-1].name)
     return models
 
 
@@ -460,7 +542,7 @@ def _joint_surfaces(arr: np.ndarray, aff: np.ndarray, todo: list[int], attrs: di
     keep[todo] = True
     crop = np.where(keep[crop], crop, 0)
     dtype = np.uint16 if max(todo) < 65536 else np.int32
-    sub = np.zeros(tuple(int(n) + 2 for n in crop.shape), dtype=dtype, order="F")
+    sub = np.zeros(tuple(int(n) + 2 for n in crop.shape), dtype=dtype)
     sub[1:-1, 1:-1, 1:-1] = crop
     origin = lo.astype(np.float64) - 1.0
     sn = vtkSurfaceNets3D()
@@ -473,26 +555,24 @@ def _joint_surfaces(arr: np.ndarray, aff: np.ndarray, todo: list[int], attrs: di
     sn.SmoothingOff()
     sn.Update()
     out = sn.GetOutput()
-    pts, faces = _arrays_from_polydata(out)
+    before, faces = _arrays_from_polydata(out)
     bl = ns.vtk_to_numpy(out.GetCellData().GetArray("BoundaryLabels")).astype(np.int64).reshape(-1, 2)
-    before = pts
-    pts = _smooth(pts, faces, smoothing)
-    pts_lps = pts @ aff[:3, :3].T + aff[:3, 3]
+    smoothed = _smooth_polydata(out, smoothing) if smoothing > 0 and len(faces) else out
+    pts_lps = _points_ijk(smoothed) @ aff[:3, :3].T + aff[:3, 3]
     before_lps = before @ aff[:3, :3].T + aff[:3, 3]
-    flip_world = np.linalg.det(aff[:3, :3]) < 0
     voxel_mm3 = float(abs(np.linalg.det(aff[:3, :3])))
     models = []
     for n, v in enumerate(todo, 1):
         name, color = attrs[v]
         sel0 = bl[:, 0] == v
         sel1 = bl[:, 1] == v
-        f = np.concatenate([faces[sel0], faces[sel1][:, ::-1]])  # label on side 0 is outward-positive
-        if flip_world:
-            f = f[:, ::-1]
+        # triangles see label v on side 0 or side 1: reverse one group so all wind the same way,
+        # then make the whole surface outward (the frame may be mirrored)
+        f = np.concatenate([faces[sel0], faces[sel1][:, ::-1]])
         used, inv = np.unique(f.ravel(), return_inverse=True)
         f_local = inv.reshape(-1, 3).astype(np.int64)
         p_local = pts_lps[used]
-        if _signed_volume(p_local, f_local) < 0:  # defensive: keep outward orientation
+        if _signed_volume(p_local, f_local) < 0:
             f_local = f_local[:, ::-1].copy()
         info: dict[str, Any] = {}
         if with_qa:

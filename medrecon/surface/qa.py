@@ -1,8 +1,9 @@
 """Per-structure mesh QA: the figures stored in ``SurfaceModel.qa`` and in ``report.json``.
 
 All geometry is in the mesh's own coordinates (LPS millimetres for medrecon models). Every
-check is vectorised (numpy / scipy.sparse), so QA costs well under a second per million
-triangles.
+check is vectorised (numpy / scipy.sparse, no Python loop over elements) and sort-based, so
+QA of a two-million-triangle surface takes about a second. Topology depends on the faces
+only (:func:`topology_qa`), so it can run while the points are still being smoothed.
 
 Fields of :func:`compute_qa`:
 
@@ -14,8 +15,8 @@ Fields of :func:`compute_qa`:
 ``vertex_manifold``      the triangles around every vertex form a single fan
 ``manifold``             edge-manifold and vertex-manifold
 ``components``           number of connected pieces
-``euler_characteristic`` V - E + F (2 per closed sphere-like piece)
-``mesh_volume_mm3``      enclosed volume (divergence theorem; sign: + when normals point out)
+``euler_characteristic`` V - E + F (2 per closed sphere-like piece, 0 per torus)
+``mesh_volume_mm3``      enclosed volume (divergence theorem; + when normals point out)
 ``voxel_volume_mm3``     volume of the voxels of the structure (count x voxel volume)
 ``volume_diff_pct``      100 (mesh - voxel) / voxel
 ``surface_area_mm2``     total triangle area
@@ -30,136 +31,138 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-__all__ = ["compute_qa", "edge_stats", "surface_area", "signed_volume", "vertex_manifold"]
+__all__ = ["compute_qa", "topology_qa", "geometry_qa", "edge_stats", "surface_area", "signed_volume",
+           "vertex_manifold"]
+
+
+# --------------------------------------------------------------------------- geometry
+def _cross(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = vertices[faces[:, 0]].astype(np.float64, copy=False)
+    cr = np.cross(vertices[faces[:, 1]] - a, vertices[faces[:, 2]] - a)
+    return a, cr
 
 
 def surface_area(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Total area of the triangles (units of ``vertices`` squared)."""
     if len(faces) == 0:
         return 0.0
-    v = vertices
-    cr = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
-    return float(0.5 * np.linalg.norm(cr, axis=1).sum())
+    _, cr = _cross(np.asarray(vertices, np.float64), faces)
+    return float(0.5 * np.sqrt(np.einsum("ij,ij->i", cr, cr)).sum())
 
 
 def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Enclosed volume; positive when faces are counter-clockwise seen from outside."""
     if len(faces) == 0:
         return 0.0
-    c = vertices.mean(0)
-    a, b, d = (vertices[faces[:, k]] - c for k in range(3))
-    return float(np.einsum("ij,ij->i", a, np.cross(b, d)).sum() / 6.0)
+    v = np.asarray(vertices, np.float64)
+    a, cr = _cross(v - v.mean(0), faces)
+    return float(np.einsum("ij,ij->i", a, cr).sum() / 6.0)
 
 
+def geometry_qa(vertices: np.ndarray, faces: np.ndarray) -> dict[str, Any]:
+    """Volume, area and bounding box with one cross product per triangle."""
+    v = np.asarray(vertices, np.float64)
+    if len(faces) == 0 or len(v) == 0:
+        return {"mesh_volume_mm3": 0.0, "surface_area_mm2": 0.0, "bbox_mm": [[0.0] * 3, [0.0] * 3]}
+    lo, hi = v.min(0), v.max(0)
+    a, cr = _cross(v - (lo + hi) / 2, faces)  # centred: better conditioned volume sum
+    return {
+        "mesh_volume_mm3": round(float(np.einsum("ij,ij->i", a, cr).sum() / 6.0), 3),
+        "surface_area_mm2": round(float(0.5 * np.sqrt(np.einsum("ij,ij->i", cr, cr)).sum()), 3),
+        "bbox_mm": np.round(np.stack([lo, hi]), 3).tolist(),
+    }
+
+
+# --------------------------------------------------------------------------- topology
 def _half_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Directed half-edges (3F, 2) in face order: (f, k) -> (faces[f,k], faces[f,(k+1)%3])."""
-    a = faces.reshape(-1)
-    b = faces[:, [1, 2, 0]].reshape(-1)
-    return a, b
+    """Directed half-edges in face order: h = 3 f + k goes faces[f,k] -> faces[f,(k+1)%3]."""
+    return faces.reshape(-1), faces[:, [1, 2, 0]].reshape(-1)
 
 
-def _sorted_half_edges(faces: np.ndarray, n: int):
-    a, b = _half_edges(faces)
-    key = a * n + b
-    order = np.argsort(key)
-    return a, b, key, order, key[order]
+class _Edges:
+    """Half-edges sorted by (undirected edge, direction): one argsort serves every test."""
+
+    def __init__(self, faces: np.ndarray, n: int):
+        self.a, self.b = _half_edges(faces)
+        lo = np.minimum(self.a, self.b)
+        hi = np.maximum(self.a, self.b)
+        key = (lo * n + hi) * 2 + (self.a > self.b)
+        self.order = np.argsort(key)
+        ks = key[self.order]
+        self.edge = ks >> 1
+        self.dirn = ks & 1
+        h = ks.size
+        # fast path: the sorted list is pairs (edge, 0), (edge, 1) with distinct edges
+        self.closed_oriented = bool(
+            h % 2 == 0
+            and np.array_equal(self.edge[0::2], self.edge[1::2])
+            and not np.any(self.dirn[0::2]) and np.all(self.dirn[1::2])
+            and not np.any(self.edge[2::2] == self.edge[1:-1:2])
+        )
+        if self.closed_oriented:
+            self.n_edges = h // 2
+            self.watertight = self.edge_manifold = self.oriented = True
+        else:
+            starts = np.flatnonzero(np.r_[True, self.edge[1:] != self.edge[:-1]])
+            counts = np.diff(np.r_[starts, h])
+            self.n_edges = int(counts.size)
+            self.watertight = bool(np.all(counts == 2))
+            self.edge_manifold = bool(np.all(counts <= 2))
+            # oriented: each two-triangle edge is walked once each way
+            two = starts[counts == 2]
+            self.oriented = bool(self.watertight and np.all(self.dirn[two] != self.dirn[two + 1]))
+
+    def twin(self) -> np.ndarray:
+        """twin[h] = the reverse half-edge (closed, oriented meshes only)."""
+        o = self.order.astype(np.int32 if self.order.size < 2**31 else np.int64)
+        tw = np.empty_like(o)
+        tw[o[0::2]] = o[1::2]
+        tw[o[1::2]] = o[0::2]
+        return tw
 
 
-def edge_stats(faces: np.ndarray, n_vertices: int | None = None) -> dict[str, Any]:
-    """Edge counts: watertight, oriented, edge-manifold, number of unique edges.
-
-    Sort-based (no hashing): one argsort of the directed half-edge keys, then a binary search
-    for every half-edge's twin. The undirected count is only needed when that fast path fails.
-    """
-    faces = np.asarray(faces, dtype=np.int64)
-    if len(faces) == 0:
-        return {"watertight": False, "consistently_oriented": False, "edge_manifold": True, "edges": 0}
-    n = int(n_vertices if n_vertices is not None else faces.max() + 1)
-    a, b, key, order, ks = _sorted_half_edges(faces, n)
-    out = _edge_stats_sorted(a, b, ks, n)
-    return {k: v for k, v in out.items() if not k.startswith("_")}
-
-
-def _edge_stats_sorted(a, b, ks, n) -> dict[str, Any]:
-    dup_directed = bool(np.any(ks[1:] == ks[:-1]))
-    twin_key = b * n + a
-    pos = np.minimum(np.searchsorted(ks, twin_key), ks.size - 1)
-    has_twin = ks[pos] == twin_key
-    if not dup_directed and bool(has_twin.all()):
-        # every directed edge once, with its reverse: closed, oriented, two faces per edge
-        return {"watertight": True, "consistently_oriented": True, "edge_manifold": True,
-                "edges": int(ks.size // 2), "_twin_pos": pos}
-    und = np.sort(np.minimum(a, b) * n + np.maximum(a, b))
-    starts = np.flatnonzero(np.r_[True, und[1:] != und[:-1]])
-    counts = np.diff(np.r_[starts, und.size])
-    watertight = bool(np.all(counts == 2))
-    return {"watertight": watertight, "consistently_oriented": bool(watertight and not dup_directed),
-            "edge_manifold": bool(np.all(counts <= 2)), "edges": int(counts.size)}
-
-
-def _fans_closed(a: np.ndarray, order: np.ndarray, twin_pos: np.ndarray, n: int) -> np.ndarray:
+def _fans_closed(a: np.ndarray, twin: np.ndarray, n: int) -> np.ndarray:
     """Fans per vertex of a closed, oriented, edge-manifold mesh (cycles of the corner rotation).
 
     Half-edge h starts at a[h]; rotating around that vertex, the next half-edge leaving it is the
     twin of the half-edge of the same face that arrives at it. Cycles of this permutation are
     the fans; they are counted by min-label pointer doubling (log2 of the largest fan steps).
     """
-    h = np.arange(a.size)
-    prev = 3 * (h // 3) + (h % 3 + 2) % 3
-    twin = order[twin_pos]  # twin[h]: index of the reverse half-edge
+    h = np.arange(a.size, dtype=twin.dtype)
+    prev = h - h % 3 + (h + 2) % 3
     nxt = twin[prev]
     lab = h.copy()
     for _ in range(64):
         new = np.minimum(lab, lab[nxt])
-        nxt = nxt[nxt]
         if np.array_equal(new, lab):
             break
         lab = new
-    reps = a[lab == h]
-    return np.bincount(reps, minlength=n)
+        nxt = nxt[nxt]
+    return np.bincount(a[lab == h], minlength=n)
 
 
-def vertex_manifold(faces: np.ndarray, n_vertices: int | None = None) -> bool:
-    """True when the triangles around each vertex form one fan (linked through shared edges).
-
-    Closed oriented meshes use the fast corner-rotation test; other meshes link corners
-    across every edge shared by exactly two triangles and count connected groups per vertex.
-    """
-    faces = np.asarray(faces, dtype=np.int64)
-    if len(faces) == 0:
-        return True
-    n = int(n_vertices if n_vertices is not None else faces.max() + 1)
-    a, b, key, order, ks = _sorted_half_edges(faces, n)
-    st = _edge_stats_sorted(a, b, ks, n)
-    return _vertex_manifold(faces, n, a, b, order, st)
-
-
-def _vertex_manifold(faces, n, a, b, order, st) -> bool:
-    used = np.bincount(faces.reshape(-1), minlength=n) > 0
-    if "_twin_pos" in st:
-        return bool(np.all(_fans_closed(a, order, st["_twin_pos"], n)[used] == 1))
-    if not st["edge_manifold"]:
-        return False
+def _vertex_manifold_general(faces: np.ndarray, n: int, e: _Edges) -> bool:
+    """Corners linked across every two-triangle edge; one group per vertex = manifold."""
     nf = len(faces)
-    h = np.arange(3 * nf)
-    c_first = h  # corner id of a = 3 f + k
-    c_second = 3 * (h // 3) + (h % 3 + 1) % 3  # corner id of b
-    key = np.minimum(a, b) * n + np.maximum(a, b)
-    o = np.argsort(key, kind="stable")
-    ks = key[o]
-    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-    counts = np.diff(np.r_[starts, ks.size])
+    a = e.a
+    hs = e.order
+    starts = np.flatnonzero(np.r_[True, e.edge[1:] != e.edge[:-1]])
+    counts = np.diff(np.r_[starts, e.edge.size])
     pair = starts[counts == 2]
-    h1, h2 = o[pair], o[pair + 1]
-    same = a[h1] == a[h2]  # same direction (inconsistent orientation) or opposite
-    r1 = np.r_[c_first[h1], c_second[h1]]
-    r2 = np.r_[np.where(same, c_first[h2], c_second[h2]), np.where(same, c_second[h2], c_first[h2])]
+    h1, h2 = hs[pair], hs[pair + 1]
+
+    def second(h):  # corner of the end vertex of half-edge h
+        return 3 * (h // 3) + (h % 3 + 1) % 3
+
+    same = a[h1] == a[h2]
+    r1 = np.r_[h1, second(h1)]
+    r2 = np.r_[np.where(same, h2, second(h2)), np.where(same, second(h2), h2)]
     g = sparse.coo_matrix((np.ones(r1.size, np.int8), (r1, r2)), shape=(3 * nf, 3 * nf)).tocsr()
     ncomp, comp = csgraph.connected_components(g, directed=False)
-    corner_vertex = faces.reshape(-1)
-    pairs = np.unique(corner_vertex.astype(np.int64) * ncomp + comp)
-    fans_per_vertex = np.bincount(pairs // ncomp, minlength=n)
-    return bool(np.all(fans_per_vertex[used] == 1))
+    pairs = np.unique(faces.reshape(-1).astype(np.int64) * ncomp + comp)
+    fans = np.bincount(pairs // ncomp, minlength=n)
+    used = np.bincount(faces.reshape(-1), minlength=n) > 0
+    return bool(np.all(fans[used] == 1))
 
 
 def _components(faces: np.ndarray, n: int) -> int:
@@ -168,13 +171,61 @@ def _components(faces: np.ndarray, n: int) -> int:
     r = np.r_[faces[:, 0], faces[:, 1]]
     c = np.r_[faces[:, 1], faces[:, 2]]
     g = sparse.csr_matrix((np.ones(r.size, np.int8), (r, c)), shape=(n, n))
-    ncomp, lab = csgraph.connected_components(g, directed=False)
-    used = np.bincount(faces.ravel(), minlength=n) > 0
+    _, lab = csgraph.connected_components(g, directed=False)
+    used = np.bincount(faces.reshape(-1), minlength=n) > 0
     return int(np.unique(lab[used]).size)
 
 
+def topology_qa(faces: np.ndarray, n_vertices: int) -> dict[str, Any]:
+    """Watertight / oriented / manifold / components / Euler characteristic from faces alone."""
+    faces = np.asarray(faces, dtype=np.int64)
+    n = int(n_vertices)
+    if len(faces) == 0:
+        return {"triangles": 0, "vertices": n, "watertight": False, "consistently_oriented": False,
+                "edge_manifold": True, "vertex_manifold": True, "manifold": False, "components": 0,
+                "euler_characteristic": n}
+    e = _Edges(faces, n)
+    if e.closed_oriented:
+        used = np.bincount(faces.reshape(-1), minlength=n) > 0
+        vm = bool(np.all(_fans_closed(e.a, e.twin(), n)[used] == 1))
+    elif e.edge_manifold:
+        vm = _vertex_manifold_general(faces, n, e)
+    else:
+        vm = False
+    return {
+        "triangles": int(len(faces)),
+        "vertices": n,
+        "watertight": e.watertight,
+        "consistently_oriented": e.oriented,
+        "edge_manifold": e.edge_manifold,
+        "vertex_manifold": vm,
+        "manifold": bool(e.edge_manifold and vm),
+        "components": _components(faces, n),
+        "euler_characteristic": int(n - e.n_edges + len(faces)),
+    }
+
+
+def edge_stats(faces: np.ndarray, n_vertices: int | None = None) -> dict[str, Any]:
+    """Watertight, oriented, edge-manifold and the number of unique edges."""
+    faces = np.asarray(faces, dtype=np.int64)
+    if len(faces) == 0:
+        return {"watertight": False, "consistently_oriented": False, "edge_manifold": True, "edges": 0}
+    e = _Edges(faces, int(n_vertices if n_vertices is not None else faces.max() + 1))
+    return {"watertight": e.watertight, "consistently_oriented": e.oriented,
+            "edge_manifold": e.edge_manifold, "edges": e.n_edges}
+
+
+def vertex_manifold(faces: np.ndarray, n_vertices: int | None = None) -> bool:
+    """True when the triangles around each vertex form one fan (linked through shared edges)."""
+    faces = np.asarray(faces, dtype=np.int64)
+    if len(faces) == 0:
+        return True
+    return topology_qa(faces, int(n_vertices if n_vertices is not None else faces.max() + 1))["vertex_manifold"]
+
+
 def compute_qa(vertices: np.ndarray, faces: np.ndarray, *, voxel_volume_mm3: float | None = None,
-               smoothing_displacement_mm: float | None = None) -> dict[str, Any]:
+               smoothing_displacement_mm: float | None = None,
+               topology: dict[str, Any] | None = None) -> dict[str, Any]:
     """QA figures for one closed surface (see module docstring for the fields).
 
     Parameters
@@ -185,39 +236,19 @@ def compute_qa(vertices: np.ndarray, faces: np.ndarray, *, voxel_volume_mm3: flo
         Volume of the structure's voxels, to compare the mesh volume against.
     smoothing_displacement_mm : float, optional
         Largest vertex displacement caused by smoothing.
+    topology : dict, optional
+        A :func:`topology_qa` result for these faces, computed earlier (e.g. during smoothing).
 
     Returns
     -------
     dict
         JSON-ready values (python bool/int/float/list).
     """
-    vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
-    nv = int(len(vertices))
-    if len(faces):
-        ha, hb, _, order, ks = _sorted_half_edges(faces, nv)
-        es = _edge_stats_sorted(ha, hb, ks, nv)
-        vm = _vertex_manifold(faces, nv, ha, hb, order, es)
-    else:
-        es = {"watertight": False, "consistently_oriented": False, "edge_manifold": True, "edges": 0}
-        vm = True
-    vol = signed_volume(vertices, faces)
-    out: dict[str, Any] = {
-        "triangles": int(len(faces)),
-        "vertices": nv,
-        "watertight": es["watertight"],
-        "consistently_oriented": es["consistently_oriented"],
-        "edge_manifold": es["edge_manifold"],
-        "vertex_manifold": vm,
-        "manifold": bool(es["edge_manifold"] and vm),
-        "components": _components(faces, nv),
-        "euler_characteristic": int(nv - es["edges"] + len(faces)),
-        "mesh_volume_mm3": round(vol, 3),
-        "surface_area_mm2": round(surface_area(vertices, faces), 3),
-        "bbox_mm": (np.round(np.stack([vertices.min(0), vertices.max(0)]), 3).tolist()
-                    if nv else [[0.0] * 3, [0.0] * 3]),
-    }
+    out = dict(topology) if topology is not None else topology_qa(faces, len(vertices))
+    out.update(geometry_qa(vertices, faces))
     if voxel_volume_mm3 is not None:
+        vol = out["mesh_volume_mm3"]
         out["voxel_volume_mm3"] = round(float(voxel_volume_mm3), 3)
         out["volume_diff_pct"] = (round(100.0 * (vol - voxel_volume_mm3) / voxel_volume_mm3, 3)
                                   if voxel_volume_mm3 > 0 else None)
