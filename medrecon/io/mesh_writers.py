@@ -110,8 +110,12 @@ def _tag(space: str) -> str:
 def _stl_bytes(v: np.ndarray, f: np.ndarray, space: str) -> bytes:
     header = _tag(space).encode("ascii")[:80].ljust(80, b" ")
     rec = np.zeros(len(f), dtype=[("n", "<f4", (3,)), ("v", "<f4", (3, 3)), ("a", "<u2")])
-    rec["n"] = _face_normals(v, f)
-    rec["v"] = v[f]
+    tri = v.astype(np.float32)[f]  # (M, 3, 3)
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    ln = np.sqrt(np.einsum("ij,ij->i", n, n))[:, None]
+    ln[ln == 0] = 1.0
+    rec["n"] = n / ln
+    rec["v"] = tri
     return header + struct.pack("<I", len(f)) + rec.tobytes()
 
 

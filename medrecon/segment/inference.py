@@ -164,7 +164,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def prepare_network(net: Any, device: str | torch.device | None = "auto", *, precision: str = "auto",
-                    channels_last: bool | None = None, compile: bool = False) -> tuple[Callable, dict[str, Any]]:
+                    channels_last: bool | None = None, compile: bool = False,
+                    compile_mode: str | None = None) -> tuple[Callable, dict[str, Any]]:
     """Put a network on ``device`` in the fastest safe form and say how to call the engine.
 
     Parameters
@@ -174,6 +175,7 @@ def prepare_network(net: Any, device: str | torch.device | None = "auto", *, pre
         ``"bf16"`` (weights cast to bf16 too), ``"fp32"`` (default on CPU), or ``"auto"``.
     channels_last : NDHWC weight layout for 3D networks (default: on for CUDA).
     compile : wrap with ``torch.compile`` (pays ~30 s once; worth it for large volumes on GPU).
+    compile_mode : ``torch.compile`` mode, e.g. ``"max-autotune-no-cudagraphs"``.
 
     Returns
     -------
@@ -194,7 +196,7 @@ def prepare_network(net: Any, device: str | torch.device | None = "auto", *, pre
     if precision == "bf16":
         net = net.to(torch.bfloat16)
     if compile and not is_script:
-        net = torch.compile(net)
+        net = torch.compile(net, mode=compile_mode)
     if precision == "bf16":
         def predictor(batch: torch.Tensor, _n=net):
             return _n(batch.to(torch.bfloat16))

@@ -420,7 +420,7 @@ def _as_labelmap(labelmap: Volume | np.ndarray, affine: np.ndarray | None) -> tu
         if not np.array_equal(rounded, arr):
             raise MeshError("label map holds non-integer values; threshold or round it first")
         arr = rounded.astype(np.int32)
-    if arr.size and arr.min() < 0:
+    if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
         raise MeshError("label map holds negative labels")
     if abs(np.linalg.det(aff[:3, :3])) < 1e-12:
         raise MeshError("label map affine is singular")
