@@ -439,7 +439,7 @@ HEAD_LABELS = {1: "skull", 2: "mandible", 3: "teeth", 4: "vertebrae", 5: "brain"
 # Hounsfield units of the tissues (typical published ranges; cortical bone 1000-1900,
 # enamel about 2500-3000, dentine about 1600-2000, brain 25-45, CSF 0-15).
 _HU = {"air": -1000.0, "fat": -90.0, "soft": 45.0, "brain": 35.0, "csf": 8.0, "eye": 12.0,
-       "cortical": 1500.0, "diploe": 650.0, "jaw": 1350.0, "spongy": 400.0,
+       "cortical": 1500.0, "diploe": 650.0, "jaw": 1350.0, "spongy": 600.0,
        "enamel": 2600.0, "dentine": 1750.0, "vertebra": 1100.0, "disc": 85.0}
 
 
