@@ -420,6 +420,15 @@ def run_mesh(cfg: MeshConfig | dict, console=None) -> MeshResult:
     outdir = Path(cfg.outdir)
     if outdir.exists() and not outdir.is_dir():
         raise ConfigError("output path exists and is not a folder", outdir)
+    # settings that live in files are checked before the (possibly long) image load
+    if cfg.preset:
+        from medrecon.segment.presets import load_preset
+
+        load_preset(cfg.preset)
+    if cfg.label_table:
+        load_label_table(cfg.label_table)
+    if cfg.labels and not Path(cfg.labels).exists():
+        raise InputError("label map not found", cfg.labels)
     started = _dt.datetime.now(_dt.timezone.utc)
     files: list[Path] = []
     with _Stages(console) as st:

@@ -82,8 +82,9 @@ class Preset(BaseModel):
 def _validation_message(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "preset"
-        parts.append(f"{loc}: {err.get('msg')}")
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 
