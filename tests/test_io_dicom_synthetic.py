@@ -354,3 +354,28 @@ def test_round_trip_with_dicom_writer(tmp_path, syntax):
     vol = load(tmp_path)
     assert np.allclose(vol.affine, A, atol=1e-4)
     assert np.array_equal(vol.array, arr)
+
+
+def test_parallel_header_scan_equals_serial_and_reports_errors(tmp_path):
+    from medrecon.io.dicom.scan import PARALLEL_SCAN_MIN_FILES, scan
+
+    n = PARALLEL_SCAN_MIN_FILES + 4
+    for k in range(n):
+        write_slice(tmp_path / f"s{k:04d}", np.full((4, 4), k, np.int16), (0, 0, 1.5 * k), instance=k + 1)
+    (tmp_path / "notes.txt").write_text("not dicom")
+    par = scan(tmp_path, workers=2)
+    ser = scan(tmp_path, workers=1)
+    assert [f.source for f in par.frames] == [f.source for f in ser.frames]
+    assert par.skipped == ser.skipped and len(par.skipped) == 1
+    vol = load(tmp_path)
+    assert vol.shape == (4, 4, n) and vol.array[0, 0, :].tolist() == list(range(n))
+    victim = tmp_path / "s0100"
+    data = victim.read_bytes()
+    victim.write_bytes(data[:250])  # inside the header: found while scanning (in a worker)
+    with pytest.raises(DicomError) as exc:
+        scan(tmp_path, workers=2)
+    assert "truncated" in one_line(exc.value, "s0100")
+    victim.write_bytes(data[:-10])  # inside the pixel data: found while decoding
+    with pytest.raises(DicomError) as exc:
+        load(tmp_path)
+    assert "shorter than the header says" in one_line(exc.value, "s0100")

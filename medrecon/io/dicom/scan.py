@@ -193,28 +193,32 @@ def read_dataset(src: Source, stop_before_pixels: bool = True) -> tuple[Dataset,
     parsed) raises :class:`DicomError` naming the file.
     """
     name = src.name
-    plain = src.member is None
-    head = b""
-    if plain:
+    if src.member is None:
         try:
-            with open(src.path, "rb") as fh:
-                head = fh.read(132)
+            fh = open(src.path, "rb")
         except OSError as exc:
             raise InputError(f"cannot read file ({exc.strerror})", name) from exc
-    if plain and head[:2] != _GZ_MAGIC:
-        has_preamble = head[128:132] == b"DICM"
-        try:
-            with open(src.path, "rb") as fh:
-                ds = _parse(fh, force=not has_preamble, stop_before_pixels=stop_before_pixels)
-                offset = fh.tell() if stop_before_pixels else None
-        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
-                OverflowError, NotImplementedError, AttributeError, IndexError) as exc:
-            if has_preamble:
-                raise DicomError(f"corrupt or truncated DICOM file ({type(exc).__name__}: {exc})", name) from exc
-            return _try_headerless(src.read_bytes(), name, stop_before_pixels)
-        if not has_preamble and not _looks_like_image_dataset(ds):
-            return _try_headerless(src.read_bytes(), name, stop_before_pixels)
-        return ds, offset
+        with fh:
+            head = fh.read(132)
+            if head[:2] != _GZ_MAGIC:  # plain file: parse in place, one open per file
+                has_preamble = head[128:132] == b"DICM"
+                fh.seek(0)
+                try:
+                    ds = _parse(fh, force=not has_preamble, stop_before_pixels=stop_before_pixels)
+                    offset = fh.tell() if stop_before_pixels else None
+                    if offset is not None:
+                        ds._medrecon_pixhead = fh.read(12)  # the Pixel Data element header, if any
+                except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
+                        OverflowError, NotImplementedError, AttributeError, IndexError) as exc:
+                    if has_preamble:
+                        raise DicomError(f"corrupt or truncated DICOM file ({type(exc).__name__}: {exc})",
+                                         name) from exc
+                    fh.seek(0)
+                    return _try_headerless(fh.read(), name, stop_before_pixels)
+                if not has_preamble and not _looks_like_image_dataset(ds):
+                    fh.seek(0)
+                    return _try_headerless(fh.read(), name, stop_before_pixels)
+                return ds, offset
     data = src.read_bytes()
     has_preamble = data[128:132] == b"DICM"
     try:
@@ -460,9 +464,11 @@ def _native_pixel_length(path: str, offset: int, file_size: int, ds: Dataset) ->
     ts = str(getattr(fm, "TransferSyntaxUID", "") or "")
     if ts not in _NATIVE_LE or offset + 8 > file_size:
         return None
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        head = fh.read(12)
+    head = getattr(ds, "_medrecon_pixhead", None)
+    if head is None:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            head = fh.read(12)
     if head[:4] != b"\xe0\x7f\x10\x00":
         return None
     if ts == "1.2.840.10008.1.2":  # implicit VR: tag + 4-byte length
@@ -511,28 +517,66 @@ def _expects_pixels(ds: Dataset) -> bool:
     return "Image Storage" in name and "Presentation" not in name
 
 
-def scan(source, progress=None) -> ScanResult:
+#: From this many files on, headers are read by a process pool (fork, Linux).
+PARALLEL_SCAN_MIN_FILES = 256
+
+
+def _read_chunk(srcs: list[Source]) -> list[tuple[list[FrameHeader], str]]:
+    return [read_headers(src) for src in srcs]
+
+
+def _read_all(files: list[Source], progress, workers: int | None):
+    """``read_headers`` over ``files`` (in order), in parallel for large folders."""
+    import multiprocessing as mp
+    import sys
+
+    if workers is None:
+        try:
+            workers = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover
+            workers = os.cpu_count() or 1
+    parallel = (workers > 1 and len(files) >= PARALLEL_SCAN_MIN_FILES and sys.platform.startswith("linux")
+                and "fork" in mp.get_all_start_methods())
+    if not parallel:
+        for i, src in enumerate(files):
+            yield read_headers(src)
+            if progress is not None:
+                progress(i + 1, len(files))
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    n_chunks = workers * 4
+    size = -(-len(files) // n_chunks)
+    chunks = [files[i:i + size] for i in range(0, len(files), size)]
+    done = 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+        for chunk, results in zip(chunks, pool.map(_read_chunk, chunks)):
+            yield from results
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(files))
+
+
+def scan(source, progress=None, workers: int | None = None) -> ScanResult:
     """Discover files under ``source`` and read every header (no pixel data).
 
-    Raises :class:`InputError` when nothing readable is there (empty folder, only non-DICOM).
+    Large folders (``PARALLEL_SCAN_MIN_FILES`` files or more) are read by ``workers`` processes
+    (default: all cores). Raises :class:`InputError` when nothing readable is there (empty
+    folder, only non-DICOM) and :class:`DicomError` for a corrupt or truncated DICOM file.
     """
     files = discover(source)
     frames: list[FrameHeader] = []
     skipped: list[str] = []
     non_image: list[str] = []
-    for i, src in enumerate(files):
-        fr, status = read_headers(src)
+    for src, (fr, status) in zip(files, _read_all(files, progress, workers)):
         if status == "not-dicom":
             skipped.append(src.name)
         elif status == "non-image":
             non_image.append(src.name)
         frames.extend(fr)
-        if progress is not None:
-            progress(i + 1, len(files))
     if not frames:
         where = source if not isinstance(source, (list, tuple)) else f"{len(files)} given files"
         if non_image and not skipped:
             raise InputError(f"DICOM files found but none holds an image ({len(non_image)} files)", where)
         raise InputError(f"no DICOM image files found ({len(files)} files, none readable as DICOM)", where)
     return ScanResult(frames=frames, n_files=len(files), skipped=skipped, non_image=non_image)
-
