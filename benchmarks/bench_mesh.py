@@ -146,6 +146,20 @@ def run_medrecon(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reducti
     return {"vertices": m.vertices, "faces": m.faces, "files": [str(p) for p in paths], "qa": m.qa}
 
 
+def run_medrecon_decimate_first(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reduction: float,
+                                smoothing: float) -> dict:
+    """medrecon with Slicer's order: decimate the staircase first, then smooth the small mesh."""
+    from medrecon.io.mesh_writers import write_models
+    from medrecon.surface import build_surfaces
+    from medrecon.volume import Volume
+
+    models = build_surfaces(Volume(labelmap, affine), None, smoothing=smoothing, reduction=reduction,
+                            decimate_first=True)
+    paths = write_models(models, outdir, ["stl"])
+    m = models[0]
+    return {"vertices": m.vertices, "faces": m.faces, "files": [str(p) for p in paths], "qa": m.qa}
+
+
 def run_slicer_chain(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reduction: float, smoothing: float) -> dict:
     from vtkmodules.util import numpy_support as ns
     from vtkmodules.vtkCommonDataModel import vtkImageData
@@ -257,7 +271,7 @@ def run_monai_deploy(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, red
 
 
 def _warm_imports(method: str) -> None:
-    if method == "medrecon":
+    if method.startswith("medrecon"):
         import medrecon.io.mesh_writers  # noqa: F401
         import medrecon.surface.mesher  # noqa: F401
     elif method == "slicer-chain":
@@ -268,7 +282,8 @@ def _warm_imports(method: str) -> None:
         import monai.deploy.operators.stl_conversion_operator  # noqa: F401
 
 
-METHODS = {"medrecon": run_medrecon, "slicer-chain": run_slicer_chain, "monai-deploy": run_monai_deploy}
+METHODS = {"medrecon": run_medrecon, "medrecon-dfirst": run_medrecon_decimate_first,
+           "slicer-chain": run_slicer_chain, "monai-deploy": run_monai_deploy}
 
 
 # =========================================================================== worker (subprocess)
@@ -284,13 +299,16 @@ def worker(args) -> None:
     affine = np.load(args.affine)
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     labelmap = ((ct >= LOW) & (ct <= HIGH)).view(np.uint8) if ct.dtype != np.uint8 else ct
     del ct
     res = METHODS[args.method](labelmap, affine, outdir, args.w_reduction, args.smoothing)
     wall = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    summary = {"method": args.method, "seconds": wall, "peak_rss_mb": peak_mb,
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    peak_mb = ru1.ru_maxrss / 1024.0
+    summary = {"method": args.method, "seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": peak_mb,
                "triangles": int(len(res["faces"])), "vertices_file": None}
     if args.save_vertices:
         np.save(args.save_vertices, res["vertices"])
@@ -338,6 +356,14 @@ def accuracy_inputs(tmp: Path) -> list[tuple[str, object, Path, Path, float]]:
     return out
 
 
+def _applies(method: str, reduction: float, first_reduction: float) -> bool:
+    if method == "monai-deploy":
+        return reduction == first_reduction
+    if method == "medrecon-dfirst":
+        return reduction > 0
+    return True
+
+
 # =========================================================================== main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -372,34 +398,31 @@ def main() -> None:
     npy, aff = cached_ct(args.quick)
     ct_shape = np.load(npy, mmap_mode="r").shape
     results: dict = {"ct_shape": ct_shape, "timing": [], "accuracy": []}
-    pythons = {"medrecon": sys.executable, "slicer-chain": sys.executable, "monai-deploy": args.monai_python}
+    pythons = {m: sys.executable for m in METHODS}
+    pythons["monai-deploy"] = args.monai_python
     methods = [m for m in METHODS if not (m == "monai-deploy" and args.skip_monai)]
     with tempfile.TemporaryDirectory(prefix="bench_mesh_") as tmpd:
         tmp = Path(tmpd)
-        # ---- timing on the synthetic CT
+        # ---- timing on the synthetic CT: methods interleaved, best of ``repeats`` kept
         for red in args.reduction:
-            row = {"reduction": red}
-            for m in methods:
-                if m == "monai-deploy" and red != args.reduction[0]:
-                    continue  # MONAI Deploy has no decimation: time it once
-                reps = 1 if m == "monai-deploy" else args.repeats
-                best = None
-                for _ in range(reps):
-                    con.print(f"  timing {m:13s} reduction={red} ...", end=" ")
+            row: dict = {"reduction": red}
+            for rep in range(args.repeats):
+                for m in methods:
+                    if not _applies(m, red, args.reduction[0]) or (m == "monai-deploy" and rep > 0):
+                        continue  # MONAI Deploy is slow and has no decimation: time it once
+                    con.print(f"  timing {m:15s} reduction={red} run {rep + 1} ...", end=" ")
                     r = spawn(m, pythons[m], npy, aff, tmp / m, red, args.smoothing)
-                    con.print(f"{r.get('seconds', float('nan')):.1f} s" if "seconds" in r else f"[red]{r['error']}[/]")
-                    if "seconds" in r and (best is None or r["seconds"] < best["seconds"]):
-                        best = r
-                    elif best is None:
-                        best = r
-                row[m] = best
+                    con.print(f"{r['seconds']:.1f} s" if "seconds" in r else f"[red]{r['error']}[/]")
+                    best = row.get(m)
+                    if best is None or ("seconds" in r and r["seconds"] < best.get("seconds", float("inf"))):
+                        row[m] = r
             results["timing"].append(row)
         # ---- accuracy on analytic phantoms (same reduction settings as the timing)
         for name, shape, lnpy, laff, vox in accuracy_inputs(tmp):
             for red in args.reduction:
                 row = {"phantom": name, "reduction": red, "voxel_mm": vox}
                 for m in methods:
-                    if m == "monai-deploy" and red != args.reduction[0]:
+                    if not _applies(m, red, args.reduction[0]):
                         continue
                     vf = str(tmp / f"v_{m}_{red}.npy")
                     r = spawn(m, pythons[m], lnpy, laff, tmp / f"acc_{m}", red, args.smoothing, save_vertices=vf)
@@ -413,20 +436,23 @@ def main() -> None:
 
     # ---- report
     t = Table(title=f"CT bone {ct_shape[0]}x{ct_shape[1]}x{ct_shape[2]} -> binary STL (smoothing {args.smoothing})")
-    for col in ("reduction", "method", "seconds", "peak RSS MB", "triangles", "medrecon / method"):
+    for col in ("reduction", "method", "seconds", "CPU s", "peak RSS MB", "triangles", "time / slicer-chain",
+                "time / monai-deploy"):
         t.add_column(col, justify="right")
+    monai_s = next((r["monai-deploy"].get("seconds") for r in results["timing"] if "monai-deploy" in r), None)
     for row in results["timing"]:
-        ours = row.get("medrecon", {}).get("seconds")
+        slicer_s = row.get("slicer-chain", {}).get("seconds")
         for m in methods:
             r = row.get(m)
             if r is None:
                 continue
             if "error" in r:
-                t.add_row(str(row["reduction"]), m, "failed", "", "", r["error"][:60])
+                t.add_row(str(row["reduction"]), m, "failed", "", "", "", r["error"][-70:], "")
                 continue
-            ratio = f"{ours / r['seconds']:.2f}" if ours and m != "medrecon" else ""
-            t.add_row(str(row["reduction"]), m, f"{r['seconds']:.2f}", f"{r['peak_rss_mb']:.0f}",
-                      f"{r['triangles']:,}", ratio)
+            t.add_row(str(row["reduction"]), m, f"{r['seconds']:.2f}", f"{r['cpu_seconds']:.1f}",
+                      f"{r['peak_rss_mb']:.0f}", f"{r['triangles']:,}",
+                      f"{r['seconds'] / slicer_s:.2f}" if slicer_s else "",
+                      f"{r['seconds'] / monai_s:.2f}" if monai_s else "")
     con.print(t)
     a = Table(title="Surface error on analytic phantoms (exact distance of every vertex)")
     for col in ("phantom", "reduction", "method", "mean mm", "mean / voxel", "max mm", "triangles"):
