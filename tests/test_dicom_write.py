@@ -159,3 +159,12 @@ def test_bad_input_raises(tmp_path):
     with pytest.raises(MedreconError, match="NaN"):
         write_dicom_series(Volume(np.full((4, 4, 4), np.nan), np.eye(4), {}), tmp_path)
     assert not list(tmp_path.glob("*.dcm"))  # nothing half-written
+
+
+def test_wide_integer_range_is_exact_through_the_intercept(tmp_path):
+    rng = np.random.default_rng(5)
+    arr = rng.integers(0, 60001, (8, 6, 3)).astype(np.uint16)
+    files = write_dicom_series(Volume(arr, np.eye(4), {}), tmp_path, modality="MR")
+    ds = pydicom.dcmread(files[1])
+    assert float(ds.RescaleSlope) == 1.0
+    np.testing.assert_array_equal(ds.pixel_array.T + float(ds.RescaleIntercept), arr[:, :, 1])

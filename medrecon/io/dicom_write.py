@@ -224,9 +224,18 @@ def write_dicom_series(
 
     # (rows, cols, slices) view: rows run along row_ax, columns along col_ax.
     data = np.transpose(arr, (row_ax, col_ax, slice_axis))
-    stored = np.rint((data.astype(np.float64) - intercept) / slope)
-    stored = np.clip(stored, _INT16_MIN, _INT16_MAX).astype(np.int16)
-    n_rows, n_cols, n_slices = stored.shape
+    n_rows, n_cols, n_slices = data.shape
+    exact_int = (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_) and slope == 1.0 \
+        and float(intercept).is_integer()
+
+    def stored_plane(k: int) -> np.ndarray:
+        plane = data[:, :, k]
+        if exact_int:
+            if intercept == 0 and arr.dtype == np.int16:
+                return np.ascontiguousarray(plane)
+            return np.clip(plane.astype(np.int64) - int(intercept), _INT16_MIN, _INT16_MAX).astype(np.int16)
+        v = np.rint((plane.astype(np.float64) - intercept) / slope)
+        return np.clip(v, _INT16_MIN, _INT16_MAX).astype(np.int16)
 
     study_uid = study_uid or generate_uid()
     series_uid = generate_uid()
@@ -236,9 +245,8 @@ def write_dicom_series(
     sop_class = _SOP_CLASS[modality]
     slice_step = volume.affine[:3, slice_axis]
     thickness = abs(float(normal @ slice_step))
-    smin, smax = float(stored.min()), float(stored.max())
-    wc, ww = (40.0, 400.0) if modality == "CT" else (
-        (smax + smin) / 2 * slope + intercept, max((smax - smin) * slope, 1.0))
+    vmin, vmax = (float(np.min(arr)), float(np.max(arr))) if arr.size else (0.0, 0.0)
+    wc, ww = (40.0, 400.0) if modality == "CT" else ((vmax + vmin) / 2, max(vmax - vmin, 1.0))
 
     compressed_by_pydicom = ts_name == "rle"
     via_gdcm = ts_name in ("jpeg2000", "jpegls", "jpeg-lossless")
@@ -315,7 +323,7 @@ def write_dicom_series(
         ds.RescaleSlope = _ds(slope)
         if modality == "CT":
             ds.RescaleType = "HU"
-        plane = np.ascontiguousarray(stored[:, :, k])
+        plane = stored_plane(k)
         if compressed_by_pydicom:
             try:
                 ds.compress(TRANSFER_SYNTAXES[ts_name], plane, generate_instance_uid=False)
