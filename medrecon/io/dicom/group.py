@@ -205,8 +205,10 @@ def group_frames(frames: list[FrameHeader]) -> list[DicomSeries]:
 
 def _analyse(s: DicomSeries, n_orientations: int) -> None:
     f0 = s.frames[0]
-    if f0.samples_per_pixel not in (1,):
-        s.warnings.append(f"colour image ({f0.photometric}, {f0.samples_per_pixel} samples per pixel)")
+    if f0.samples_per_pixel != 1:
+        s.is_volume, s.reason = False, f"colour image ({f0.photometric}); only greyscale volumes are loaded"
+    if f0.photometric == "MONOCHROME1":
+        s.warnings.append("MONOCHROME1 (inverted display): values are kept as stored, not inverted")
     if _is_localizer(s.image_type):
         s.is_volume, s.reason = False, "localizer (ImageType)"
     elif n_orientations > 1:
