@@ -201,8 +201,15 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
         elif len(volumes) == 1 and all(not s.is_volume for s in found if s is not volumes[0]):
             chosen = volumes[0]
         elif not volumes:
-            listing = "; ".join(s.label() for s in found)
-            raise DicomError(f"no loadable volume: {listing}", where)
+            reasons: dict[str, list[str]] = {}
+            for s in found:
+                reasons.setdefault(s.reason, [])
+                sn = str(s.series_number if s.series_number is not None else f"#{s.index}")
+                if sn not in reasons[s.reason]:
+                    reasons[s.reason].append(sn)
+            why = "; ".join(f"series {', '.join(v)}: {k}" for k, v in reasons.items())
+            raise DicomError(f"no loadable volume among {len(found)} series ({why}); "
+                             "`medrecon info` lists them", where)
         else:
             listing = "; ".join(s.label() for s in found)
             raise SeriesSelectionError(f"{len(found)} series found, choose one with series=N "
