@@ -230,6 +230,14 @@ def test_rle_series_decoded_in_parallel_equals_native(tmp_path):
     c = load(rle, workers=1)
     assert np.array_equal(a.array, b.array) and np.array_equal(a.array, c.array)
     assert "RLE" in describe_series(rle)[0]["transfer_syntax"]
+    # an error inside a worker process reaches the caller as the same one-line DicomError
+    victim = sorted(rle.iterdir())[5]
+    ds = pydicom.dcmread(victim)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.90"  # RLE bytes labelled JPEG 2000
+    ds.save_as(victim, enforce_file_format=True)
+    with pytest.raises(DicomError) as exc:
+        load(rle, workers=2)
+    assert "cannot decode pixel data (JPEG 2000" in one_line(exc.value, victim.name)
 
 
 def test_series_selection(tmp_path):
