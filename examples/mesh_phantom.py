@@ -8,7 +8,8 @@
 3. prints the QA of each structure and its distance to the true surface;
 4. meshes a sphere cut in two halves in joint mode (shared boundary) and shows that the two
    volumes add up to the whole;
-5. writes STL, OBJ, PLY, VTP (per structure) and GLB, 3MF (one scene) into OUTDIR.
+5. writes STL, OBJ, PLY, VTP (per structure) and GLB, 3MF (one scene) into OUTDIR, plus a PNG
+   preview (front, side and top views).
 """
 from __future__ import annotations
 
@@ -88,7 +89,11 @@ def main(outdir: Path) -> None:
     provenance = {"example": "mesh_phantom.py", "spacing_mm": spacing, "rotation_deg": rotation}
     files = write_models(models, outdir, ["stl", "obj", "ply", "vtp", "glb", "3mf"], provenance=provenance)
     ras = write_models(models, outdir / "ras", ["stl"], space="RAS")
-    con.print(f"wrote {len(files)} files to {outdir} (and {len(ras)} RAS-tagged STL in {outdir / 'ras'})")
+    from medrecon.viz.preview import render_previews  # front/side/top views with a mm scale bar
+
+    png = render_previews(models, outdir / "phantoms.png", title="medrecon: analytic phantoms")
+    con.print(f"wrote {len(files)} files to {outdir} (and {len(ras)} RAS-tagged STL in {outdir / 'ras'}); "
+              f"picture: {png}")
     for p in files:
         con.print(f"  {p}")
 
