@@ -97,3 +97,19 @@ def test_labels_with_table_structures_and_group(tmp_path):
     r = _run("mesh", ts / "example_ct_dicom", "-o", tmp_path / "x", "--labels", ts / "example_seg_dicom.nii.gz",
              "--label-table", "totalsegmentator", "--structures", "livr")
     assert r.returncode == 2 and "liver" in r.stderr
+
+
+@pytest.mark.realdata
+def test_mixed_folder_needs_series_and_4d_is_refused(tmp_path):
+    mixed = shared_path("mr_philips_classic_vs_enhanced_mixed_folder", "cl_mixed_series_flat")
+    r = _run("mesh", mixed, "-o", tmp_path / "a", "--preset", "mr-head", "--no-preview")
+    assert r.returncode == 2 and "series" in r.stderr and "1301" in r.stderr
+    r = _run("mesh", mixed, "-o", tmp_path / "b", "--preset", "mr-head", "--series", "1903", "--no-preview")
+    assert r.returncode == 2 and "3D" in r.stderr
+    r = _run("mesh", mixed, "-o", tmp_path / "c", "--preset", "mr-head", "--series", "1301", "--no-preview")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "c" / "report.json").read_text())
+    qa = rep["structures"][0]["qa"]
+    assert qa["watertight"] and 2.5e6 < qa["mesh_volume_mm3"] < 7e6   # a head, in mm3
+    head = trimesh.load(tmp_path / "c" / "head.stl")
+    assert head.volume == pytest.approx(qa["mesh_volume_mm3"], rel=1e-3)

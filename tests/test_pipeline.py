@@ -265,3 +265,46 @@ def test_real_label_map_one_named_mesh_per_label(tmp_path):
         for d in np.ndindex(3, 3, 3):
             hit |= seg[tuple((ijk + np.array(d) - 1).T)] == m.label
         assert hit.mean() > 0.97, (m.name, hit.mean())
+
+
+def _two_boxes(tmp_path):
+    arr = np.zeros((30, 24, 20), np.uint8)
+    arr[4:15, 4:20, 4:16] = 1
+    arr[15:26, 4:20, 4:16] = 2   # touches label 1 along the plane i = 14.5
+    vol = Volume(arr.astype(np.int16) * 100, np.diag([0.8, 0.9, 1.1, 1.0]), {"modality": "CT"})
+    lab = Volume(arr, vol.affine.copy(), {})
+    from medrecon.io.nifti import write_nifti
+
+    write_nifti(vol, tmp_path / "img.nii.gz")
+    write_nifti(lab, tmp_path / "lab.nii.gz")
+    (tmp_path / "t.csv").write_text("value,name\n1,left_box\n2,right_box\n")
+    return tmp_path / "img.nii.gz", tmp_path / "lab.nii.gz", tmp_path / "t.csv"
+
+
+def test_joint_mode_shares_the_boundary(tmp_path):
+    img, lab, table = _two_boxes(tmp_path)
+    res = run_mesh(MeshConfig(input=str(img), outdir=str(tmp_path / "j"), labels=str(lab), label_table=str(table),
+                              joint=True, preview=False))
+    a, b = (m for m in sorted(res.models, key=lambda m: m.label))
+    assert (a.name, b.name) == ("left_box", "right_box")
+    # the shared wall (LPS x = 14.5 * 0.8 mm) is the same set of points in both meshes
+    from scipy.spatial import cKDTree
+
+    wall_a = a.vertices[np.abs(a.vertices[:, 0] - 11.6) < 0.05]
+    wall_b = b.vertices[np.abs(b.vertices[:, 0] - 11.6) < 0.05]
+    assert len(wall_a) > 20 and len(wall_a) == len(wall_b)
+    assert cKDTree(b.vertices).query(wall_a)[0].max() < 1e-6
+    rep = json.loads(res.report_path.read_text())
+    assert rep["config"]["joint"] is True
+
+
+def test_keep_volume_restores_the_voxel_volume(tmp_path):
+    ph = P.sphere_phantom(6.0, spacing=(1.0, 1.0, 1.0), inside=452, outside=0)
+    write_dicom_series(ph.volume, tmp_path / "dicom")
+    kw = dict(input=str(tmp_path / "dicom"), preset="ct-bone", smoothing=1.0, preview=False)
+    plain = run_mesh(MeshConfig(outdir=str(tmp_path / "a"), **kw)).models[0].qa
+    kept = run_mesh(MeshConfig(outdir=str(tmp_path / "b"), keep_volume=True, **kw)).models[0].qa
+    # strong smoothing shrinks a small sphere by about a third; keep-volume undoes that (to the
+    # pre-smoothing surface, which lies within 2 % of the voxel volume here)
+    assert plain["volume_diff_pct"] < -20
+    assert abs(kept["volume_diff_pct"]) < 2.0
