@@ -372,10 +372,6 @@ def _segment_bundle(cfg: MeshConfig, volume: Volume, stages: _Stages) -> tuple[V
 # --------------------------------------------------------------------------------------------
 # the pipeline
 # --------------------------------------------------------------------------------------------
-def _mesh_stem(models) -> dict[int, str]:
-    return {id(m): m.name for m in models}
-
-
 def _optional(stages: _Stages, what: str, fn) -> list[Path]:
     """Run an optional output step; a missing module is logged and skipped."""
     try:
