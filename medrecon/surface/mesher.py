@@ -316,7 +316,7 @@ def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, s
         info = _qa.compute_qa(pts_lps, faces, voxel_volume_mm3=voxel_count * voxel_mm3,
                               smoothing_displacement_mm=disp, topology=topo.result() if topo else None)
         if pre_volume is not None:
-            info["volume_kept_mm3"] = round(pre_volume, 3)
+            info["volume_kept_mm3"] = round(float(pre_volume), 3)
     return pts_lps, faces, info
 
 
