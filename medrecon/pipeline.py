@@ -482,6 +482,8 @@ def _report_config(cfg: MeshConfig) -> dict[str, Any]:
         d["bundle"] = Path(d["bundle"]).name
     if d.get("label_table"):
         d["label_table"] = _table_name(d["label_table"])
+    if d.get("preset"):
+        d["preset"] = _table_name(d["preset"])  # a preset file by its file name
     return d
 
 

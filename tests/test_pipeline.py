@@ -308,3 +308,20 @@ def test_keep_volume_restores_the_voxel_volume(tmp_path):
     # pre-smoothing surface, which lies within 2 % of the voxel volume here)
     assert plain["volume_diff_pct"] < -20
     assert abs(kept["volume_diff_pct"]) < 2.0
+
+
+def test_slicer_segmentation_as_label_input(tmp_path):
+    from medrecon.io.slicer import write_seg_nrrd
+    from medrecon.segment.labels import LabelInfo
+
+    img, lab, _ = _two_boxes(tmp_path)
+    from medrecon.io.nifti import read_nifti
+
+    seg = tmp_path / "boxes.seg.nrrd"
+    write_seg_nrrd(read_nifti(lab), {1: LabelInfo(1, "anvil", (1, 0, 0)), 2: LabelInfo(2, "hammer", (0, 0, 1))}, seg)
+    res = run_mesh(MeshConfig(input=str(img), outdir=str(tmp_path / "s"), labels=str(seg), preview=False))
+    got = {m.name: m.color for m in res.models}
+    assert got == {"anvil": (1.0, 0.0, 0.0), "hammer": (0.0, 0.0, 1.0)}
+    assert (tmp_path / "s" / "anvil.stl").is_file()
+    rep = json.loads(res.report_path.read_text())
+    assert rep["segmentation"]["label_table"] == "embedded"
