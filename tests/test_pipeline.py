@@ -129,6 +129,13 @@ def test_ras_output_and_all_writers(tmp_path):
     c_ras = stl.vertices.mean(0)
     np.testing.assert_allclose(c_ras, lps.mean(0) * [-1, -1, 1], atol=0.05)
     np.testing.assert_allclose(c_ras * [-1, -1, 1], ph.shape.center, atol=0.1)
+    # GLB and 3MF carry the same provenance as report.json: version and pixel fingerprint
+    import zipfile
+
+    fp = json.loads(res.report_path.read_text())["input"]["fingerprint"]["sha256"].encode()
+    assert fp in (out / "models.glb").read_bytes()
+    with zipfile.ZipFile(out / "models.3mf") as z:
+        assert any(fp in z.read(n) for n in z.namelist())
 
 
 def test_no_identifiers_in_any_output(tmp_path):
