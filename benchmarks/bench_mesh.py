@@ -146,6 +146,19 @@ def run_medrecon(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reducti
     return {"vertices": m.vertices, "faces": m.faces, "files": [str(p) for p in paths], "qa": m.qa}
 
 
+def run_medrecon_no_qa(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reduction: float,
+                       smoothing: float) -> dict:
+    """medrecon without the QA figures (to show what QA costs)."""
+    from medrecon.io.mesh_writers import write_models
+    from medrecon.surface import build_surfaces
+    from medrecon.volume import Volume
+
+    models = build_surfaces(Volume(labelmap, affine), None, smoothing=smoothing, reduction=reduction, qa=False)
+    paths = write_models(models, outdir, ["stl"])
+    m = models[0]
+    return {"vertices": m.vertices, "faces": m.faces, "files": [str(p) for p in paths]}
+
+
 def run_medrecon_decimate_first(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reduction: float,
                                 smoothing: float) -> dict:
     """medrecon with Slicer's order: decimate the staircase first, then smooth the small mesh."""
@@ -282,7 +295,8 @@ def _warm_imports(method: str) -> None:
         import monai.deploy.operators.stl_conversion_operator  # noqa: F401
 
 
-METHODS = {"medrecon": run_medrecon, "medrecon-dfirst": run_medrecon_decimate_first,
+METHODS = {"medrecon": run_medrecon, "medrecon-no-qa": run_medrecon_no_qa,
+           "medrecon-dfirst": run_medrecon_decimate_first,
            "slicer-chain": run_slicer_chain, "monai-deploy": run_monai_deploy}
 
 
@@ -356,11 +370,13 @@ def accuracy_inputs(tmp: Path) -> list[tuple[str, object, Path, Path, float]]:
     return out
 
 
-def _applies(method: str, reduction: float, first_reduction: float) -> bool:
+def _applies(method: str, reduction: float, first_reduction: float, accuracy: bool = False) -> bool:
     if method == "monai-deploy":
         return reduction == first_reduction
     if method == "medrecon-dfirst":
         return reduction > 0
+    if method == "medrecon-no-qa":
+        return reduction == 0 and not accuracy
     return True
 
 
@@ -422,7 +438,7 @@ def main() -> None:
             for red in args.reduction:
                 row = {"phantom": name, "reduction": red, "voxel_mm": vox}
                 for m in methods:
-                    if not _applies(m, red, args.reduction[0]):
+                    if not _applies(m, red, args.reduction[0], accuracy=True):
                         continue
                     vf = str(tmp / f"v_{m}_{red}.npy")
                     r = spawn(m, pythons[m], lnpy, laff, tmp / f"acc_{m}", red, args.smoothing, save_vertices=vf)
