@@ -172,13 +172,6 @@ def _smooth_polydata(pd: vtkPolyData, factor: float) -> vtkPolyData:
     return out
 
 
-def _smooth(points: np.ndarray, faces: np.ndarray, factor: float) -> np.ndarray:
-    """Windowed-sinc smoothing of (i, j, k) points; returns new points (same order)."""
-    if factor <= 0 or faces.shape[0] == 0:
-        return points
-    return _points_ijk(_smooth_polydata(_polydata_from_arrays(points, faces), factor)).astype(np.float64)
-
-
 class _Background:
     """Run ``fn(*args)`` in a thread (numpy and VTK release the GIL); ``result()`` joins."""
 
@@ -255,13 +248,6 @@ def _restore_volume(points: np.ndarray, faces: np.ndarray, target: float) -> np.
             break
         pts = pts + d * _vertex_normals(pts, faces)
     return pts
-
-
-def _to_lps(points_ijk: np.ndarray, faces: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pts = points_ijk @ affine[:3, :3].T + affine[:3, 3]
-    if np.linalg.det(affine[:3, :3]) < 0:
-        faces = faces[:, ::-1].copy()
-    return pts, faces
 
 
 # --------------------------------------------------------------------------- one mask
