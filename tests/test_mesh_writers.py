@@ -55,15 +55,17 @@ def test_stl_roundtrip_header_and_space(tmp_path, models, space):
         np.testing.assert_allclose(stored_normals, tm.face_normals, atol=1e-5)
 
 
-def test_obj_with_space_comment_and_material(tmp_path, models):
-    paths = write_models(models, tmp_path, "obj")
+@pytest.mark.parametrize("space", ["LPS", "RAS"])
+def test_obj_with_space_comment_and_material(tmp_path, models, space):
+    paths = write_models(models, tmp_path, "obj", space=space)
     objs = [p for p in paths if p.suffix == ".obj"]
     assert {p.name for p in paths} == {"femur_left.obj", "femur_left.mtl", "hip_left.obj", "hip_left.mtl"}
     for m, p in zip(models, objs):
         text = p.read_text()
-        assert text.splitlines()[0].startswith("#") and "SPACE=LPS" in text.splitlines()[0]
+        assert text.splitlines()[0].startswith("#") and f"SPACE={space}" in text.splitlines()[0]
         tm = trimesh.load(p, process=False)
-        np.testing.assert_allclose(tm.vertices, m.vertices, atol=1e-4)
+        np.testing.assert_allclose(tm.vertices, m.vertices * ([-1, -1, 1] if space == "RAS" else 1), atol=1e-4)
+        assert tm.volume > 0
         np.testing.assert_array_equal(tm.faces, m.faces)
         kd = [ln for ln in p.with_suffix(".mtl").read_text().splitlines() if ln.startswith("Kd")][0]
         np.testing.assert_allclose([float(x) for x in kd.split()[1:]], m.color, atol=1e-6)
@@ -81,6 +83,19 @@ def test_ply_comment_colours_and_ras(tmp_path, models, binary):
         np.testing.assert_array_equal(tm.faces, m.faces)
         assert tuple(tm.visual.vertex_colors[0, :3]) == tuple(round(c * 255) for c in m.color)
         assert tm.volume > 0
+
+
+def test_vtp_ras(tmp_path, models):
+    from vtkmodules.util import numpy_support as ns
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
+
+    (path, _) = write_models(models, tmp_path, ["vtp"], space="RAS")
+    r = vtkXMLPolyDataReader()
+    r.SetFileName(str(path))
+    r.Update()
+    assert r.GetOutput().GetFieldData().GetAbstractArray("SPACE").GetValue(0) == "RAS"
+    np.testing.assert_allclose(ns.vtk_to_numpy(r.GetOutput().GetPoints().GetData()),
+                               models[0].vertices * [-1, -1, 1], atol=1e-4)
 
 
 def test_vtp_field_data(tmp_path, models):
