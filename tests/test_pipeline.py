@@ -332,3 +332,23 @@ def test_slicer_segmentation_as_label_input(tmp_path):
     assert (tmp_path / "s" / "anvil.stl").is_file()
     rep = json.loads(res.report_path.read_text())
     assert rep["segmentation"]["label_table"] == "embedded"
+
+
+def test_monai_bundle_source(tmp_path):
+    """--bundle: a bundle built by the MONAI tests (a 1x1x1 convolution, i.e. HU > 200) segments a
+    sphere written as DICOM; the pipeline meshes the bundle's 'bone' class with its name."""
+    from tests.test_monai_bundle import make_bundle
+
+    bundle = make_bundle(tmp_path / "bundle", pixdim=(1.0, 1.0, 1.0), roi=(32, 32, 32))
+    ph = P.sphere_phantom(10.0, spacing=(1.0, 1.0, 1.0), inside=400, outside=0)
+    write_dicom_series(ph.volume, tmp_path / "dicom")
+    res = run_mesh(MeshConfig(input=str(tmp_path / "dicom"), outdir=str(tmp_path / "out"), bundle=str(bundle),
+                              device="cpu", preview=False))
+    assert [m.name for m in res.models] == ["bone"]
+    err = P.surface_error(res.models[0].vertices, ph.shape)
+    assert err["mean"] < 0.3   # a 200 HU cut of a 0..400 HU edge: the 50 % level, up to voxel rounding
+    rep = json.loads(res.report_path.read_text())
+    assert rep["segmentation"]["method"] == "bundle" and rep["segmentation"]["bundle"] == "bundle"
+    with pytest.raises(ConfigError, match="unknown structure"):
+        run_mesh(MeshConfig(input=str(tmp_path / "dicom"), outdir=str(tmp_path / "o2"), bundle=str(bundle),
+                            structures=["liver"], device="cpu", preview=False))
