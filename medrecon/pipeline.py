@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any, Iterator, List, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from medrecon.errors import ConfigError, InputError, MedreconError, SegmentationError
+from medrecon.errors import ConfigError, InputError, SegmentationError
 from medrecon.segment.labels import LabelInfo, load_label_table, select_structures
 from medrecon.volume import Volume
 
