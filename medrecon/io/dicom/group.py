@@ -93,7 +93,8 @@ class DicomSeries:
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly summary without identifiers (what ``medrecon info`` prints)."""
         f0 = self.frames[0]
-        kind = "4D" if self.n_per_position > 1 else ("2D" if len(self.slices) <= 1 else "3D")
+        kind = "4D" if self.n_per_position > 1 else (
+            "3D" if len(self.slices) > 1 or self.mosaic is not None else "2D")
         from medrecon.io.dicom.pixels import TRANSFER_SYNTAX_NAMES
 
         return {
