@@ -233,6 +233,25 @@ def test_philips_classic_equals_enhanced(number):
     assert np.allclose(cl.array, en.array, rtol=1e-5, atol=1e-3)
 
 
+def test_philips_2001_echoes_and_phase_match_dcm2niix():
+    """Each of the four field-map images equals its dcm2niix reference up to Philips' scaling
+    (the reference uses the private float scale: value = a * ours + b, one a and b per image)."""
+    found = {}
+    for s in load_series(shared_path(*PHIL, "cl_mixed_series_flat")):
+        if s.series_number == 2001:
+            d = s.description
+            tag = ("e1" if d["echo_time"] == 2.3 else "e2") + ("_ph" if d["image_type"].split("\\")[3] == "P" else "")
+            found[tag] = s
+    assert sorted(found) == ["e1", "e1_ph", "e2", "e2_ph"]
+    for tag, s in found.items():
+        ref, A_ref = ref_lps(shared_path(*PHIL, "ref_upstream", f"2001_WIP_fcMRI_Field_Mapping_cl_{tag}.nii.gz"))
+        ours = s.volume.array.astype(np.float64).ravel()
+        r = ref_in_our_order(s.volume, ref, A_ref).astype(np.float64).ravel()
+        X = np.stack([r, np.ones_like(r)], axis=1)
+        coef = np.linalg.lstsq(X, ours, rcond=None)[0]
+        assert np.abs(X @ coef - ours).max() < 1e-3 * np.abs(ours).max(), tag
+
+
 def test_philips_enhanced_2001_splits_echoes_and_phase():
     rows = describe_series(shared_path(*PHIL, "enh"))
     r2001 = [r for r in rows if r["series_number"] == 2001]
