@@ -43,7 +43,8 @@ def info(
     from medrecon.viz.tables import series_table
 
     src = [str(p) for p in path] if len(path) > 1 else str(path[0])
-    rows = describe_series(src)
+    with err_console.status("reading headers...", spinner="dots"):
+        rows = describe_series(src)
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
     else:

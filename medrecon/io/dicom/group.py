@@ -51,7 +51,7 @@ class DicomSeries:
     # -- derived facts --------------------------------------------------------------------------
     @property
     def uid_hash(self) -> str:
-        return hashlib.sha1(self.series_uid.encode()).hexdigest()[:10]
+        return hashlib.sha1(self.series_uid.encode()).hexdigest()[:10] if self.series_uid else ""
 
     @property
     def n_files(self) -> int:
