@@ -131,3 +131,13 @@ def test_real_nifti_to_nrrd_to_nifti_same_world(tmp_path):
     x = read_nifti(write_nifti(w, tmp_path / "x.nii.gz"))
     assert np.allclose(x.affine, v.affine) and np.array_equal(x.array, v.array)
     assert np.allclose(nib.load(str(tmp_path / "x.nii.gz")).affine, nib.load(str(path)).affine, atol=1e-5)
+
+
+def test_nhdr_detached_header(tmp_path):
+    v = oblique_volume()
+    hdr = {"space": "left-posterior-superior", "space directions": v.affine[:3, :3].T,
+           "space origin": v.affine[:3, 3], "encoding": "raw"}
+    nrrd.write(str(tmp_path / "d.nhdr"), v.array, hdr, detached_header=True)
+    assert (tmp_path / "d.nhdr").exists() and len(list(tmp_path.iterdir())) == 2  # header + data file
+    w = load(tmp_path / "d.nhdr")
+    assert np.allclose(w.affine, v.affine) and np.array_equal(w.array, v.array)
