@@ -487,9 +487,21 @@ def _native_pixel_length(path: str, offset: int, file_size: int, ds: Dataset) ->
     return offset + start, length
 
 
+#: File name endings that are never DICOM: skipped without opening (a big ``.nii.gz`` next to a
+#: series would otherwise be decompressed just to be rejected).
+NOT_DICOM_SUFFIXES = (
+    ".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".raw.gz", ".json", ".txt", ".md", ".csv",
+    ".tsv", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".pdf", ".html", ".htm", ".xml",
+    ".yaml", ".yml", ".py", ".sh", ".stl", ".obj", ".ply", ".vtp", ".vtk", ".glb", ".gltf", ".3mf",
+    ".mrml", ".bval", ".bvec", ".log",
+)
+
+
 def read_headers(src: Source) -> tuple[list[FrameHeader], str]:
     """Headers of one candidate file. Returns (frames, status) with status 'image',
     'non-image' (DICOM without pixels) or 'not-dicom'."""
+    if (src.member or src.path).lower().endswith(NOT_DICOM_SUFFIXES):
+        return [], "not-dicom"
     res = read_dataset(src, stop_before_pixels=True)
     if res is None:
         return [], "not-dicom"
