@@ -387,3 +387,17 @@ def test_parallel_header_scan_equals_serial_and_reports_errors(tmp_path):
     with pytest.raises(DicomError) as exc:
         load(tmp_path)
     assert "shorter than the header says" in one_line(exc.value, "s0100")
+
+
+def _load_in_daemon(folder):
+    return load(folder, workers=2).array.sum()
+
+
+def test_load_inside_a_daemonic_pool_worker(tmp_path):
+    """Pool workers may not start processes: decoding then stays in the worker, and works."""
+    import multiprocessing as mp
+
+    make_series(tmp_path, n=12, rows=8, cols=8, ts=RLELossless)
+    with mp.get_context("fork").Pool(1) as pool:
+        total = pool.apply(_load_in_daemon, (tmp_path,))
+    assert total == load(tmp_path).array.sum()

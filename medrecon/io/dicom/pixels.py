@@ -158,7 +158,10 @@ def _decode_job(job: tuple[Source, list[int | None], str, int]) -> tuple[int, np
 
 
 def _fork_ok() -> bool:
-    return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+    """Process pools only on Linux (fork) and never inside a daemonic worker process, which
+    may not have children (e.g. when medrecon itself runs in a multiprocessing pool)."""
+    return (sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+            and not mp.current_process().daemon)
 
 
 def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,

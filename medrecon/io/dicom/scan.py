@@ -548,7 +548,7 @@ def _read_all(files: list[Source], progress, workers: int | None):
         except AttributeError:  # pragma: no cover
             workers = os.cpu_count() or 1
     parallel = (workers > 1 and len(files) >= PARALLEL_SCAN_MIN_FILES and sys.platform.startswith("linux")
-                and "fork" in mp.get_all_start_methods())
+                and "fork" in mp.get_all_start_methods() and not mp.current_process().daemon)
     if not parallel:
         for i, src in enumerate(files):
             yield read_headers(src)
