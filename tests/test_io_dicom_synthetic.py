@@ -401,3 +401,32 @@ def test_load_inside_a_daemonic_pool_worker(tmp_path):
     with mp.get_context("fork").Pool(1) as pool:
         total = pool.apply(_load_in_daemon, (tmp_path,))
     assert total == load(tmp_path).array.sum()
+
+
+_PARENT_PID = None
+
+
+def _dying_decode_job(job):
+    """Stands for a decode worker that vanishes (say, killed for memory) on one job."""
+    import os
+
+    from medrecon.io.dicom import pixels as px
+
+    if os.getpid() != _PARENT_PID and job[3] == 3:
+        os._exit(1)
+    src, frame_idx, ts, pos = job
+    return pos, px._decode_with_pydicom(src, frame_idx, ts)
+
+
+def test_decoding_survives_a_dead_worker(tmp_path, monkeypatch):
+    """If a decode worker dies the rest is decoded in this process, with the same result."""
+    import os
+
+    import medrecon.io.dicom.pixels as px
+
+    global _PARENT_PID
+    make_series(tmp_path, n=16, rows=8, cols=8, ts=RLELossless)
+    expect = load(tmp_path, workers=1).array
+    _PARENT_PID = os.getpid()
+    monkeypatch.setattr(px, "_decode_job", _dying_decode_job)
+    assert np.array_equal(load(tmp_path, workers=2).array, expect)

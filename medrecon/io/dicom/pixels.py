@@ -220,16 +220,21 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
                 chunk = positions[s:s + step]
                 jobs.append((src, [frames[p].frame for p in chunk], frames[chunk[0]].transfer_syntax, chunk))
         if workers > 1 and n_codec >= PARALLEL_MIN_FRAMES and len(jobs) > 1 and _fork_ok():
+            from concurrent.futures.process import BrokenProcessPool
+
             ctx = mp.get_context("fork")
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-                chunksize = max(1, len(jobs) // (workers * 8))
-                keyed = {i: j[3] for i, j in enumerate(jobs)}
-                for i, arr in pool.map(_decode_job, [(j[0], j[1], j[2], i) for i, j in enumerate(jobs)],
-                                       chunksize=chunksize):
-                    place(keyed[i], arr)
-        else:
-            for src, fidx, ts, chunk in jobs:
-                place(chunk, _decode_with_pydicom(src, fidx, ts))
+            try:
+                with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+                    chunksize = max(1, len(jobs) // (workers * 8))
+                    for i, arr in pool.map(_decode_job, [(j[0], j[1], j[2], i) for i, j in enumerate(jobs)],
+                                           chunksize=chunksize):
+                        place(jobs[i][3], arr)
+                        jobs[i] = None  # done
+            except BrokenProcessPool:  # a worker died (e.g. killed for memory): finish the rest here
+                pass
+            jobs = [j for j in jobs if j is not None]
+        for src, fidx, ts, chunk in jobs:
+            place(chunk, _decode_with_pydicom(src, fidx, ts))
     return out
 
 
