@@ -210,3 +210,43 @@ def test_clean_labelmap_per_label_never_overwrites_neighbours():
     assert out[20, 20, 20] == 0
     assert (out == 2).sum() == 27       # the enclosed label survives the fill of label 1
     assert (out == 3).sum() == (lab == 3).sum()
+
+
+def _critical_configurations(x: np.ndarray) -> int:
+    """Edge-only and corner-only contacts (fore- or background), counted independently."""
+    x = np.pad(x, 1)
+    bad = 0
+    for ax in range(3):
+        y = np.moveaxis(x, ax, 0)
+        a, b, c, d = y[:, :-1, :-1], y[:, 1:, 1:], y[:, 1:, :-1], y[:, :-1, 1:]
+        bad += int(((a & b & ~c & ~d) | (c & d & ~a & ~b)).sum())
+    cube = [x[i:x.shape[0] - 1 + i, j:x.shape[1] - 1 + j, k:x.shape[2] - 1 + k]
+            for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+    cnt = sum(c.astype(int) for c in cube)
+    for n in range(4):
+        bad += int(((cube[n] & cube[7 - n] & (cnt == 2)) | (~cube[n] & ~cube[7 - n] & (cnt == 6))).sum())
+    return bad
+
+
+def test_well_composed_removes_pinches_by_adding_voxels():
+    m = np.zeros((6, 6, 6), bool)
+    m[1, 1, 1] = m[2, 2, 2] = True            # corner contact
+    m[4, 1, 1] = m[3, 2, 1] = True            # edge contact
+    assert _critical_configurations(m) > 0
+    w = C.well_composed(m)
+    assert _critical_configurations(w) == 0 and not (m & ~w).any() and w.sum() <= m.sum() + 3
+    rng = np.random.default_rng(0)
+    noisy = rng.random((30, 30, 30)) > 0.6
+    w = C.well_composed(noisy)
+    assert _critical_configurations(w) == 0 and not (noisy & ~w).any()
+
+
+def test_presets_give_pinch_free_masks():
+    from medrecon.phantoms import head_ct_phantom
+
+    h = head_ct_phantom(spacing=(1.5, 1.5, 1.5), noise=60)   # noisy: speckle at the bone edges
+    lab, _ = apply_preset(h.volume, "ct-bone", min_component_mm3=0)
+    assert _critical_configurations(lab.array > 0) == 0
+    raw = (h.volume.array >= 226) & (h.volume.array <= 3071)
+    assert _critical_configurations(raw) > 0                   # the threshold alone has some
+    assert (lab.array > 0).sum() - raw.sum() < 0.01 * raw.sum()

@@ -21,7 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medrecon.errors import ConfigError, SegmentationError
-from medrecon.segment.cleanup import clean_mask, closing_mm, dilate_mm, erode_mm, fill_holes, keep_largest
+from medrecon.segment.cleanup import (clean_mask, closing_mm, dilate_mm, erode_mm, fill_holes, keep_largest,
+                                      well_composed)
 from medrecon.segment.labels import LabelInfo
 from medrecon.volume import Volume
 
@@ -324,6 +325,7 @@ def apply_preset(volume: Volume, preset: Preset | str, *, min_component_mm3: flo
         largest=c.largest if largest is None else (largest or c.largest),
         fill=c.fill_holes, closing_radius_mm=c.closing_mm,
     )
+    mask = well_composed(mask)  # no edge/corner-only contacts: no pinched surface points
     if not mask.any():
         window = f" ({preset.low}..{preset.high})" if preset.method == "threshold" else ""
         raise SegmentationError(f"preset {preset.name}{window} selected no voxels in this volume")
