@@ -386,7 +386,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="256x256x250 volume instead of 512x512x500")
     ap.add_argument("--reduction", type=float, nargs="*", default=[0.0, 0.9], help="decimation targets to time")
     ap.add_argument("--smoothing", type=float, default=0.5)
-    ap.add_argument("--repeats", type=int, default=2, help="timed runs per fast method (best kept)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per fast method (best and median shown)")
     ap.add_argument("--monai-python", default=os.environ.get("MONAI_DEPLOY_PYTHON", sys.executable),
                     help="interpreter with monai-deploy-app-sdk installed")
     ap.add_argument("--skip-monai", action="store_true")
@@ -430,8 +430,10 @@ def main() -> None:
                     r = spawn(m, pythons[m], npy, aff, tmp / m, red, args.smoothing)
                     con.print(f"{r['seconds']:.1f} s" if "seconds" in r else f"[red]{r['error']}[/]")
                     best = row.get(m)
+                    runs = (best or {}).get("runs_s", []) + ([round(r["seconds"], 3)] if "seconds" in r else [])
                     if best is None or ("seconds" in r and r["seconds"] < best.get("seconds", float("inf"))):
                         row[m] = r
+                    row[m]["runs_s"] = runs
             results["timing"].append(row)
         # ---- accuracy on analytic phantoms (same reduction settings as the timing)
         for name, shape, lnpy, laff, vox in accuracy_inputs(tmp):
@@ -451,24 +453,31 @@ def main() -> None:
                 results["accuracy"].append(row)
 
     # ---- report
-    t = Table(title=f"CT bone {ct_shape[0]}x{ct_shape[1]}x{ct_shape[2]} -> binary STL (smoothing {args.smoothing})")
-    for col in ("reduction", "method", "seconds", "CPU s", "peak RSS MB", "triangles", "time / slicer-chain",
-                "time / monai-deploy"):
+    t = Table(title=f"CT bone {ct_shape[0]}x{ct_shape[1]}x{ct_shape[2]} -> binary STL (smoothing {args.smoothing}); "
+                    "ratios: best/best (median/median)")
+    for col in ("reduction", "method", "best s", "median s", "CPU s", "peak RSS MB", "triangles",
+                "time / slicer-chain", "time / monai-deploy"):
         t.add_column(col, justify="right")
-    monai_s = next((r["monai-deploy"].get("seconds") for r in results["timing"] if "monai-deploy" in r), None)
+    monai_row = next((r["monai-deploy"] for r in results["timing"] if "monai-deploy" in r), None)
+
+    def ratio(r: dict, peer: dict | None) -> str:
+        if not peer or "seconds" not in peer:
+            return ""
+        return (f"{r['seconds'] / peer['seconds']:.2f} "
+                f"({np.median(r['runs_s']) / np.median(peer['runs_s']):.2f})")
+
     for row in results["timing"]:
-        slicer_s = row.get("slicer-chain", {}).get("seconds")
         for m in methods:
             r = row.get(m)
             if r is None:
                 continue
             if "error" in r:
-                t.add_row(str(row["reduction"]), m, "failed", "", "", "", r["error"][-70:], "")
+                t.add_row(str(row["reduction"]), m, "failed", "", "", "", "", r["error"][-70:], "")
                 continue
-            t.add_row(str(row["reduction"]), m, f"{r['seconds']:.2f}", f"{r['cpu_seconds']:.1f}",
+            t.add_row(str(row["reduction"]), m, f"{r['seconds']:.2f}", f"{np.median(r['runs_s']):.2f}",
+                      f"{r['cpu_seconds']:.1f}",
                       f"{r['peak_rss_mb']:.0f}", f"{r['triangles']:,}",
-                      f"{r['seconds'] / slicer_s:.2f}" if slicer_s else "",
-                      f"{r['seconds'] / monai_s:.2f}" if monai_s else "")
+                      ratio(r, row.get("slicer-chain")), ratio(r, monai_row))
     con.print(t)
     a = Table(title="Surface error on analytic phantoms (exact distance of every vertex)")
     for col in ("phantom", "reduction", "method", "mean mm", "mean / voxel", "max mm", "triangles"):
