@@ -216,7 +216,7 @@ def labelmap_on_grid(labelmap: Volume, volume: Volume, tol_mm: float = 1e-3, whe
     pts = volume.index_to_lps(corners)
     same = arr.shape == shape and np.abs(labelmap.index_to_lps(corners) - pts).max() <= tol_mm
     if same:
-        return volume.with_array(arr.astype(out_dtype, copy=False), kind="labelmap")
+        return volume.with_array(arr.astype(out_dtype, copy=False), kind="labelmap", warnings=[])
     from scipy import ndimage
 
     m = np.linalg.inv(labelmap.affine) @ volume.affine  # image index -> label-map index
@@ -224,7 +224,7 @@ def labelmap_on_grid(labelmap: Volume, volume: Volume, tol_mm: float = 1e-3, whe
                                    mode="constant", cval=0).astype(out_dtype)
     if not out.any() and arr.any():
         raise InputError("label map does not overlap the image (check that both come from the same scan)", where)
-    res = volume.with_array(out, kind="labelmap")
+    res = volume.with_array(out, kind="labelmap", warnings=[])
     # same voxels, other axis order / direction (e.g. NIfTI rows flipped): an exact re-indexing
     rot = np.round(m[:3, :3])
     exact = (np.allclose(m[:3, :3], rot, atol=1e-4) and np.allclose(m[:3, 3], np.round(m[:3, 3]), atol=1e-3)
@@ -364,7 +364,7 @@ def _segment_bundle(cfg: MeshConfig, volume: Volume, stages: _Stages) -> tuple[V
         raise SegmentationError("the bundle found none of the selected structures in this image", cfg.bundle)
     keep = np.zeros(int(arr.max()) + 1, dtype=bool)
     keep[list(wanted)] = True
-    lab = lab.with_array(np.where(keep[arr], arr, 0).astype(arr.dtype), kind="labelmap")
+    lab = lab.with_array(np.where(keep[arr], arr, 0).astype(arr.dtype), kind="labelmap", warnings=[])
     return lab, wanted, {"method": "bundle", "bundle": Path(cfg.bundle).name}
 
 

@@ -237,6 +237,8 @@ def test_real_ge_head_ct_bone_matches_dcm2niix_geometry(tmp_path):
     m = res.models[0]
     assert m.qa["watertight"] and m.qa["manifold"]
     assert any("tilt" in w for w in res.volume.meta["warnings"])
+    rep = json.loads(res.report_path.read_text())
+    assert any("tilt" in w for w in rep["input"]["warnings"]) and rep["segmentation"]["warnings"] == []
     # bone extent of dcm2niix's independent tilt-corrected, equidistant reconstruction (RAS -> LPS)
     ref = nib.load(shared_path("ct_head_ge_gantry_tilt_variable_spacing", "optional", "_2_Tilt_Eq_1.nii.gz"))
     a = np.asarray(ref.dataobj)

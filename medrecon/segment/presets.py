@@ -329,6 +329,6 @@ def apply_preset(volume: Volume, preset: Preset | str, *, min_component_mm3: flo
     if not mask.any():
         window = f" ({preset.low}..{preset.high})" if preset.method == "threshold" else ""
         raise SegmentationError(f"preset {preset.name}{window} selected no voxels in this volume")
-    lab = volume.with_array(mask.astype(np.uint8) * np.uint8(value), kind="labelmap",
+    lab = volume.with_array(mask.astype(np.uint8) * np.uint8(value), kind="labelmap", warnings=[],
                             label_names={int(value): preset.structure})
     return lab, {int(value): preset.label_info(value)}
