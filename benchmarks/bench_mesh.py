@@ -324,6 +324,14 @@ def worker(args) -> None:
     peak_mb = ru1.ru_maxrss / 1024.0
     summary = {"method": args.method, "seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": peak_mb,
                "triangles": int(len(res["faces"])), "vertices_file": None}
+    # mesh validity of every method's output, checked after the timed region with one code
+    from medrecon.surface.qa import signed_volume, topology_qa
+
+    faces = np.asarray(res["faces"], np.int64)
+    topo = topology_qa(faces, len(res["vertices"]))
+    summary["watertight"] = topo["watertight"]
+    summary["manifold"] = topo["manifold"]
+    summary["mesh_volume_mm3"] = abs(signed_volume(np.asarray(res["vertices"], np.float64), faces))
     if args.save_vertices:
         np.save(args.save_vertices, res["vertices"])
         summary["vertices_file"] = args.save_vertices
@@ -455,8 +463,8 @@ def main() -> None:
     # ---- report
     t = Table(title=f"CT bone {ct_shape[0]}x{ct_shape[1]}x{ct_shape[2]} -> binary STL (smoothing {args.smoothing}); "
                     "ratios: best/best (median/median)")
-    for col in ("reduction", "method", "best s", "median s", "CPU s", "peak RSS MB", "triangles",
-                "time / slicer-chain", "time / monai-deploy"):
+    for col in ("reduction", "method", "best s", "median s", "CPU s", "peak RSS MB", "triangles", "closed+manifold",
+                "volume cm3", "time / slicer-chain", "time / monai-deploy"):
         t.add_column(col, justify="right")
     monai_row = next((r["monai-deploy"] for r in results["timing"] if "monai-deploy" in r), None)
 
@@ -472,11 +480,13 @@ def main() -> None:
             if r is None:
                 continue
             if "error" in r:
-                t.add_row(str(row["reduction"]), m, "failed", "", "", "", "", r["error"][-70:], "")
+                t.add_row(str(row["reduction"]), m, "failed", "", "", "", "", "", "", r["error"][-70:], "")
                 continue
             t.add_row(str(row["reduction"]), m, f"{r['seconds']:.2f}", f"{np.median(r['runs_s']):.2f}",
                       f"{r['cpu_seconds']:.1f}",
                       f"{r['peak_rss_mb']:.0f}", f"{r['triangles']:,}",
+                      "yes" if r.get("watertight") and r.get("manifold") else "NO",
+                      f"{r.get('mesh_volume_mm3', float('nan')) / 1000:.1f}",
                       ratio(r, row.get("slicer-chain")), ratio(r, monai_row))
     con.print(t)
     a = Table(title="Surface error on analytic phantoms (exact distance of every vertex)")

@@ -355,3 +355,18 @@ def test_phantom_through_dicom_roundtrip(tmp_path, maker, spacing, rotation):
     assert err["mean"] <= 0.1 * min(spacing), err
     assert m.to_trimesh().volume == pytest.approx(ph.shape.volume_mm3, rel=0.01)
     assert m.qa["watertight"] and m.qa["manifold"]
+
+
+def test_fins_left_by_decimation_are_removed():
+    """A triangle plus its reversed copy (a 'fin') is dropped with its now unused vertex."""
+    from medrecon.surface.mesher import _drop_fins
+
+    tet = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0.3, 0.3, -0.5]], float)
+    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3],  # closed tetrahedron
+                      [0, 1, 4], [1, 0, 4],                        # fin hanging on edge 0-1
+                      [2, 2, 3]])                                  # degenerate
+    assert not compute_qa(tet, faces)["edge_manifold"]
+    p, f = _drop_fins(tet, faces)
+    assert len(p) == 4 and len(f) == 4
+    q = compute_qa(p, f)
+    assert q["watertight"] and q["manifold"] and q["mesh_volume_mm3"] == pytest.approx(1 / 6, abs=1e-3)
