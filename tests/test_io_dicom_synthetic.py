@@ -430,3 +430,27 @@ def test_decoding_survives_a_dead_worker(tmp_path, monkeypatch):
     _PARENT_PID = os.getpid()
     monkeypatch.setattr(px, "_decode_job", _dying_decode_job)
     assert np.array_equal(load(tmp_path, workers=2).array, expect)
+
+
+# --- geometry helpers on hand-made positions ----------------------------------------------------
+def test_analyse_positions_cases():
+    from medrecon.io.dicom.geometry import analyse_positions, axis_codes, orientation_label
+
+    iop = np.array([1, 0, 0, 0, 1, 0], float)
+    z = np.array([0, 2, 4, 6, 8], float)
+    pos = np.stack([np.zeros(5), np.zeros(5), z], 1)[::-1]  # given in reverse order
+    g = analyse_positions(pos, iop, (0.5, 0.5))
+    assert g.uniform and not g.tilted and g.nominal_spacing == pytest.approx(2.0)
+    assert g.d.tolist() == z.tolist()  # sorted along the normal
+    g = analyse_positions(pos[[0, 1, 3, 4]], iop, (0.5, 0.5))  # z = 4 missing
+    assert not g.uniform and g.missing == 1 and g.nominal_spacing == pytest.approx(2.0)
+    g = analyse_positions(np.stack([np.zeros(4), np.zeros(4), [0, 1, 2.5, 7]], 1), iop, (0.5, 0.5))
+    assert not g.uniform and g.missing == 0 and "non-uniform" in g.warnings[0]
+    tilt = np.stack([np.zeros(5), np.tan(np.deg2rad(15)) * z, z], 1)
+    g = analyse_positions(tilt, iop, (0.5, 0.5))
+    assert g.tilted and g.tilt_deg == pytest.approx(15.0, abs=1e-6) and g.uniform
+    assert np.allclose(g.b, np.tan(np.deg2rad(15)) * z / 0.5)  # drift in rows
+    assert orientation_label(iop) == "axial"
+    assert orientation_label(np.array([0, 1, 0, 0, 0, -1], float)) == "sagittal"
+    assert orientation_label(np.array([1, 0, 0, 0, np.cos(0.2), -np.sin(0.2)])) == "oblique axial"
+    assert axis_codes(np.diag([-1.0, 1.0, -2.0, 1.0])) == "RPI"
