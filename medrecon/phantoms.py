@@ -521,7 +521,7 @@ def _head_parts():
         add((sx * 44 - 10, -45, -70), (sx * 52 + 10, 5, -5),
             _capsule((sx * 42, -40, -62), (sx * 48, -10, -15), 6.5), _HU["jaw"], 2)
     angles = np.deg2rad(np.linspace(-78, 78, 16))
-    for z_root, z_crown, z_tip in ((-33, -40, -43.5), (-64, -53, -49.5)):
+    for z_root, z_crown, z_tip in ((-33, -38, -41.0), (-64, -55, -52.0)):
         for a in angles:
             tx, ty = 42 * np.sin(a), -40 - 42 * np.cos(a)
             rr = 2.4 if abs(a) < 0.6 else 3.4  # incisors/canines thinner than molars
