@@ -1,7 +1,8 @@
 """Public loading API: one entry point for DICOM (folder, zip, files), NIfTI and NRRD.
 
 >>> vol = load("ct_folder")                 # the only series, or SeriesSelectionError
->>> vol = load("study.zip", series=3)       # by the index shown by `medrecon info`, or SeriesNumber
+>>> vol = load("study.zip", series=3)       # SeriesNumber 3 (or index 3 if no such number)
+>>> vol = load("study.zip", series="#2")    # the index shown by `medrecon info`
 >>> for s in load_series("study/"): print(s.index, s.description, s.warnings)
 """
 from __future__ import annotations
