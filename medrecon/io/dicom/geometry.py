@@ -251,7 +251,11 @@ def resample_stack(slices: np.ndarray, geo: StackGeometry, correct_tilt: bool = 
     for w, dw in enumerate(d_out):
         k = int(np.searchsorted(geo.d, dw, side="right") - 1)
         k = min(max(k, 0), n_src - 1)
-        if k >= n_src - 1 or abs(dw - geo.d[k]) <= 1e-6:
+        # a target slice within SPACING_ATOL of a source slice is that slice (no blending with a
+        # neighbour because of floating-point drift in the positions)
+        if k + 1 < n_src and abs(geo.d[k + 1] - dw) <= SPACING_ATOL:
+            k += 1
+        if k >= n_src - 1 or abs(dw - geo.d[k]) <= SPACING_ATOL:
             out[w] = shifted(k, w)
             continue
         t = float((dw - geo.d[k]) / (geo.d[k + 1] - geo.d[k]))
