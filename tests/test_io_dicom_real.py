@@ -352,6 +352,7 @@ def test_12bit_stored_masked_and_sign_extended():
 def test_small_singles_encodings_agree():
     base = shared_path("dicom_small_singles_pydicom", "from_pydicom_test_files")
     ref = load(base / "MR_small.dcm")
+    assert np.array_equal(ref.array[:, :, 0], pydicom.dcmread(base / "MR_small.dcm").pixel_array.T)
     for name in ("MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm",
                  "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm"):
         v = load(base / name)
@@ -384,6 +385,8 @@ def test_small_enhanced_encodings_agree():
     base = shared_path("dicom_small_singles_pydicom", "from_pydicom_data")
     ref = load(base / "emri_small.dcm")
     assert ref.shape == (64, 64, 10)
+    frames = pydicom.dcmread(base / "emri_small.dcm").pixel_array  # (10, rows, cols), file order
+    assert np.array_equal(ref.array, np.transpose(frames, (2, 1, 0)))
     assert any("no patient geometry" in w for w in ref.meta["warnings"])
     for name in ("emri_small_RLE.dcm", "emri_small_big_endian.dcm", "emri_small_jpeg_2k_lossless.dcm",
                  "emri_small_jpeg_ls_lossless.dcm"):
