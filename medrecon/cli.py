@@ -168,10 +168,25 @@ def view(
                   soft_wrap=True, highlight=False)
 
 
+def _click_exceptions():
+    """click's exception module (typer >= 0.29 vendors click as ``typer._click``)."""
+    try:
+        from typer._click import exceptions  # type: ignore[attr-defined]
+    except ImportError:  # older typer: the real click package
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
+
+
 def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point: run the app, mapping MedreconError to exit code 2 (traceback with --debug)."""
+    """Entry point: run the app, mapping MedreconError and usage errors to exit code 2.
+
+    ``--debug`` may stand anywhere on the command line; it shows tracebacks.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if debug:  # accepted anywhere, handed to the root callback once
+        args = ["--debug"] + [a for a in args if a != "--debug"]
+    cx = _click_exceptions()
     try:
         app(args=args, prog_name="medrecon", standalone_mode=False)
     except MedreconError as exc:
@@ -179,17 +194,17 @@ def main(argv: Optional[list[str]] = None) -> None:
             raise
         err_console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         sys.exit(2)
+    except cx.ClickException as exc:  # usage errors: unknown option, missing argument...
+        exc.show()
+        sys.exit(2)
+    except cx.Abort:
+        sys.exit(130)
     except (typer.Exit, SystemExit) as exc:  # normal exits
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code or 0)
-    except Exception as exc:  # click usage errors and friends
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
         if debug:
             raise
         err_console.print(f"[red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
