@@ -370,3 +370,14 @@ def test_fins_left_by_decimation_are_removed():
     assert len(p) == 4 and len(f) == 4
     q = compute_qa(p, f)
     assert q["watertight"] and q["manifold"] and q["mesh_volume_mm3"] == pytest.approx(1 / 6, abs=1e-3)
+
+
+def test_names_and_colours_from_volume_meta_when_no_table():
+    lab = np.zeros((12, 12, 12), np.uint8)
+    lab[2:6, 2:6, 2:6] = 1
+    lab[7:11, 7:11, 7:11] = 2
+    vol = Volume(lab, np.eye(4), {"kind": "labelmap", "label_names": {1: "skull", "2": "mandible"},
+                                  "label_colors": {1: [1.0, 0.0, 0.0]}})
+    a, b = build_surfaces(vol, None)
+    assert (a.name, a.color) == ("skull", (1.0, 0.0, 0.0))
+    assert b.name == "mandible" and all(0 <= c <= 1 for c in b.color)

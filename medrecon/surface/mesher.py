@@ -437,6 +437,22 @@ def _as_labelmap(labelmap: Volume | np.ndarray, affine: np.ndarray | None) -> tu
     return arr, aff
 
 
+class _MetaLabel:
+    """Name/colour of a label taken from ``Volume.meta['label_names'/'label_colors']``, if any."""
+
+    def __init__(self, name: str | None, color: Any):
+        self.name, self.color = name, color
+
+    @classmethod
+    def from_meta(cls, labelmap: Any, value: int) -> "_MetaLabel | None":
+        meta = getattr(labelmap, "meta", None) or {}
+        names = meta.get("label_names") or {}
+        colors = meta.get("label_colors") or {}
+        name = names.get(value, names.get(str(value)))
+        color = colors.get(value, colors.get(str(value)))
+        return cls(str(name), color) if name is not None or color is not None else None
+
+
 class _Progress:
     """Adapter: accepts None, a callable(done, total, name) or a rich Progress."""
 
@@ -471,7 +487,8 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
     labels : dict[int, LabelInfo] or None
         Which labels to mesh, with names and colours (objects with ``.name`` and ``.color``;
         colour in 0..1 or 0..255). ``None``: every non-zero label present, named ``label_<v>``.
-        Labels listed but absent from the map are skipped.
+        Labels listed but absent from the map are skipped. With ``None``, names and colours
+        come from ``labelmap.meta['label_names']`` / ``['label_colors']`` when present.
     smoothing : float
         Slicer smoothing factor 0..1 (default 0.5: pass band 0.01, 40 iterations).
     reduction : float
@@ -509,7 +526,7 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
     present_objs = ndimage.find_objects(arr) if arr.size else []
     present = [v + 1 for v, s in enumerate(present_objs) if s is not None]
     if labels is None:
-        wanted = {v: None for v in present}
+        wanted = {v: _MetaLabel.from_meta(labelmap, v) for v in present}
     else:
         wanted = {int(v): info for v, info in labels.items() if int(v) != 0}
     todo = [v for v in sorted(wanted) if v in set(present)]
