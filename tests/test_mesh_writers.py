@@ -227,3 +227,16 @@ def test_meshed_phantom_exports_stay_watertight(tmp_path):
             continue
         loaded = trimesh.load(p, force="mesh") if p.suffix in (".glb", ".3mf") else trimesh.load(p)
         assert loaded.is_watertight, p.name
+
+
+def test_unwritable_destinations_raise_mesh_error_naming_the_path(tmp_path, models):
+    blocker = tmp_path / "out.stl"
+    blocker.write_bytes(b"x")
+    with pytest.raises(MeshError, match="existing file") as ei:
+        write_models(models, blocker, ["stl"])
+    assert str(blocker) in str(ei.value)
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "femur_left.stl").mkdir()  # a folder where the file should go
+    with pytest.raises(MeshError) as ei:
+        write_models(models, tmp_path / "ro", ["stl"])
+    assert "femur_left.stl" in str(ei.value) and "\n" not in str(ei.value)

@@ -335,6 +335,14 @@ def _parse_formats(formats: str | Iterable[str]) -> list[str]:
     return out
 
 
+def _guarded(path: Path, fn: Callable, *args: Any) -> Any:
+    """Run a write; an OS error becomes a one-line MeshError naming the file."""
+    try:
+        return fn(*args)
+    except OSError as exc:
+        raise MeshError(f"cannot write ({exc.strerror or exc})", path) from exc
+
+
 def _stems(models: Sequence[SurfaceModel], basename_fn: Callable[[SurfaceModel], str] | None) -> list[str]:
     stems, seen = [], set()
     for m in models:
@@ -396,28 +404,33 @@ def write_models(models: Sequence[SurfaceModel], outdir: str | Path, formats: st
         if m.n_triangles == 0:
             raise MeshError(f"model {m.name!r} has no triangles; nothing to write")
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    if outdir.exists() and not outdir.is_dir():
+        raise MeshError("output folder is an existing file", outdir)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MeshError(f"cannot create the output folder ({exc.strerror or exc})", outdir) from exc
     stems = _stems(models, basename_fn)
     written: list[Path] = []
     for fmt in fmts:
         if fmt in ("glb", "3mf"):
             path = outdir / f"{safe_filename(scene_name, 'models')}.{fmt}"
             data = _glb_bytes(models, provenance, space) if fmt == "glb" else _3mf_bytes(models, provenance, space)
-            written.append(atomic_write_bytes(path, data))
+            written.append(_guarded(path, atomic_write_bytes, path, data))
             continue
         for m, stem in zip(models, stems):
             v = to_space(m.vertices, space)
             path = outdir / f"{stem}.{fmt}"
             if fmt == "stl":
-                atomic_write_bytes(path, _stl_bytes(v, m.faces, space))
+                _guarded(path, atomic_write_bytes, path, _stl_bytes(v, m.faces, space))
             elif fmt == "obj":
                 mtl = outdir / f"{stem}.mtl"
-                atomic_write_bytes(mtl, _mtl_text(m).encode("utf-8"))
-                atomic_write_bytes(path, _obj_text(m, v, mtl.name, space).encode("utf-8"))
+                _guarded(mtl, atomic_write_bytes, mtl, _mtl_text(m).encode("utf-8"))
+                _guarded(path, atomic_write_bytes, path, _obj_text(m, v, mtl.name, space).encode("utf-8"))
                 written.append(mtl)
             elif fmt == "ply":
-                atomic_write_bytes(path, _ply_bytes(m, v, space, ply_binary))
+                _guarded(path, atomic_write_bytes, path, _ply_bytes(m, v, space, ply_binary))
             elif fmt == "vtp":
-                _write_vtp(m, v, path, space, provenance)
+                _guarded(path, _write_vtp, m, v, path, space, provenance)
             written.append(path)
     return written
