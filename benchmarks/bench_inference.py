@@ -6,8 +6,11 @@ blocks_down (1, 2, 2, 4), blocks_up (1, 1, 1)), roi 96^3, overlap 0.25, constant
 
 * reference: ``monai.inferers.sliding_window_inference(x, 96, 1, net)`` with MONAI's and PyTorch's
   default settings (fp32; PyTorch's default lets cuDNN use TF32 for convolutions), then argmax;
-* ours: :func:`medrecon.segment.inference.sliding_window_labels` (bf16 autocast, batched windows,
-  slab-stitched argmax with a float16 accumulator), in a few variants.
+* ours: :func:`medrecon.segment.inference.sliding_window_labels` (bf16, 4 windows per call,
+  slab-stitched argmax with a float16 accumulator), in a few variants: bf16 autocast or bf16
+  weights, NCDHW or channels-last, eager or ``torch.compile``, stitching with PyTorch ops or with
+  the two Triton kernels of :mod:`medrecon.segment._triton_stitch`. The fastest variant within
+  8 GB peak is the headline figure.
 
 Agreement of the label maps is measured on three networks:
 
@@ -22,7 +25,7 @@ Agreement of the label maps is measured on three networks:
 
 Run (GPU)::
 
-    python benchmarks/bench_inference.py --out bench_inference.json
+    python benchmarks/bench_inference.py --compile --profile --reps 5 --out bench_inference.json
 
 Smoke run on CPU (small sizes, no figures worth reporting)::
 
@@ -171,6 +174,9 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--small", action="store_true", help="CPU smoke test: 64x64x48, roi 32, init_filters 8")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd variants")
+    ap.add_argument("--no-confident", action="store_true", help="skip the confident-network agreement runs")
+    ap.add_argument("--batch", type=int, default=4, help="windows per network call (ours)")
+    ap.add_argument("--budget-s", type=float, default=240, help="start no compiled variant after this")
     ap.add_argument("--profile", action="store_true", help="print the CUDA kernel profile of the best variant")
     ap.add_argument("--alphas", type=float, nargs="*", default=[0.0, 0.05])
     ap.add_argument("--out", type=str, default=None, help="write all figures as JSON here")
@@ -188,6 +194,38 @@ def main(argv=None):
     print(f"device {res['device']}  torch {torch.__version__}  monai {monai.__version__}  volume {shape}  "
           f"classes {a.classes}", flush=True)
 
+    if dev.type == "cuda":  # the Triton stitching kernel against PyTorch's add, on strided views
+        try:
+            from medrecon.segment._triton_stitch import add_inplace
+
+            worst = 0.0
+            for bshape, sl, vdt in [((105, 96, 512, 300), (slice(None), slice(24, 96), slice(100, 196),
+                                                          slice(204, 300)), torch.bfloat16),
+                                   ((96, 512, 300, 105), (slice(0, 72), slice(7, 103), slice(0, 96), slice(None)),
+                                    torch.float32)]:
+                buf = torch.randn(bshape, device=dev).half()
+                ref_buf = buf.clone()
+                val = torch.randn(buf[sl].shape, device=dev).to(vdt)
+                add_inplace(buf[sl], val)
+                ref_buf[sl].add_(val)
+                worst = max(worst, float((buf.float() - ref_buf.float()).abs().max()))
+                del buf, ref_buf, val
+            from medrecon.segment._triton_stitch import argmax_last_and_clear
+
+            acc = torch.randn((40, 96, 300, 105), device=dev).half()
+            acc[..., 7] = acc[..., 3]  # some exact ties: the lower channel must win, as in torch.argmax
+            want = torch.argmax(acc, dim=-1).to(torch.uint8)
+            got = argmax_last_and_clear(acc)
+            mism = int((got != want).sum())
+            cleared = bool((acc == 0).all())
+            del acc, want, got
+            res["triton_stitch_max_abs_diff"] = worst
+            res["triton_argmax_mismatches"] = mism
+            print(f"triton stitch kernels vs PyTorch: add max |diff| {worst:.3g}; argmax mismatches {mism}, "
+                  f"accumulator cleared {cleared}", flush=True)
+        except Exception as exc:  # noqa: BLE001
+            print(f"triton stitch kernel unavailable: {type(exc).__name__}: {exc}", flush=True)
+
     # ---- timing on the random network, CT-like input ------------------------------------------
     net = make_net(a.classes, a.init_filters, dev)
     x = ct_like(shape, dev)
@@ -199,25 +237,40 @@ def main(argv=None):
     print(f"reference fp32 sliding_window_inference: {t_ref:.3f} s / {t_ref2:.3f} s, peak {pk_ref:.1f} GB, "
           f"margins {m_ref}", flush=True)
     del ref2
-    # variants: (name, precision, channels_last, compile, batch)
+    # variants: name -> prepare_network / engine options
+    V = dict
     if dev.type == "cuda":
-        specs = [("eager bf16-autocast bs4 NCDHW", "bf16-autocast", False, False, 4),
-                 ("eager bf16-autocast bs4 channels_last", "bf16-autocast", True, False, 4),
-                 ("eager bf16-weights bs4 channels_last", "bf16", True, False, 4),
-                 ("compile bf16-autocast bs4 NCDHW", "bf16-autocast", False, True, 4),
-                 ("compile bf16-autocast bs4 channels_last", "bf16-autocast", True, True, 4),
-                 ("compile bf16-weights bs4 channels_last", "bf16", True, True, 4),
-                 ("compile bf16-autocast bs8 channels_last", "bf16-autocast", True, True, 8)]
+        specs = [
+            V(name="eager bf16-autocast NCDHW", precision="bf16-autocast", cl=False, compile=None, stitch="torch"),
+            V(name="compile bf16-autocast NCDHW", precision="bf16-autocast", cl=False, compile="default",
+              stitch="torch"),
+            V(name="compile bf16-autocast NCDHW triton-stitch", precision="bf16-autocast", cl=False,
+              compile="default", stitch="triton"),
+            V(name="compile bf16-weights channels_last", precision="bf16", cl=True, compile="default",
+              stitch="torch"),
+            V(name="compile bf16-weights channels_last triton-stitch", precision="bf16", cl=True,
+              compile="default", stitch="triton"),
+            V(name="compile bf16-autocast channels_last triton-stitch", precision="bf16-autocast", cl=True,
+              compile="default", stitch="triton"),
+        ]
         if not a.compile:
-            specs = [sp for sp in specs if not sp[3]]
+            specs = [sp for sp in specs if not sp["compile"]]
     else:
-        specs = [("eager fp32 bs2", "fp32", False, False, 2)]
+        specs = [V(name="eager fp32", precision="fp32", cl=False, compile=None, stitch="torch")]
     best = None
-    for name, prec, cl, comp, bs in specs:
+    t_start = time.perf_counter()
+    for sp in specs:
+        name, bs = sp["name"], a.batch
+        if sp["compile"] and time.perf_counter() - t_start > a.budget_s:
+            print(f"{name:45s} skipped (time budget)", flush=True)
+            continue
         vnet = make_net(a.classes, a.init_filters, dev)
         try:
             t_c = time.perf_counter()
-            pred, kw = prepare_network(vnet, dev, precision=prec, channels_last=cl, compile=comp)
+            comp = sp["compile"]
+            pred, kw = prepare_network(vnet, dev, precision=sp["precision"], channels_last=sp["cl"],
+                                       compile=bool(comp), compile_mode=None if comp in (None, "default") else comp)
+            kw = dict(kw, stitch=sp["stitch"], ring_channels_last=sp.get("ring_cl"))
             lab, t_med, t_min, pk = run_ours(pred, x, roi, dev, a.reps, sw_batch_size=bs, **kw)
         except Exception as exc:  # noqa: BLE001
             print(f"{name:45s} FAILED: {type(exc).__name__}: {exc}", flush=True)
@@ -274,7 +327,7 @@ def main(argv=None):
     levels = min(16, a.init_filters // 2)
     xp, per = periodic_phantom(shape, dev, levels=levels)
     res["confident"] = []
-    for alpha in a.alphas:
+    for alpha in ([] if a.no_confident else a.alphas):
         state = make_confident(make_net(a.classes, a.init_filters, dev), per, levels=levels, alpha=alpha).state_dict()
         bnet.load_state_dict(state)
         ref_net = make_net(a.classes, a.init_filters, dev)

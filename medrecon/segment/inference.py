@@ -98,7 +98,8 @@ class _Ring:
     """
 
     def __init__(self, spatial: tuple[int, ...], n_classes: int, dtype: torch.dtype, device: torch.device,
-                 axis: int, channels_last: bool = False):
+                 axis: int, channels_last: bool = False, adder: Callable | None = None,
+                 popper: Callable | None = None):
         shape = (*spatial, n_classes) if channels_last else (n_classes, *spatial)
         self.buf = torch.zeros(shape, dtype=dtype, device=device)
         self.cl = channels_last
@@ -106,6 +107,8 @@ class _Ring:
         self.depth = spatial[axis]
         self.axis = axis
         self.lo = 0  # first not-yet-finalised row (padded index)
+        self.adder = adder or _add_inplace
+        self.popper = popper  # fused arg-max + clear over the last axis (channels-last only)
 
     def _parts(self, a: int, b: int) -> list[tuple[int, int, int]]:
         """Split global rows [a, b) into (ring_start, ring_stop, offset_in_range) pieces."""
@@ -130,7 +133,7 @@ class _Ring:
         a = start[self.axis]
         other = tuple(slice(s, s + r) for s, r in zip(start, roi))
         for rs, re, off in self._parts(a, a + roi[self.axis]):
-            self.view(rs, re, other).add_(value.narrow(self.off + self.axis, off, re - rs))
+            self.adder(self.view(rs, re, other), value.narrow(self.off + self.axis, off, re - rs))
 
     def pop(self, a: int, b: int) -> list[tuple[int, torch.Tensor]]:
         """Arg-max rows [a, b) and clear them; returns (global_row, labels) pieces."""
@@ -138,9 +141,25 @@ class _Ring:
         full = tuple(slice(None) for _ in range(self.buf.ndim - 1))
         for rs, re, off in self._parts(a, b):
             v = self.view(rs, re, full)
+            if self.cl and self.popper is not None:
+                pieces.append((a + off, self.popper(v)))
+                continue
             pieces.append((a + off, torch.argmax(v, dim=-1 if self.cl else 0)))
             v.zero_()
         return pieces
+
+
+def _add_inplace(view: torch.Tensor, value: torch.Tensor) -> None:
+    view.add_(value)  # casts value to the view's dtype
+
+
+def _triton_kernels() -> tuple[Callable, Callable] | None:
+    """The Triton stitching kernels (add, arg-max+clear), or None where Triton is not installed."""
+    try:
+        from medrecon.segment._triton_stitch import add_inplace, argmax_last_and_clear
+    except Exception:  # noqa: BLE001 - no Triton (CPU builds): PyTorch's ops are used
+        return None
+    return add_inplace, argmax_last_and_clear
 
 
 def _first_tensor(out: Any) -> torch.Tensor:
@@ -220,6 +239,8 @@ def sliding_window_labels(
     amp_dtype: torch.dtype = torch.bfloat16,
     acc_dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    ring_channels_last: bool | None = None,
+    stitch: str = "auto",
     slab_axis: int | None = None,
     padding_mode: str = "constant",
     cval: float = 0.0,
@@ -242,6 +263,9 @@ def sliding_window_labels(
     acc_dtype : dtype of the slab accumulator; default float16 on CUDA, float32 on CPU.
     channels_last : feed windows in channels-last (NDHWC) layout and keep the accumulator
         channels-last too (pairs with a network converted by :func:`prepare_network`).
+    ring_channels_last : accumulator layout (default: same as ``channels_last``).
+    stitch : how windows are added into the accumulator: ``"triton"`` (a small Triton kernel,
+        CUDA only), ``"torch"`` (``Tensor.add_``) or ``"auto"`` (Triton when on CUDA and installed).
     slab_axis : axis stitched slab by slab (default: the longest).
     out_device : where the returned label map lives.
     progress : ``progress(done_windows, total_windows)`` after each batch.
@@ -307,8 +331,18 @@ def sliding_window_labels(
         if ring is None:
             n_classes = int(out.shape[1])
             spatial = plan.buffer_shape(n_classes)[1:]
-            ring = _Ring(spatial, n_classes, acc_dtype, dev, ax, channels_last=channels_last)
+            kernels = None
+            if stitch not in ("auto", "torch", "triton"):
+                raise ValueError(f"unknown stitch {stitch!r}")
+            if stitch != "torch" and dev.type == "cuda":
+                kernels = _triton_kernels()
+                if kernels is None and stitch == "triton":
+                    raise RuntimeError("stitch='triton' asked for, but Triton is not installed")
             ldtype = torch.uint8 if n_classes <= 256 else torch.int32
+            ring = _Ring(spatial, n_classes, acc_dtype, dev, ax,
+                         channels_last=channels_last if ring_channels_last is None else ring_channels_last,
+                         adder=kernels[0] if kernels else None,
+                         popper=(lambda v, _k=kernels[1], _d=ldtype: _k(v, _d)) if kernels else None)
             labels = torch.empty(plan.padded_size, dtype=ldtype, device=out_dev)
         for st, o in zip(batch_starts, out):
             st = tuple(int(s) for s in st)

@@ -124,7 +124,7 @@ def segment_volume(volume: Volume, bundle_dir: str | Path, device: str = "auto",
     import torch
 
     from medrecon.segment.bundle import load_bundle
-    from medrecon.segment.inference import resolve_device, sliding_window_labels
+    from medrecon.segment.inference import prepare_network, resolve_device, sliding_window_labels
 
     if volume.array.ndim != 3:
         raise SegmentationError(f"segmentation needs a 3D volume, got shape {volume.shape}")
@@ -157,8 +157,9 @@ def segment_volume(volume: Volume, bundle_dir: str | Path, device: str = "auto",
     bs = sw_batch_size or max(int(inf["sw_batch_size"] or 1), 4 if dev.type == "cuda" else 1)
     t1 = time.perf_counter()
     try:
+        predictor, engine_kw = prepare_network(bundle.network, dev, precision="auto")
         lab = sliding_window_labels(
-            img, bundle.network, roi, overlap=inf["overlap"], mode=str(inf["mode"]),
+            img, predictor, roi, **engine_kw, overlap=inf["overlap"], mode=str(inf["mode"]),
             sigma_scale=inf["sigma_scale"], sw_batch_size=bs, device=dev,
             padding_mode=str(inf["padding_mode"]), cval=float(inf["cval"] or 0.0),
             progress=_progress_fn(progress),
