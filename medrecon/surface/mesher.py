@@ -9,15 +9,18 @@ Per structure (default, ``joint=False``):
 3. smooth with ``vtkWindowedSincPolyDataFilter`` using Slicer's mapping from the smoothing
    factor ``f``: pass band ``10**(-4 f)``, ``20 + 40 f`` iterations, non-manifold smoothing on,
    boundary and feature-edge smoothing off, coordinates normalised (``f = 0``: no smoothing);
-4. map index -> LPS millimetres with the volume affine; when ``det(affine) < 0`` the triangle
-   winding is reversed so that normals still point out of the structure;
+4. map index -> LPS millimetres with the volume affine, then wind the triangles so normals
+   point out of the structure (checked on the result, so a mirrored affine is handled);
 5. optionally restore the enclosed volume (``keep_volume``) by moving every vertex along its
    normal by one common distance (this works for non-convex shapes, unlike a rescale about the
    centroid);
 6. decimate (``fast_simplification``, target reduction 0..1) when asked. By default this runs
    after smoothing, in LPS mm: measured on analytic phantoms it keeps the surface error at
    about 0.05 voxel for 90 % reduction, where Slicer's order (decimate the staircase first,
-   ``decimate_first=True``) reaches 0.3-0.6 voxel and can break watertightness.
+   ``decimate_first=True``) reaches 0.3-0.6 voxel, shrinks thin bone and can break
+   watertightness. Fins and degenerate triangles left by edge collapses are removed;
+7. QA (:mod:`medrecon.surface.qa`): the topology part runs in a thread while VTK smooths;
+   labels are meshed in parallel threads (VTK and numpy release the GIL).
 
 Joint mode (``joint=True``) meshes all labels at once with ``vtkSurfaceNets3D``: neighbouring
 structures share the same triangles on their common boundary (no gaps, no overlaps); the
