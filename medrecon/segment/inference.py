@@ -192,7 +192,8 @@ def prepare_network(net: Any, device: str | torch.device | None = "auto", *, pre
     net : ``torch.nn.Module`` or TorchScript module.
     precision : ``"bf16-autocast"`` (weights fp32, matrix work in bf16: the default on CUDA),
         ``"bf16"`` (weights cast to bf16 too), ``"fp32"`` (default on CPU), or ``"auto"``.
-    channels_last : NDHWC weight layout for 3D networks (default: on for CUDA).
+    channels_last : NDHWC weight layout for 3D networks (default: on for CUDA when compiling;
+        eager PyTorch runs SegResNet's group norms slower in that layout).
     compile : wrap with ``torch.compile`` (pays ~30 s once; worth it for large volumes on GPU).
     compile_mode : ``torch.compile`` mode, e.g. ``"max-autotune-no-cudagraphs"``.
 
@@ -207,7 +208,7 @@ def prepare_network(net: Any, device: str | torch.device | None = "auto", *, pre
         precision = "bf16-autocast" if dev.type == "cuda" else "fp32"
     if precision not in ("bf16-autocast", "bf16", "fp32"):
         raise ValueError(f"unknown precision {precision!r}")
-    cl = (dev.type == "cuda") if channels_last is None else bool(channels_last)
+    cl = (dev.type == "cuda" and compile) if channels_last is None else bool(channels_last)
     net = net.to(dev).eval()
     is_script = isinstance(net, torch.jit.ScriptModule)
     if cl and not is_script:
