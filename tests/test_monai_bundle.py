@@ -288,3 +288,29 @@ def test_cli_segment_bad_bundle_exit_code_2(tmp_path, capsys):
 
 def test_bundle_error_is_medrecon_error():
     assert issubclass(BundleError, MedreconError)
+
+
+def test_cli_mesh_with_bundle_names_the_mesh(tmp_path):
+    """`medrecon mesh --bundle`: the bundle's channel_def name becomes the mesh name, and the mesh
+    sits where the thresholded voxels are (LPS mm)."""
+    import trimesh
+
+    from medrecon.cli import main
+    from medrecon.io.nifti import write_nifti
+
+    vol, dist = _sphere_volume()
+    src = tmp_path / "ct.nii.gz"
+    write_nifti(vol, src)
+    bundle = make_bundle(tmp_path / "b", pixdim=(2.0, 2.0, 2.0), roi=(16, 16, 16))
+    out = tmp_path / "out"
+    try:
+        main(["mesh", str(src), "-o", str(out), "--bundle", str(bundle), "--device", "cpu",
+              "--structures", "bone", "--no-preview"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    stl = out / "bone.stl"
+    assert stl.exists()
+    mesh = trimesh.load(str(stl))
+    centre = vol.index_to_lps(np.array([[23.3, 18.6, 14.2]]))[0]
+    assert np.allclose(mesh.bounds.mean(axis=0), centre, atol=2.0)
+    assert np.allclose(mesh.extents, 36.0, atol=4.0)
