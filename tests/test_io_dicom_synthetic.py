@@ -454,3 +454,15 @@ def test_analyse_positions_cases():
     assert orientation_label(np.array([0, 1, 0, 0, 0, -1], float)) == "sagittal"
     assert orientation_label(np.array([1, 0, 0, 0, np.cos(0.2), -np.sin(0.2)])) == "oblique axial"
     assert axis_codes(np.diag([-1.0, 1.0, -2.0, 1.0])) == "RPI"
+
+
+def test_duplicate_copies_of_a_series_are_dropped(tmp_path):
+    import shutil
+
+    data = make_series(tmp_path / "a", n=4)
+    shutil.copytree(tmp_path / "a", tmp_path / "copy_of_a")
+    rows = describe_series(tmp_path)
+    assert len(rows) == 1 and rows[0]["size"] == [10, 12, 4]
+    assert any("4 duplicate image(s)" in w for w in rows[0]["warnings"])
+    vol = load(tmp_path)
+    assert np.array_equal(vol.array, np.transpose(data, (2, 1, 0)))

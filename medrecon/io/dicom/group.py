@@ -171,10 +171,25 @@ def _echo_of(f: FrameHeader) -> float | None:
 
 
 def group_frames(frames: list[FrameHeader]) -> list[DicomSeries]:
-    """Group frames into series, analyse each, and number them 1..N in a stable order."""
+    """Group frames into series, analyse each, and number them 1..N in a stable order.
+
+    The same image found twice in one series (same SOPInstanceUID and frame, e.g. a folder copied
+    into itself or the series in two encodings) is kept once, with a warning on its series.
+    """
     by_key: dict[tuple, list[FrameHeader]] = {}
     by_uid: dict[str, list[FrameHeader]] = {}
+    seen: set[tuple] = set()
+    duplicates: dict[str, int] = {}
+    unique = []
     for f in frames:
+        if f.sop_instance:
+            ident = (f.sop_instance, f.frame, f.series_uid, f.series_number)
+            if ident in seen:
+                duplicates[f.series_uid] = duplicates.get(f.series_uid, 0) + 1
+                continue
+            seen.add(ident)
+        unique.append(f)
+    for f in unique:
         ps = tuple(round(x, 4) for x in f.pixel_spacing) if f.pixel_spacing else None
         key = (f.series_uid, f.series_number, f.rows, f.cols, ps, _type_key(f), _echo_of(f),
                f.stack_id, f.samples_per_pixel, f.mosaic)
@@ -195,6 +210,8 @@ def group_frames(frames: list[FrameHeader]) -> list[DicomSeries]:
                         modality=f0.modality, description=f0.description, image_type=f0.image_type,
                         echo=f0.echo_time if f0.echo_time is not None else None)
         _analyse(s, n_orientations=orientations_per_uid.get(key[0], 1))
+        if duplicates.get(s.series_uid):
+            s.warnings.append(f"{duplicates[s.series_uid]} duplicate image(s) (same SOPInstanceUID) ignored")
         series.append(s)
     series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30,
                                s.description, s.series_uid, s.image_type, s.echo or 0.0,

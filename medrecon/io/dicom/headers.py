@@ -34,6 +34,7 @@ class FrameHeader:
     modality: str
     description: str
     sop_class: str
+    sop_instance: str             # SOPInstanceUID (to drop duplicate copies; never put in metadata)
     rows: int
     cols: int
     ipp: np.ndarray | None        # ImagePositionPatient (3,)
@@ -113,6 +114,7 @@ def _common(ds: Dataset, src: Source, offset: int | None, pixel_length: int | No
         modality=str(ds.get("Modality", "") or ""),
         description=str(ds.get("SeriesDescription", "") or ds.get("ProtocolName", "") or ""),
         sop_class=sop,
+        sop_instance=str(ds.get("SOPInstanceUID", "") or ""),
         rows=int(ds.get("Rows", 0) or 0),
         cols=int(ds.get("Columns", 0) or 0),
         transfer_syntax=ts,
