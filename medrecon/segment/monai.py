@@ -98,6 +98,20 @@ def resample_labels_to(labels: np.ndarray, labels_ras_affine: np.ndarray, target
     return ndimage.affine_transform(labels, lin, offset=off, output_shape=shape, order=0, mode="constant", cval=0)
 
 
+def _preprocess(bundle, image, raise_errors: bool = False) -> dict:
+    """Run the bundle's preprocessing on ``{image_key: image}``."""
+    data = {bundle.image_key: image}
+    for step in bundle.preprocessing:
+        try:
+            data = step(data)
+        except Exception as exc:  # noqa: BLE001
+            if not raise_errors:
+                raise
+            raise BundleError(f"preprocessing step {type(step).__name__} failed: {type(exc).__name__}: {exc}",
+                              bundle.root / "configs") from exc
+    return data
+
+
 def segment_volume(volume: Volume, bundle_dir: str | Path, device: str = "auto", progress: Any = None,
                    *, sw_batch_size: int | None = None, compile: bool = False) -> tuple[Volume, dict[int, LabelInfo]]:
     """Run a local MONAI bundle on ``volume``.
@@ -139,13 +153,14 @@ def segment_volume(volume: Volume, bundle_dir: str | Path, device: str = "auto",
         raise BundleError(f"bundle expects {bundle.in_channels} input channels; medrecon feeds one volume",
                           bundle.root / "configs" / "metadata.json")
     t0 = time.perf_counter()
-    data = {bundle.image_key: to_metatensor(volume)}
-    for step in bundle.preprocessing:
+    data = None
+    if dev.type == "cuda":  # MONAI's spatial/intensity transforms run on GPU tensors too
         try:
-            data = step(data)
-        except Exception as exc:  # noqa: BLE001
-            raise BundleError(f"preprocessing step {type(step).__name__} failed: {type(exc).__name__}: {exc}",
-                              bundle.root / "configs") from exc
+            data = _preprocess(bundle, to_metatensor(volume).to(dev))
+        except Exception:  # noqa: BLE001 - a transform that needs host data: redo it all on the CPU
+            data = None
+    if data is None:
+        data = _preprocess(bundle, to_metatensor(volume), raise_errors=True)
     img = data[bundle.image_key]
     pre_affine = np.asarray(img.affine.detach().cpu().numpy() if hasattr(img, "affine") else volume.ras_affine,
                             dtype=np.float64)
