@@ -291,14 +291,29 @@ def _segment_preset(cfg: MeshConfig, volume: Volume) -> tuple[Volume, dict[int, 
 
 
 def _read_labelmap(path: str) -> tuple[Volume, dict[int, LabelInfo] | None]:
+    """Read a label map and whatever label names travel with it.
+
+    Handles Slicer ``.seg.nrrd``, a folder of per-structure NIfTI masks (TotalSegmentator's
+    default output), NIfTI files carrying an embedded label table (TotalSegmentator
+    ``--ml``), and any volume the loader reads (names from its metadata, if any).
+    """
+    p = Path(path)
     if str(path).lower().endswith(".seg.nrrd"):
         from medrecon.io.slicer import read_seg_nrrd
 
         return read_seg_nrrd(path)
+    if p.is_dir() and any(p.glob("*.nii.gz")) or p.is_dir() and any(p.glob("*.nii")):
+        from medrecon.segment.imports import import_totalsegmentator
+
+        return import_totalsegmentator(p)
     from medrecon.io.loader import load
 
     lab = load(path)
     names = lab.meta.get("label_names")
+    if not (isinstance(names, dict) and names) and p.name.lower().endswith((".nii", ".nii.gz")):
+        from medrecon.segment.imports import read_embedded_label_table
+
+        names = read_embedded_label_table(p)
     table = None
     if isinstance(names, dict) and names:
         table = load_label_table({int(k): v for k, v in names.items()})

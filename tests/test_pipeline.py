@@ -354,3 +354,43 @@ def test_monai_bundle_source(tmp_path):
     with pytest.raises(ConfigError, match="unknown structure"):
         run_mesh(MeshConfig(input=str(tmp_path / "dicom"), outdir=str(tmp_path / "o2"), bundle=str(bundle),
                             structures=["liver"], device="cpu", preview=False))
+
+
+@pytest.mark.realdata
+def test_embedded_label_names_without_a_table(tmp_path):
+    """TotalSegmentator MR output names its structures itself; no --label-table needed."""
+    import re
+
+    img = shared_path(*TS, "example_mr_sm.nii.gz")
+    seg = shared_path(*TS, "example_seg_mr.nii.gz")
+    raw = nib.load(str(seg)).header.extensions[0].get_content().decode()
+    expected = {int(k): n for k, n in re.findall(r'Key="(\d+)"[^>]*><!\[CDATA\[(.*?)\]\]>', raw)}
+    res = run_mesh(MeshConfig(input=str(img), outdir=str(tmp_path), labels=str(seg),
+                              formats=["stl"], preview=False, smoothing=0.0))
+    assert res.models
+    for m in res.models:
+        assert m.name == expected[m.label]
+        assert (tmp_path / f"{m.name}.stl").is_file()
+
+
+@pytest.mark.realdata
+def test_folder_of_totalsegmentator_masks_as_labels(tmp_path):
+    """--labels also takes TotalSegmentator's default output: a folder of per-structure masks."""
+    import shutil
+
+    src = shared_path(*TS, "example_seg_fast")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for name in ("liver", "spleen", "kidney_left"):
+        shutil.copy(src / f"{name}.nii.gz", masks / f"{name}.nii.gz")
+    ct = shared_path(*TS, "example_ct.nii.gz")
+    res = run_mesh(MeshConfig(input=str(ct), outdir=str(tmp_path / "out"), labels=str(masks),
+                              formats=["stl"], preview=False, smoothing=0.0))
+    assert {m.name for m in res.models} == {"liver", "spleen", "kidney_left"}
+    ref = nib.load(str(src / "liver.nii.gz"))
+    liver = next(m for m in res.models if m.name == "liver")
+    ras_centre = liver.vertices.mean(0) * [-1, -1, 1]
+    ijk = np.linalg.inv(ref.affine) @ np.append(ras_centre, 1.0)
+    mask = np.asarray(ref.dataobj) > 0
+    centroid = np.argwhere(mask).mean(0)
+    assert np.linalg.norm(ijk[:3] - centroid) < 6  # voxels: the mesh sits on the liver mask
