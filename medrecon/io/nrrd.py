@@ -95,5 +95,6 @@ def write_nrrd(volume: Volume, path: str | os.PathLike, compress: bool = True) -
         "encoding": "gzip" if compress else "raw",
     }
     with atomic_path(path) as tmp:
-        nrrd.write(str(tmp), np.asfortranarray(data) if data.flags.f_contiguous else data, header, index_order="F")
+        nrrd.write(str(tmp), np.asfortranarray(data) if data.flags.f_contiguous else data, header, index_order="F",
+                   compression_level=4)  # level 9 costs ~25x the time for ~10% smaller files
     return path
