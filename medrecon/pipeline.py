@@ -387,12 +387,8 @@ def _segment_bundle(cfg: MeshConfig, volume: Volume, stages: _Stages) -> tuple[V
 # the pipeline
 # --------------------------------------------------------------------------------------------
 def _optional(stages: _Stages, what: str, fn) -> list[Path]:
-    """Run an optional output step; a missing module is logged and skipped."""
-    try:
-        out = fn()
-    except ImportError as exc:
-        stages.log(f"[yellow]skipped {what}[/]: {exc}")
-        return []
+    """Run an optional output step (previews, viewer, Slicer scene); return the paths it wrote."""
+    out = fn()
     if out is None:
         return []
     return [Path(p) for p in (out if isinstance(out, (list, tuple)) else [out])]

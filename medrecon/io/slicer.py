@@ -29,16 +29,7 @@ from medrecon.errors import InputError, MedreconError, SegmentationError
 from medrecon.io.atomic import atomic_path, atomic_write_text
 from medrecon.volume import Volume
 
-try:  # the label table type of the surface owner
-    from medrecon.segment.labels import LabelInfo  # type: ignore
-except Exception:  # pragma: no cover - stand-in until medrecon.segment.labels exists
-    @dataclass
-    class LabelInfo:  # type: ignore[no-redef]
-        """Stand-in: label value, structure name, colour (0..1)."""
-
-        value: int
-        name: str
-        color: tuple[float, float, float] = (0.9, 0.85, 0.75)
+from medrecon.segment.labels import LabelInfo
 
 #: Conversion parameters stored with the segmentation, so that Slicer's "Show 3D" builds
 #: surfaces the way medrecon does (names are Slicer's own parameter names).

@@ -187,7 +187,6 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
             native_jobs.append((src, positions))
         else:
             codec_jobs.append((src, positions))
-    results: dict[int, np.ndarray] = {}
     out = None
     done = 0
     total = len(frames)
