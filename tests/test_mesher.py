@@ -381,3 +381,33 @@ def test_names_and_colours_from_volume_meta_when_no_table():
     a, b = build_surfaces(vol, None)
     assert (a.name, a.color) == ("skull", (1.0, 0.0, 0.0))
     assert b.name == "mandible" and all(0 <= c <= 1 for c in b.color)
+
+
+def test_qa_welds_coincident_points_like_an_stl_reader():
+    """Two closed tetrahedra touching at one point: by index each is closed and manifold,
+    but an STL reader welds the shared position, giving a non-manifold pinch vertex."""
+    import trimesh
+
+    from medrecon.surface.qa import compute_qa
+
+    tet_v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float)
+    tet_f = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    v = np.vstack([tet_v, -tet_v])          # second copy mirrored through the origin
+    f = np.vstack([tet_f, tet_f[:, ::-1] + 4])  # mirrored: reverse winding to keep normals out
+    qa = compute_qa(v, f)
+    assert qa["watertight"] and qa["manifold"]
+    assert qa["coincident_vertices"] == 1
+    assert qa["manifold_welded"] is False
+    welded = trimesh.Trimesh(v, f, process=True)  # independent: trimesh's own welding
+    assert len(welded.vertices) == 7
+
+
+def test_qa_welded_equals_indexed_when_nothing_coincides():
+    import trimesh
+
+    from medrecon.surface.qa import compute_qa
+
+    s = trimesh.creation.icosphere(subdivisions=2)
+    qa = compute_qa(s.vertices, s.faces)
+    assert qa["coincident_vertices"] == 0
+    assert qa["watertight_welded"] is True and qa["manifold_welded"] is True

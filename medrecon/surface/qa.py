@@ -22,6 +22,10 @@ Fields of :func:`compute_qa`:
 ``surface_area_mm2``     total triangle area
 ``bbox_mm``              [[xmin, ymin, zmin], [xmax, ymax, zmax]] in the mesh coordinates
 ``smoothing_max_displacement_mm`` largest distance a vertex moved during smoothing
+``coincident_vertices``  vertices that share their float32 position with another one
+``watertight_welded``    watertight after welding identical float32 positions, as an STL
+                         reader or a printer's slicer sees the file (index-free formats)
+``manifold_welded``      edge- and vertex-manifold after that welding
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 __all__ = ["compute_qa", "topology_qa", "geometry_qa", "edge_stats", "surface_area", "signed_volume",
-           "vertex_manifold"]
+           "vertex_manifold", "welded_qa"]
 
 
 # --------------------------------------------------------------------------- geometry
@@ -228,6 +232,29 @@ def vertex_manifold(faces: np.ndarray, n_vertices: int | None = None) -> bool:
     return topology_qa(faces, int(n_vertices if n_vertices is not None else faces.max() + 1))["vertex_manifold"]
 
 
+def welded_qa(vertices: np.ndarray, faces: np.ndarray) -> dict[str, Any]:
+    """Topology after welding vertices with identical float32 positions.
+
+    STL stores no vertex indices: readers (trimesh, printers' slicers) weld points that are
+    equal. Two distinct vertices that smoothing moved onto the same float32 position - a thin
+    part collapsing, a pinch - are one point there, and may break watertightness.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    if len(faces) == 0:
+        return {"coincident_vertices": 0, "watertight_welded": False, "manifold_welded": False}
+    v32 = np.ascontiguousarray(np.asarray(vertices, dtype=np.float32) + np.float32(0.0))  # -0.0 -> 0.0
+    keys = v32.view(np.dtype((np.void, 12))).ravel()
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    coincident = int(len(v32) - len(uniq))
+    if coincident == 0:
+        return {"coincident_vertices": 0, "watertight_welded": None, "manifold_welded": None}
+    welded = inverse.reshape(-1)[faces]
+    welded = welded[(welded[:, 0] != welded[:, 1]) & (welded[:, 1] != welded[:, 2]) & (welded[:, 0] != welded[:, 2])]
+    t = topology_qa(welded, len(uniq))
+    return {"coincident_vertices": coincident, "watertight_welded": bool(t["watertight"]),
+            "manifold_welded": bool(t["manifold"])}
+
+
 def compute_qa(vertices: np.ndarray, faces: np.ndarray, *, voxel_volume_mm3: float | None = None,
                smoothing_displacement_mm: float | None = None,
                topology: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -252,6 +279,10 @@ def compute_qa(vertices: np.ndarray, faces: np.ndarray, *, voxel_volume_mm3: flo
     faces = np.asarray(faces, dtype=np.int64)
     out = dict(topology) if topology is not None else topology_qa(faces, len(vertices))
     out.update(geometry_qa(vertices, faces))
+    welded = welded_qa(vertices, faces)
+    if welded["watertight_welded"] is None:  # no coincident points: welding changes nothing
+        welded.update(watertight_welded=out["watertight"], manifold_welded=out["manifold"])
+    out.update(welded)
     if voxel_volume_mm3 is not None:
         vol = out["mesh_volume_mm3"]
         out["voxel_volume_mm3"] = round(float(voxel_volume_mm3), 3)
