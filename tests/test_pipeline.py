@@ -198,12 +198,20 @@ def test_labels_input_on_another_grid_is_resampled_and_checked(tmp_path):
 
 
 # --------------------------------------------------------------------------------- real scans
+def _assert_closed_as_written(stl_path):
+    """Read the STL as a printer's slicer would (trimesh welds equal points): every edge must
+    still be shared by exactly two triangles, with consistent winding."""
+    mesh = trimesh.load(str(stl_path), process=True)
+    assert mesh.is_watertight and mesh.is_winding_consistent, stl_path
+
+
 @pytest.mark.realdata
 def test_real_ct_bone_totalsegmentator(tmp_path):
     dicom = shared_path(*TS, "example_ct_dicom")
     res = run_mesh(MeshConfig(input=str(dicom), outdir=str(tmp_path), preset="ct-bone", preview=False))
     m = res.models[0]
     assert m.qa["watertight"] and m.n_triangles > 10000
+    _assert_closed_as_written(tmp_path / "bone.stl")
     # TotalSegmentator's own bone labels (same voxels) are covered by our bone mask, within two
     # in-plane voxels (spongy vertebral bodies lie partly below 226 HU; the scanner table is
     # above it, so the check runs from the reference labels to our mask)
@@ -236,6 +244,7 @@ def test_real_ge_head_ct_bone_matches_dcm2niix_geometry(tmp_path):
     res = run_mesh(MeshConfig(input=str(dicom), outdir=str(tmp_path), preset="ct-bone", preview=False))
     m = res.models[0]
     assert m.qa["watertight"] and m.qa["manifold"]
+    _assert_closed_as_written(tmp_path / "bone.stl")
     assert any("tilt" in w for w in res.volume.meta["warnings"])
     rep = json.loads(res.report_path.read_text())
     assert any("tilt" in w for w in rep["input"]["warnings"]) and rep["segmentation"]["warnings"] == []

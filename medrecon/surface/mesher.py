@@ -259,6 +259,57 @@ def _vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return vn / norm
 
 
+def _coincident(points: np.ndarray) -> np.ndarray:
+    """Mask of vertices whose float32 position equals another vertex's (as STL stores them)."""
+    p32 = np.asarray(points, dtype=np.float32) + np.float32(0.0)  # -0.0 -> 0.0
+    order = np.argsort(p32[:, 0], kind="stable")
+    xs = p32[order, 0]
+    same_x = np.zeros(len(xs), bool)
+    eq = xs[1:] == xs[:-1]
+    same_x[1:] |= eq
+    same_x[:-1] |= eq
+    out = np.zeros(len(points), bool)
+    cand = order[same_x]  # distinct smoothed vertices rarely share even one coordinate
+    if len(cand) < 2:
+        return out
+    keys = np.ascontiguousarray(p32[cand]).view(np.dtype((np.void, 12))).ravel()
+    _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    out[cand[counts[inv.reshape(-1)] > 1]] = True
+    return out
+
+
+def separate_coincident(points: np.ndarray, faces: np.ndarray, eps_mm: float = 1e-3) -> tuple[np.ndarray, int]:
+    """Move apart distinct vertices that smoothing put on the same point.
+
+    Windowed-sinc smoothing can collapse a one-voxel-thin part so that two vertices of different
+    sheets land on exactly the same position. The mesh is still closed and manifold by index, but
+    STL keeps no indices: readers weld equal points and see a non-manifold pinch. Each such
+    vertex is moved ``eps_mm`` along its own normal (a fixed pseudo-random direction where the
+    normal vanishes), which keeps the sheets apart in every format.
+
+    Returns the points (a modified copy when anything moved) and the number of vertices moved.
+    """
+    dup = _coincident(points)
+    n = int(dup.sum())
+    if n == 0:
+        return points, 0
+    points = np.array(points, dtype=np.float64, copy=True)
+    normals = _vertex_normals(points, faces)[dup]
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        zero = np.linalg.norm(normals, axis=1) < 0.5
+        if zero.any():
+            r = rng.normal(size=(int(zero.sum()), 3))
+            normals[zero] = r / np.linalg.norm(r, axis=1, keepdims=True)
+        points[dup] += eps_mm * normals
+        still = _coincident(points)
+        if not still.any():
+            break
+        dup = still
+        normals = rng.normal(size=(int(dup.sum()), 3))
+    return points, n
+
+
 def _restore_volume(points: np.ndarray, faces: np.ndarray, target: float) -> np.ndarray:
     """Move all vertices along their normals by one distance so the enclosed volume is ``target``.
 
@@ -310,6 +361,8 @@ def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, s
         faces = faces[:, ::-1]
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     pre_volume = None
+    if smoothing > 0:
+        pts_lps, _ = separate_coincident(pts_lps, faces)
     if keep_volume and smoothing > 0:
         pre_volume = abs(_signed_volume(np.asarray(before_ijk, np.float64), faces)) * abs(np.linalg.det(lin))
         pts_lps = _restore_volume(pts_lps, faces, pre_volume)
