@@ -28,7 +28,7 @@ from typing import Any, Iterator, List, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from medrecon.errors import ConfigError, InputError, SegmentationError
+from medrecon.errors import MeshError, ConfigError, InputError, SegmentationError
 from medrecon.segment.labels import LabelInfo, load_label_table, select_structures
 from medrecon.volume import Volume
 
@@ -78,20 +78,12 @@ class MeshConfig(BaseModel):
     @field_validator("formats", mode="before")
     @classmethod
     def _formats(cls, v):
-        if isinstance(v, str):
-            v = v.split(",")
-        out = []
-        for f in v:
-            f = str(f).strip().lower().lstrip(".")
-            if not f:
-                continue
-            if f not in FORMATS:
-                raise ValueError(f"unknown format {f!r} (known: {', '.join(FORMATS)})")
-            if f not in out:
-                out.append(f)
-        if not out:
-            raise ValueError("at least one format is needed")
-        return out
+        from medrecon.io.mesh_writers import parse_formats
+
+        try:
+            return parse_formats(v)
+        except MeshError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("space", mode="before")
     @classmethod

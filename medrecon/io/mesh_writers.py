@@ -38,7 +38,7 @@ import numpy as np
 
 from medrecon.errors import MeshError
 from medrecon.io.atomic import atomic_path, atomic_write_bytes
-from medrecon.surface.model import SurfaceModel
+from medrecon.surface.model import SurfaceModel, vertex_normals
 
 __all__ = ["write_models", "safe_filename", "FORMATS", "LPS_TO_GLTF", "to_space"]
 
@@ -80,16 +80,6 @@ def _face_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     ln = np.linalg.norm(n, axis=1, keepdims=True)
     ln[ln == 0] = 1.0
     return n / ln
-
-
-def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    vn = np.zeros_like(v)
-    for c in range(3):
-        np.add.at(vn, f[:, c], fn)
-    ln = np.linalg.norm(vn, axis=1, keepdims=True)
-    ln[ln == 0] = 1.0
-    return vn / ln
 
 
 def _rgb255(color: Sequence[float]) -> tuple[int, int, int]:
@@ -222,7 +212,7 @@ def _glb_bytes(models: Sequence[SurfaceModel], provenance: dict | None, space: s
 
     for m in models:
         v = (m.vertices @ LPS_TO_GLTF.T / 1000.0).astype(np.float32)
-        n = _vertex_normals(v.astype(np.float64), m.faces).astype(np.float32)
+        n = vertex_normals(v.astype(np.float64), m.faces).astype(np.float32)
         idx = np.ascontiguousarray(m.faces, dtype=np.uint32).ravel()
         pv = add_view(v.tobytes(), 34962)
         accessors.append({"bufferView": pv, "componentType": 5126, "count": int(len(v)), "type": "VEC3",
@@ -318,7 +308,8 @@ def _3mf_bytes(models: Sequence[SurfaceModel], provenance: dict | None, space: s
 
 
 # --------------------------------------------------------------------------- public
-def _parse_formats(formats: str | Iterable[str]) -> list[str]:
+def parse_formats(formats: str | Iterable[str]) -> list[str]:
+    """Normalise a format list ("stl,OBJ", [".ply"]) to known lower-case names, in order, once each."""
     if isinstance(formats, str):
         formats = formats.split(",")
     out: list[str] = []
@@ -393,7 +384,7 @@ def write_models(models: Sequence[SurfaceModel], outdir: str | Path, formats: st
     MeshError
         Unknown format or space, no models, or a model without triangles.
     """
-    fmts = _parse_formats(formats)
+    fmts = parse_formats(formats)
     space = str(space).upper()
     if space not in ("LPS", "RAS"):
         raise MeshError(f"space must be LPS or RAS, got {space!r}")

@@ -47,7 +47,7 @@ from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
 
 from medrecon.errors import MeshError
 from medrecon.surface import qa as _qa
-from medrecon.surface.model import SurfaceModel
+from medrecon.surface.model import SurfaceModel, vertex_normals
 from medrecon.volume import Volume
 
 __all__ = ["build_surfaces", "mesh_mask", "smoothing_parameters", "DEFAULT_COLORS"]
@@ -248,17 +248,6 @@ def _outward(points: np.ndarray, faces: np.ndarray) -> bool:
     return sx > 0
 
 
-def _vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (outward for CCW-from-outside faces)."""
-    fn = np.cross(points[faces[:, 1]] - points[faces[:, 0]], points[faces[:, 2]] - points[faces[:, 0]])
-    vn = np.zeros_like(points)
-    for c in range(3):
-        np.add.at(vn, faces[:, c], fn)
-    norm = np.linalg.norm(vn, axis=1, keepdims=True)
-    norm[norm == 0] = 1.0
-    return vn / norm
-
-
 def _coincident(points: np.ndarray) -> np.ndarray:
     """Mask of vertices whose float32 position equals another vertex's (as STL stores them)."""
     p32 = np.asarray(points, dtype=np.float32) + np.float32(0.0)  # -0.0 -> 0.0
@@ -294,7 +283,7 @@ def separate_coincident(points: np.ndarray, faces: np.ndarray, eps_mm: float = 1
     if n == 0:
         return points, 0
     points = np.array(points, dtype=np.float64, copy=True)
-    normals = _vertex_normals(points, faces)[dup]
+    normals = vertex_normals(points, faces)[dup]
     rng = np.random.default_rng(0)
     for _ in range(4):
         zero = np.linalg.norm(normals, axis=1) < 0.5
@@ -324,7 +313,7 @@ def _restore_volume(points: np.ndarray, faces: np.ndarray, target: float) -> np.
         d = (target - vol) / area
         if abs(target - vol) <= 1e-6 * target:
             break
-        pts = pts + d * _vertex_normals(pts, faces)
+        pts = pts + d * vertex_normals(pts, faces)
     return pts
 
 

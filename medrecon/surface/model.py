@@ -12,6 +12,18 @@ from typing import Any
 import numpy as np
 
 
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals, (N, 3); outward for faces counter-clockwise seen from
+    outside. A vertex with no area around it gets (0, 0, 0)."""
+    fn = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    vn = np.zeros_like(vertices, dtype=np.float64)
+    for c in range(3):
+        np.add.at(vn, faces[:, c], fn)
+    norm = np.linalg.norm(vn, axis=1, keepdims=True)
+    norm[norm == 0] = 1.0
+    return vn / norm
+
+
 @dataclass
 class SurfaceModel:
     """One named structure's triangle mesh.
