@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -99,4 +98,9 @@ def main(outdir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("mesh-phantom-out"))
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Mesh analytic phantoms, compare with the exact surface, "
+                                             "write every export format and a preview PNG.")
+    ap.add_argument("outdir", nargs="?", default="mesh-phantom-out", help="output folder")
+    main(Path(ap.parse_args().outdir))
