@@ -40,7 +40,7 @@ def info(
 ) -> None:
     """List every series found: modality, size, spacing, orientation, files, warnings."""
     from medrecon.io.loader import describe_series
-    from medrecon.viz.tables import series_table
+    from medrecon.viz.tables import common_warnings, series_table
 
     src = [str(p) for p in path] if len(path) > 1 else str(path[0])
     with err_console.status("reading headers...", spinner="dots"):
@@ -49,6 +49,8 @@ def info(
         typer.echo(json.dumps(rows, indent=2, default=str))
     else:
         console.print(series_table(rows))
+        for w in common_warnings(rows):
+            console.print(f"[yellow]note:[/] {w}", soft_wrap=True, highlight=False)
         n_vol = sum(1 for r in rows if r.get("is_volume", True))
         console.print(f"{len(rows)} series, {n_vol} loadable as volumes; choose one with --series N "
                       "(SeriesNumber, or '#N' for the index)", soft_wrap=True, highlight=False)

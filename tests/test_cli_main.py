@@ -28,3 +28,18 @@ def test_debug_anywhere_shows_traceback(tmp_path):
     r = run("info", str(missing), "--debug")
     assert r.returncode != 0
     assert "Traceback" in r.stderr and "InputError" in r.stderr
+
+
+def test_folder_level_warning_printed_once():
+    from medrecon.viz.tables import common_warnings, series_table
+
+    rows = [{"index": 1, "warnings": ["3 non-DICOM file(s) ignored", "gantry tilt 12 deg"]},
+            {"index": 2, "warnings": ["3 non-DICOM file(s) ignored"]}]
+    assert common_warnings(rows) == ["3 non-DICOM file(s) ignored"]
+    from rich.console import Console
+
+    con = Console(width=200, record=True)
+    con.print(series_table(rows))
+    text = con.export_text()
+    assert "non-DICOM" not in text and "gantry tilt 12 deg" in text
+    assert common_warnings(rows[:1]) == []  # a lone series keeps its warnings in its row

@@ -4,8 +4,21 @@ from __future__ import annotations
 from rich.table import Table
 
 
+def common_warnings(rows: list[dict]) -> list[str]:
+    """Warnings every series carries (folder-level facts such as ignored non-DICOM files)."""
+    if len(rows) < 2:
+        return []
+    first = list(rows[0].get("warnings", []))
+    return [w for w in first if all(w in r.get("warnings", []) for r in rows[1:])]
+
+
 def series_table(rows: list[dict]) -> Table:
-    """A table of series descriptions as returned by :func:`medrecon.io.loader.describe_series`."""
+    """A table of series descriptions as returned by :func:`medrecon.io.loader.describe_series`.
+
+    Warnings shared by every series are left out of the rows; print :func:`common_warnings`
+    once under the table instead.
+    """
+    shared = set(common_warnings(rows))
     t = Table(title="Series found", show_lines=False)
     for col in ("#", "series", "mod", "description", "size", "spacing (mm)", "orientation", "files", "notes"):
         t.add_column(col, overflow="fold", no_wrap=col in ("#", "mod", "files"))
@@ -19,7 +32,7 @@ def series_table(rows: list[dict]) -> Table:
             parts = itype.split("\\")[2:]
             te = r.get("echo_time")
             desc = f"{desc} [dim]({'/'.join(parts)}{f', TE {te:g}' if te is not None else ''})[/]"
-        notes = list(r.get("warnings", []))
+        notes = [w for w in r.get("warnings", []) if w not in shared]
         if not r.get("is_volume", True):
             notes.insert(0, f"[red]NOT A VOLUME[/]: {r.get('reason', '')}")
         sn = r.get("series_number")
