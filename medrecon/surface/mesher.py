@@ -248,25 +248,6 @@ def _outward(points: np.ndarray, faces: np.ndarray) -> bool:
     return sx > 0
 
 
-def _coincident(points: np.ndarray) -> np.ndarray:
-    """Mask of vertices whose float32 position equals another vertex's (as STL stores them)."""
-    p32 = np.asarray(points, dtype=np.float32) + np.float32(0.0)  # -0.0 -> 0.0
-    order = np.argsort(p32[:, 0], kind="stable")
-    xs = p32[order, 0]
-    same_x = np.zeros(len(xs), bool)
-    eq = xs[1:] == xs[:-1]
-    same_x[1:] |= eq
-    same_x[:-1] |= eq
-    out = np.zeros(len(points), bool)
-    cand = order[same_x]  # distinct smoothed vertices rarely share even one coordinate
-    if len(cand) < 2:
-        return out
-    keys = np.ascontiguousarray(p32[cand]).view(np.dtype((np.void, 12))).ravel()
-    _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    out[cand[counts[inv.reshape(-1)] > 1]] = True
-    return out
-
-
 def separate_coincident(points: np.ndarray, faces: np.ndarray, eps_mm: float = 1e-3) -> tuple[np.ndarray, int]:
     """Move apart distinct vertices that smoothing put on the same point.
 
@@ -278,7 +259,7 @@ def separate_coincident(points: np.ndarray, faces: np.ndarray, eps_mm: float = 1
 
     Returns the points (a modified copy when anything moved) and the number of vertices moved.
     """
-    dup = _coincident(points)
+    dup = _qa.coincident_vertices(points)
     n = int(dup.sum())
     if n == 0:
         return points, 0
@@ -291,7 +272,7 @@ def separate_coincident(points: np.ndarray, faces: np.ndarray, eps_mm: float = 1
             r = rng.normal(size=(int(zero.sum()), 3))
             normals[zero] = r / np.linalg.norm(r, axis=1, keepdims=True)
         points[dup] += eps_mm * normals
-        still = _coincident(points)
+        still = _qa.coincident_vertices(points)
         if not still.any():
             break
         dup = still

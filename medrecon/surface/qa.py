@@ -36,7 +36,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 __all__ = ["compute_qa", "topology_qa", "geometry_qa", "edge_stats", "surface_area", "signed_volume",
-           "vertex_manifold", "welded_qa"]
+           "vertex_manifold", "welded_qa", "coincident_vertices"]
 
 
 # --------------------------------------------------------------------------- geometry
@@ -232,6 +232,31 @@ def vertex_manifold(faces: np.ndarray, n_vertices: int | None = None) -> bool:
     return topology_qa(faces, int(n_vertices if n_vertices is not None else faces.max() + 1))["vertex_manifold"]
 
 
+def coincident_vertices(points: np.ndarray) -> np.ndarray:
+    """Boolean mask of vertices whose float32 position (as STL stores it) equals another's.
+
+    Sort-based and cheap when nothing coincides: distinct smoothed vertices rarely share even
+    their x coordinate, so only vertices with a repeated x are compared in full.
+    """
+    p32 = np.asarray(points, dtype=np.float32) + np.float32(0.0)  # -0.0 -> 0.0
+    out = np.zeros(len(p32), bool)
+    if len(p32) < 2:
+        return out
+    order = np.argsort(p32[:, 0], kind="stable")
+    xs = p32[order, 0]
+    eq = xs[1:] == xs[:-1]
+    same_x = np.zeros(len(xs), bool)
+    same_x[1:] |= eq
+    same_x[:-1] |= eq
+    cand = order[same_x]
+    if len(cand) < 2:
+        return out
+    keys = np.ascontiguousarray(p32[cand]).view(np.dtype((np.void, 12))).ravel()
+    _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    out[cand[counts[inv.reshape(-1)] > 1]] = True
+    return out
+
+
 def welded_qa(vertices: np.ndarray, faces: np.ndarray) -> dict[str, Any]:
     """Topology after welding vertices with identical float32 positions.
 
@@ -242,6 +267,8 @@ def welded_qa(vertices: np.ndarray, faces: np.ndarray) -> dict[str, Any]:
     faces = np.asarray(faces, dtype=np.int64)
     if len(faces) == 0:
         return {"coincident_vertices": 0, "watertight_welded": False, "manifold_welded": False}
+    if not coincident_vertices(vertices).any():
+        return {"coincident_vertices": 0, "watertight_welded": None, "manifold_welded": None}
     v32 = np.ascontiguousarray(np.asarray(vertices, dtype=np.float32) + np.float32(0.0))  # -0.0 -> 0.0
     keys = v32.view(np.dtype((np.void, 12))).ravel()
     uniq, inverse = np.unique(keys, return_inverse=True)
