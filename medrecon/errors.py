@@ -42,3 +42,13 @@ class BundleError(MedreconError):
 
 class MeshError(MedreconError):
     """Meshing or mesh export failed."""
+
+
+def validation_message(exc) -> str:
+    """One line from a pydantic ``ValidationError``: ``field: problem; field: problem``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)

@@ -28,7 +28,7 @@ from typing import Any, Iterator, List, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from medrecon.errors import MeshError, ConfigError, InputError, SegmentationError
+from medrecon.errors import ConfigError, InputError, MeshError, SegmentationError, validation_message
 from medrecon.segment.labels import LabelInfo, load_label_table, select_structures
 from medrecon.volume import Volume
 
@@ -73,7 +73,7 @@ class MeshConfig(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ConfigError(_one_line(exc)) from None
+            raise ConfigError("invalid mesh settings: " + validation_message(exc)) from None
 
     @field_validator("formats", mode="before")
     @classmethod
@@ -117,15 +117,6 @@ class MeshConfig(BaseModel):
     def build(cls, **kwargs) -> "MeshConfig":
         """Construct (same as ``MeshConfig(**kwargs)``; errors are :class:`ConfigError`)."""
         return cls(**kwargs)
-
-
-def _one_line(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err.get("loc", ()))
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "invalid mesh settings: " + "; ".join(parts)
 
 
 @dataclass

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from medrecon.errors import ConfigError, SegmentationError
+from medrecon.errors import ConfigError, SegmentationError, validation_message
 from medrecon.segment.cleanup import (clean_mask, closing_mm, dilate_mm, erode_mm, fill_holes, keep_largest,
                                       well_composed)
 from medrecon.segment.labels import LabelInfo
@@ -80,15 +80,6 @@ class Preset(BaseModel):
         return LabelInfo(value, self.structure, self.color)
 
 
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err.get("loc", ()))
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
-
-
 def _read_yaml(path: Path) -> Preset:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -103,7 +94,7 @@ def _read_yaml(path: Path) -> Preset:
     try:
         return Preset(**data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid preset: {_validation_message(exc)}", path=path) from None
+        raise ConfigError(f"invalid preset: {validation_message(exc)}", path=path) from None
 
 
 @lru_cache(maxsize=None)
