@@ -1,9 +1,8 @@
 """medrecon: medical images to 3D models, with exact geometry (LPS millimetres inside)."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from medrecon.errors import MedreconError
+from medrecon.version import __version__
 from medrecon.volume import Volume
 
 

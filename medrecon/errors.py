@@ -16,6 +16,10 @@ class MedreconError(Exception):
         super().__init__(msg)
 
 
+class GeometryError(MedreconError, ValueError):
+    """An affine that cannot place voxels: not 4x4, not finite, or singular."""
+
+
 class InputError(MedreconError):
     """The input path is missing, empty, or holds nothing we can read."""
 

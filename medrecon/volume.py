@@ -9,7 +9,11 @@ Convention (the only one used inside medrecon):
   +y Posterior, +z Superior). Voxel *centres* sit at integer indices.
 * ``meta`` holds only non-identifying facts (modality, series description, spacing, warnings).
 
-Conversion to NIfTI's RAS, ITK and VTK conventions happens only in :mod:`medrecon.io`.
+Conversion to NIfTI's RAS, ITK and VTK conventions happens only at the edges (:mod:`medrecon.io`,
+the viewers), through :mod:`medrecon.orientation`.
+
+The affine is guarded: it must be a finite, non-singular 4x4 matrix, and the Volume keeps its
+own copy (changing the array passed in does not move the volume).
 """
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from medrecon.errors import GeometryError
+from medrecon.orientation import LPS_TO_RAS, lps_ras_affine
 
 #: Metadata keys that may be stored on a Volume. Anything else is dropped, so that no patient
 #: identifier can ride along by accident.
@@ -30,7 +37,25 @@ SAFE_META_KEYS = frozenset(
     }
 )
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+__all__ = ["Volume", "SAFE_META_KEYS", "LPS_TO_RAS", "check_affine"]
+
+
+def check_affine(affine) -> np.ndarray:
+    """A float64 copy of ``affine`` after checking that it is a finite, non-singular 4x4 matrix.
+
+    Raises
+    ------
+    GeometryError
+        Wrong shape, NaN/inf entries, or a singular (degenerate) matrix.
+    """
+    a = np.array(affine, dtype=np.float64, copy=True)
+    if a.shape != (4, 4):
+        raise GeometryError(f"affine must be a 4x4 matrix, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise GeometryError("affine holds NaN or infinite values")
+    if abs(np.linalg.det(a[:3, :3])) < 1e-12 or abs(np.linalg.det(a)) < 1e-12:
+        raise GeometryError("affine is singular (zero spacing or collinear axes)")
+    return a
 
 
 def _clean_meta(meta: dict[str, Any] | None) -> dict[str, Any]:
@@ -49,7 +74,8 @@ class Volume:
     array : numpy.ndarray
         3D (or 4D, last axis = frames) voxel data. CT values are in Hounsfield units.
     affine : (4, 4) array_like
-        Maps array index ``(i, j, k, 1)`` to LPS millimetres (voxel centres).
+        Maps array index ``(i, j, k, 1)`` to LPS millimetres (voxel centres). Must be finite
+        and non-singular (:class:`~medrecon.errors.GeometryError` otherwise); it is copied.
     meta : dict, optional
         Non-identifying metadata; keys outside :data:`SAFE_META_KEYS` are dropped.
     """
@@ -60,7 +86,7 @@ class Volume:
 
     def __post_init__(self) -> None:
         self.array = np.asarray(self.array)
-        self.affine = np.asarray(self.affine, dtype=np.float64).reshape(4, 4)
+        self.affine = check_affine(self.affine)
         if self.array.ndim not in (3, 4):
             raise ValueError(f"Volume needs a 3D or 4D array, got shape {self.array.shape}")
         self.meta = _clean_meta(self.meta)
@@ -88,7 +114,7 @@ class Volume:
     @property
     def ras_affine(self) -> np.ndarray:
         """The same mapping into RAS millimetres (what NIfTI stores)."""
-        return LPS_TO_RAS @ self.affine
+        return lps_ras_affine(self.affine)
 
     def index_to_lps(self, ijk: np.ndarray) -> np.ndarray:
         """Map (N, 3) array indices (may be fractional) to (N, 3) LPS mm."""
@@ -100,6 +126,20 @@ class Volume:
         inv = np.linalg.inv(self.affine)
         xyz = np.asarray(xyz, dtype=np.float64)
         return xyz @ inv[:3, :3].T + inv[:3, 3]
+
+    def corners_lps(self) -> np.ndarray:
+        """(8, 3) LPS mm of the centres of the eight corner voxels."""
+        shape = self.shape[:3]
+        corners = np.array([[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
+                            for k in (0, shape[2] - 1)], dtype=np.float64)
+        return self.index_to_lps(corners)
+
+    def same_grid(self, other: "Volume", tol_mm: float = 1e-3) -> bool:
+        """Whether ``other`` has the same 3D shape and its voxel centres lie within ``tol_mm``
+        of this volume's (compared at the eight corner voxels, in LPS mm)."""
+        if tuple(other.shape[:3]) != tuple(self.shape[:3]):
+            return False
+        return float(np.abs(self.corners_lps() - other.corners_lps()).max()) <= float(tol_mm)
 
     def is_oblique(self, tol: float = 1e-3) -> bool:
         d = np.abs(self.direction)

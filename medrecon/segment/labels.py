@@ -20,43 +20,14 @@ import difflib
 import io
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from medrecon.errors import ConfigError
+from medrecon.labelmap import LabelInfo, default_color, structure_group
 
 __all__ = ["LabelInfo", "load_label_table", "select_structures", "TOTALSEGMENTATOR_TOTAL", "GROUPS",
            "default_color", "structure_group", "write_slicer_ctbl"]
-
-
-@dataclass
-class LabelInfo:
-    """One structure of a label map.
-
-    Parameters
-    ----------
-    value : int
-        Label value in the label map (> 0).
-    name : str
-        Structure name (used for file names; never a patient identifier).
-    color : (r, g, b)
-        Display colour, floats in 0..1 (0..255 input is rescaled).
-    """
-
-    value: int
-    name: str
-    color: tuple[float, float, float] = (0.9, 0.85, 0.75)
-
-    def __post_init__(self) -> None:
-        self.value = int(self.value)
-        self.name = str(self.name).strip()
-        c = [float(x) for x in list(self.color)[:3]]
-        if len(c) != 3:
-            raise ConfigError(f"label {self.value} ({self.name}): colour needs 3 components, got {self.color!r}")
-        if max(c) > 1.0:
-            c = [x / 255.0 for x in c]
-        self.color = tuple(min(max(x, 0.0), 1.0) for x in c)  # type: ignore[assignment]
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,26 +59,8 @@ _TOTAL_NAMES = [
 TOTALSEGMENTATOR_TOTAL: dict[int, str] = {i + 1: n for i, n in enumerate(_TOTAL_NAMES)}
 assert len(TOTALSEGMENTATOR_TOTAL) == 117
 
-# Name patterns of the built-in groups (matched against lower-case names).
-_BONE = re.compile(r"(vertebra|sacrum|rib_|^rib|skull|femur|hip|humerus|scapula|clavicul|sternum|"
-                   r"costal_cartilage|bone|mandible|maxilla|teeth|tooth|pelvi|tibia|fibula|patella|radius|"
-                   r"ulna|spine|coccyx|cranium|vertebrae)")
-_VESSEL = re.compile(r"(aorta|artery|vein|vena|trunk|vessel|carotid|portal)")
-_MUSCLE = re.compile(r"(gluteus|autochthon|iliopsoas|muscle)")
 _LUNG = re.compile(r"(lung)")
 GROUPS = ("bones", "organs", "vessels", "muscles", "lungs", "spine", "ribs")
-
-
-def structure_group(name: str) -> str:
-    """Coarse group of a structure name: bones, vessels, muscles or organs."""
-    n = name.lower()
-    if _BONE.search(n):
-        return "bones"
-    if _VESSEL.search(n):
-        return "vessels"
-    if _MUSCLE.search(n):
-        return "muscles"
-    return "organs"
 
 
 def _in_group(name: str, group: str) -> bool:
@@ -119,45 +72,6 @@ def _in_group(name: str, group: str) -> bool:
     if group == "lungs":
         return bool(_LUNG.search(n))
     return structure_group(n) == group
-
-
-# Anatomical colours (0..255), close to the ones 3D Slicer's terminology uses.
-_NAMED_COLORS: dict[str, tuple[int, int, int]] = {
-    "spleen": (157, 108, 162), "kidney": (185, 102, 83), "gallbladder": (139, 150, 98),
-    "liver": (221, 130, 101), "stomach": (216, 132, 105), "pancreas": (249, 180, 111),
-    "adrenal_gland": (244, 186, 150), "lung": (197, 165, 145), "esophagus": (211, 171, 143),
-    "trachea": (182, 228, 255), "thyroid": (220, 160, 170), "small_bowel": (205, 167, 142),
-    "duodenum": (255, 253, 229), "colon": (204, 168, 143), "urinary_bladder": (222, 154, 132),
-    "prostate": (230, 158, 140), "kidney_cyst": (205, 205, 100), "heart": (206, 110, 84),
-    "aorta": (224, 97, 76), "artery": (216, 101, 79), "trunk": (216, 101, 79), "pulmonary_vein": (0, 151, 206),
-    "vein": (0, 151, 206), "vena": (0, 151, 206), "portal": (0, 151, 206),
-    "atrial_appendage": (200, 100, 90), "brain": (250, 250, 225), "spinal_cord": (244, 214, 49),
-    "autochthon": (192, 104, 88), "gluteus": (192, 104, 88), "iliopsoas": (192, 104, 88),
-    "muscle": (192, 104, 88), "skin": (177, 122, 101), "soft_tissue": (200, 150, 130),
-    "airway": (182, 228, 255), "teeth": (255, 250, 220), "enamel": (255, 250, 220),
-    "costal_cartilage": (111, 184, 210), "ventricle": (88, 106, 215), "csf": (88, 106, 215),
-}
-_BONE_COLOR = (241, 214, 145)
-
-
-def default_color(name: str, value: int = 0) -> tuple[float, float, float]:
-    """A sensible anatomical colour (0..1) for a structure name.
-
-    Bones are ivory with a small per-label variation so that neighbouring vertebrae and ribs
-    stay distinguishable; organs and vessels follow Slicer-like conventions; unknown names get
-    a colour from a golden-ratio hue walk keyed on the label value.
-    """
-    n = name.lower()
-    for key in sorted(_NAMED_COLORS, key=len, reverse=True):
-        if key in n and not (key == "vein" and "artery" in n):
-            return tuple(c / 255.0 for c in _NAMED_COLORS[key])  # type: ignore[return-value]
-    if structure_group(n) == "bones":
-        shade = ((value * 37) % 7 - 3) * 6
-        return tuple(min(255, max(0, c + shade)) / 255.0 for c in _BONE_COLOR)  # type: ignore[return-value]
-    import colorsys
-
-    r, g, b = colorsys.hsv_to_rgb((value * 0.618034) % 1.0, 0.5, 0.9)
-    return (round(r, 4), round(g, 4), round(b, 4))
 
 
 def _table_from_names(names: Mapping[int, str]) -> dict[int, LabelInfo]:

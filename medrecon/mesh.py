@@ -1,0 +1,76 @@
+"""The mesh type passed between stages: :class:`SurfaceModel` (ground floor).
+
+Vertices are in **LPS millimetres** (patient space) unless a writer is told otherwise;
+faces are triangles indexing the vertex array, counter-clockwise seen from outside
+(normals point out of the structure).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+__all__ = ["SurfaceModel", "vertex_normals", "face_normals"]
+
+
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit face normals, (M, 3); (0, 0, 0) for a degenerate triangle."""
+    n = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    ln = np.linalg.norm(n, axis=1, keepdims=True)
+    ln[ln == 0] = 1.0
+    return n / ln
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals, (N, 3); outward for faces counter-clockwise seen from
+    outside. A vertex with no area around it gets (0, 0, 0)."""
+    fn = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    vn = np.zeros_like(vertices, dtype=np.float64)
+    for c in range(3):
+        np.add.at(vn, faces[:, c], fn)
+    norm = np.linalg.norm(vn, axis=1, keepdims=True)
+    norm[norm == 0] = 1.0
+    return vn / norm
+
+
+@dataclass
+class SurfaceModel:
+    """One named structure's triangle mesh.
+
+    Parameters
+    ----------
+    name : str
+        Structure name (used in file names, scene and viewer). Never a patient identifier.
+    vertices : (N, 3) float array, LPS mm
+    faces : (M, 3) int array
+    color : (r, g, b) floats in 0..1
+    label : int, label value in the label map this mesh came from (0 if none)
+    qa : dict, per-structure QA figures (filled by :mod:`medrecon.surface.qa`)
+    """
+
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    color: tuple[float, float, float] = (0.9, 0.85, 0.75)
+    label: int = 0
+    qa: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float64).reshape(-1, 3)
+        self.faces = np.ascontiguousarray(self.faces, dtype=np.int64).reshape(-1, 3)
+        self.color = tuple(float(c) for c in self.color[:3])
+
+    @property
+    def n_triangles(self) -> int:
+        return int(self.faces.shape[0])
+
+    def to_trimesh(self):
+        import trimesh
+
+        return trimesh.Trimesh(self.vertices, self.faces, process=False)
+
+    def bounds(self) -> np.ndarray:
+        """(2, 3) min and max corner in LPS mm."""
+        return np.stack([self.vertices.min(0), self.vertices.max(0)])
