@@ -85,6 +85,7 @@ def convert(
 
 @app.command()
 def mesh(
+    ctx: typer.Context,
     input: Path = typer.Argument(..., help="DICOM folder/zip, NIfTI or NRRD volume."),
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
     preset: Optional[str] = typer.Option(None, "--preset", help="HU/intensity preset, e.g. ct-bone."),
@@ -106,11 +107,18 @@ def mesh(
     series: Optional[str] = typer.Option(None, "--series", help="Series to use when the input holds several."),
     slicer: bool = typer.Option(False, "--slicer", help="Also write a 3D Slicer scene (.mrml) with volume, segmentation and models."),
     no_preview: bool = typer.Option(False, "--no-preview", help="Skip PNG previews and the HTML viewer."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (e.g. configs/ct-bone-print.yaml); options given on the command line override it."),
 ) -> None:
     """Segment (preset, threshold, label map or MONAI bundle) and write one mesh per structure."""
     from medrecon.pipeline import MeshConfig, run_mesh
 
-    cfg = MeshConfig(
+    make_cfg = MeshConfig
+    if config is not None:  # recipe values, overridden by options given on the command line
+        from medrecon.cohort.config import config_from_recipe
+
+        given = {n for n in ctx.params if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"}
+        make_cfg = lambda **kw: config_from_recipe(config, kw, given)  # noqa: E731
+    cfg = make_cfg(
         input=str(input), outdir=str(outdir), preset=preset, threshold=threshold,
         labels=str(labels) if labels else None, label_table=label_table,
         bundle=str(bundle) if bundle else None, group=group, device=device,
@@ -168,6 +176,74 @@ def view(
     out = write_viewer_from_files([str(m) for m in meshes], str(output), title=title)
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opens offline in any browser)",
                   soft_wrap=True, highlight=False)
+
+
+@app.command()
+def cohort(
+    input: Path = typer.Argument(..., help="Folder of studies (one per sub-folder) or a CSV manifest (study_id, path, per-study settings)."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder (studies/, cohort.sqlite, summary.csv, report.html)."),
+    config: Optional[str] = typer.Option(None, "--config", help="Recipe YAML or its name in configs/ (default: ct-bone preset, STL)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="CPU worker processes of the local cluster (default: CPU count)."),
+    gpus: str = typer.Option("auto", "--gpus", help="auto, none, or GPU indices like 0,1 (one GPU worker each; bundle recipes)."),
+    memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Memory per worker, e.g. 8GB (default: RAM / workers)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Existing Dask scheduler, tcp://HOST:8786 (or a scheduler JSON file)."),
+    retries: int = typer.Option(2, "--retries", help="Retries after an unexpected error or a dead worker."),
+    timeout: Optional[str] = typer.Option(None, "--timeout", help="Per-study time limit, e.g. 30m."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip studies already done with the same input and settings."),
+    rerun_failed: bool = typer.Option(False, "--rerun-failed", help="Compute only the studies that failed before."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run; write nothing, start nothing."),
+    progress: str = typer.Option("rich", "--progress", help="rich (bar), plain or json (one line per event, for logs)."),
+    layout: str = typer.Option("auto", "--layout", help="Folder layout: auto/subfolders (one study per sub-folder) or series (every series found)."),
+    dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard", help="Serve the Dask dashboard of the local cluster."),
+) -> None:
+    """Run a whole cohort of studies through the mesh pipeline on Dask: resumable, keeps going past bad studies."""
+    from medrecon.cohort import json_printer, plain_printer, run as run_cohort
+    from medrecon.cohort.progress import format_seconds
+
+    mode = progress.strip().lower()
+    if mode not in ("rich", "plain", "json"):
+        raise typer.BadParameter("use rich, plain or json", param_hint="--progress")
+    kw = dict(config=config, workers=workers, gpus=gpus, memory_limit=memory_limit, scheduler=scheduler,
+              retries=retries, timeout=timeout, resume=resume, rerun_failed=rerun_failed, dry_run=dry_run,
+              layout=layout, dashboard=dashboard)
+    if mode == "rich" and not dry_run:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("cohort"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
+                      TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=err_console) as bar:
+            task = bar.add_task("cohort", total=None, counts="", eta="?")
+
+            def draw(ev) -> None:
+                if ev.kind == "info":
+                    bar.console.print(ev.message, soft_wrap=True, highlight=False)
+                    return
+                if ev.kind == "study" and ev.status == "failed":
+                    bar.console.print(f"[red]failed[/] {ev.study_id}: {ev.message}", soft_wrap=True, highlight=False)
+                bar.update(task, total=ev.to_run, completed=ev.done + ev.failed, eta=format_seconds(ev.eta_s),
+                           counts=f"done {ev.done}  failed {ev.failed}  running {ev.running}  skipped {ev.skipped}")
+
+            res = run_cohort(input, outdir, progress=draw, **kw)
+    else:
+        printer = json_printer() if mode == "json" else plain_printer()
+        res = run_cohort(input, outdir, progress=printer, **kw)
+    c = res.counts
+    if res.dry_run:
+        if mode != "json":
+            for it in res.plan:
+                console.print(f"  {it.action:12s} {it.study.study_id}" + (f"  ({it.reason})" if it.reason else ""),
+                              soft_wrap=True, highlight=False)
+            console.print(f"dry run: {c['total']} studies; would run {c['run']}, skip {c['skipped']} done, "
+                          f"record {c['recovered']} recovered; nothing written", highlight=False, soft_wrap=True)
+        return
+    if mode == "json":
+        typer.echo(json.dumps({"kind": "result", **c, "failures": res.failures, "summary_csv": str(res.summary_csv),
+                               "report_html": str(res.report_html), "elapsed_s": round(res.elapsed_s, 3)}))
+    else:
+        console.print(f"[green]cohort[/]: {c['done']} done, {c['failed']} failed, {c['skipped'] + c['recovered']} "
+                      f"skipped (already done) of {c['total']} in {res.elapsed_s:.1f} s; summary: {res.summary_csv}, "
+                      f"report: {res.report_html}", soft_wrap=True, highlight=False)
+    if res.failures:
+        sys.exit(3)  # some studies failed (listed in report.html / cohort.sqlite)
 
 
 def _click_exceptions():
