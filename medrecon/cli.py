@@ -275,7 +275,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except cx.ClickException as exc:  # usage errors: unknown option, missing argument...
         exc.show()
         sys.exit(2)
-    except cx.Abort:
+    except getattr(cx, "Abort", KeyboardInterrupt):  # typer >= 0.29's vendored click has no Abort
         sys.exit(130)
     except (typer.Exit, SystemExit) as exc:  # normal exits
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
