@@ -16,7 +16,7 @@ flips it on writing, so callers never deal with two conventions. Pixel (row, col
 ``H x W`` image sits at ``u = (col + 0.5) / W``, ``v = 1 - (row + 0.5) / H``.
 
 Frames: glTF is metres, +Y up, with the asset's front facing +Z. From LPS millimetres:
-``(x, y, z)_glTF = (x_LPS, z_LPS, -y_LPS) / 1000`` (:data:`medrecon.io.mesh_writers.LPS_TO_GLTF`),
+``(x, y, z)_glTF = (x_LPS, z_LPS, -y_LPS) / 1000`` (:func:`medrecon.orientation.lps_to_gltf_points`),
 so superior is up and anterior faces the viewer. A model that has no patient frame (a photo)
 uses :func:`view_to_lps`: x to the right of the picture, y up in the picture, z toward the camera
 (millimetres) becomes LPS ``(x, -z, y)``; its glTF file then shows the picture's front to a
@@ -38,7 +38,7 @@ import numpy as np
 
 from medrecon.errors import MeshError
 from medrecon.io.atomic import atomic_write_bytes
-from medrecon.io.mesh_writers import LPS_TO_GLTF, safe_filename
+from medrecon.orientation import gltf_to_lps_points, lps_to_gltf_points
 
 __all__ = [
     "PBRMaterial", "TexturedMesh", "view_to_lps", "lps_to_view", "vertex_normals_unit",
@@ -46,22 +46,19 @@ __all__ = [
     "png_bytes", "read_glb_json",
 ]
 
-#: view frame (x right, y up, z toward the camera) -> LPS: LPS = VIEW_TO_LPS @ p
-VIEW_TO_LPS = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-
-
 def view_to_lps(points: np.ndarray) -> np.ndarray:
     """Points in a camera-facing "view" frame (x right, y up, z toward the viewer; mm) as LPS mm.
 
-    A rotation (determinant +1): triangle winding and outward normals are kept. The glTF file of
-    such a model faces the viewer (see the module docstring).
+    The view frame is glTF's axes in millimetres, so this goes through
+    :func:`medrecon.orientation.gltf_to_lps_points`: LPS = (x, -z, y). A rotation (determinant
+    +1): triangle winding and outward normals are kept.
     """
-    return np.asarray(points, dtype=np.float64) @ VIEW_TO_LPS.T
+    return gltf_to_lps_points(np.asarray(points, dtype=np.float64) / 1000.0)
 
 
 def lps_to_view(points: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`view_to_lps`."""
-    return np.asarray(points, dtype=np.float64) @ VIEW_TO_LPS
+    """Inverse of :func:`view_to_lps` (LPS mm -> view-frame mm)."""
+    return lps_to_gltf_points(points) * 1000.0
 
 
 @dataclass
@@ -200,10 +197,7 @@ def sample_texture(mesh: TexturedMesh) -> np.ndarray:
 
 def to_surface_model(mesh: TexturedMesh, color: Sequence[float] | None = None):
     """The mesh as a plain :class:`SurfaceModel` (LPS mm) for QA, previews and STL; colour = mean texture colour."""
-    try:
-        from medrecon.mesh import SurfaceModel  # type: ignore[attr-defined]
-    except ImportError:
-        from medrecon.surface.model import SurfaceModel
+    from medrecon.mesh import SurfaceModel
     if color is None:
         color = sample_texture(mesh).reshape(-1, 3).mean(0) / 255.0 if len(mesh.vertices) else (0.8, 0.8, 0.8)
     return SurfaceModel(mesh.name, mesh.vertices, mesh.faces, tuple(float(c) for c in color))
@@ -271,7 +265,7 @@ def glb_bytes(meshes: Sequence[TexturedMesh], asset: dict | None = None) -> byte
 
     for m in meshes:
         _check(m)
-        v = (m.vertices @ LPS_TO_GLTF.T / 1000.0).astype(np.float32)
+        v = lps_to_gltf_points(m.vertices).astype(np.float32)
         nrm = vertex_normals_unit(v.astype(np.float64), m.faces).astype(np.float32)
         attrs = {"POSITION": add_accessor(v, 5126, "VEC3", 34962, minmax=True),
                  "NORMAL": add_accessor(nrm, 5126, "VEC3", 34962)}
@@ -418,13 +412,31 @@ def write_ply(mesh: TexturedMesh, path: str | Path) -> Path:
 def write_stl(mesh: TexturedMesh, path: str | Path) -> Path:
     """Binary STL in LPS mm (geometry only; header ``SPACE=LPS`` as 3D Slicer reads it)."""
     _check(mesh)
-    from medrecon.io.mesh_writers import _stl_bytes  # the project's one STL encoder
-
     path = Path(path)
-    return _guarded(path, lambda: atomic_write_bytes(path, _stl_bytes(mesh.vertices, mesh.faces, "LPS")))
+    v, f = mesh.vertices, mesh.faces
+    header = f"medrecon {_version()} output. SPACE=LPS".encode("ascii")[:80].ljust(80, b" ")
+    rec = np.zeros(len(f), dtype=[("n", "<f4", (3,)), ("v", "<f4", (3, 3)), ("a", "<u2")])
+    tri = v.astype(np.float32)[f]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    ln = np.linalg.norm(n, axis=1, keepdims=True)
+    ln[ln == 0] = 1.0
+    rec["n"] = n / ln
+    rec["v"] = tri
+    data = header + struct.pack("<I", len(f)) + rec.tobytes()
+    return _guarded(path, lambda: atomic_write_bytes(path, data))
 
 
 # --------------------------------------------------------------------------- internals
+def safe_filename(name: str, fallback: str = "model") -> str:
+    """A portable name: ASCII letters, digits, ``.``, ``_`` and ``-`` only, at most 100 characters."""
+    import re
+    import unicodedata
+
+    s = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii")
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._-")[:100]
+    return s or fallback
+
+
 def _guarded(path: Path, fn) -> Path:
     try:
         out = fn()
