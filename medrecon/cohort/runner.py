@@ -370,7 +370,6 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
 
     from medrecon.cohort import tasks
 
-    any_bundle = any(i.settings.get("bundle") for i in todo)
     gpu_ids = parse_gpus(gpus) if any(_needs_gpu(i.settings) for i in todo) and scheduler is None else []
     n_cpu = max(1, int(workers) if workers else (os.cpu_count() or 1))
     cfg = {"distributed.scheduler.allowed-failures": retries,
@@ -404,38 +403,50 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
                                elapsed_s=time.perf_counter() - t_start))
         winfo = client.scheduler_info().get("workers", {})
         has_gpu = any("GPU" in (w.get("resources") or {}) for w in winfo.values())
-        has_cpu_tag = any("CPU" in (w.get("resources") or {}) for w in winfo.values())
-        cpu_res = {"CPU": 1} if has_cpu_tag else None
-        gpu_res = {"GPU": 1} if has_gpu else cpu_res
-        emit(ProgressEvent("info", message=f"{len(winfo)} workers ({sum(1 for w in winfo.values() if 'GPU' in (w.get('resources') or {}))} GPU)"
+        # Tag CPU tasks only when GPU workers exist (an untagged task could land on one). Tags
+        # switch off the scheduler's own queuing, so the driver caps the studies in flight: a
+        # worker then holds one study at a time and a worker death blames only that study.
+        cpu_res = {"CPU": 1} if has_gpu else None
+        gpu_res = {"GPU": 1} if has_gpu else None
+        n_gpu_workers = sum(1 for w in winfo.values() if "GPU" in (w.get("resources") or {}))
+        cpu_threads = sum(int(w.get("nthreads", 1)) for w in winfo.values()
+                          if "GPU" not in (w.get("resources") or {})) or 1
+        cap = cpu_threads + 2 * n_gpu_workers
+        emit(ProgressEvent("info", message=f"{len(winfo)} workers ({n_gpu_workers} GPU)"
                                            + (f", scheduler {client.scheduler.address}" if scheduler else ""),
                            elapsed_s=time.perf_counter() - t_start))
         client.subscribe_topic(tasks.EVENT_TOPIC, on_event)
 
         futures: dict[Any, PlanItem] = {}
         chains: dict[str, list] = {}
-        man.mark_submitted([(i.study.study_id, i.fingerprint, i.config_hash) for i in todo], run_id)
-        for n, it in enumerate(todo):
+        waiting = list(reversed(todo))
+        ac = as_completed()
+
+        def submit_next() -> None:
+            it = waiting.pop()
             sid = it.study.study_id
             tok = uuid.uuid4().hex[:8]
             tokens[sid] = tok
+            man.mark_submitted([(sid, it.fingerprint, it.config_hash)], run_id)
             job = {"study_id": sid, "settings": it.settings, "outdir": str(out.resolve()), "token": tok,
                    "fingerprint": it.fingerprint, "config_hash": it.config_hash, "run_id": run_id}
-            prio = -n  # first studies first
             if it.settings.get("bundle"):
                 f1 = client.submit(tasks.load_stage, job, key=f"load-{sid}-{tok}", resources=cpu_res,
-                                   retries=retries, pure=False, priority=prio)
+                                   retries=retries, pure=False)
                 f2 = client.submit(tasks.segment_stage, job, f1, key=f"segment-{sid}-{tok}", resources=gpu_res,
-                                   retries=retries, pure=False, priority=prio + 1_000_000)
+                                   retries=retries, pure=False, priority=1)
                 f3 = client.submit(tasks.mesh_stage, job, f2, key=f"mesh-{sid}-{tok}", resources=cpu_res,
-                                   retries=retries, pure=False, priority=prio + 2_000_000)
+                                   retries=retries, pure=False, priority=2)
                 chains[sid] = [f1, f2, f3]
             else:
                 f3 = client.submit(tasks.process_study, job, key=f"study-{sid}-{tok}", resources=cpu_res,
-                                   retries=retries, pure=False, priority=prio)
+                                   retries=retries, pure=False)
                 chains[sid] = [f3]
             futures[f3] = it
-        ac = as_completed(list(futures))
+            ac.add(f3)
+
+        while waiting and len(futures) < cap:
+            submit_next()
         n_todo = len(todo)
         finished = 0
         t_run0 = time.perf_counter()
@@ -492,6 +503,8 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
                         err = f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
                     finish(it, None, err)
                 f.release()
+            while waiting and len(futures) < cap:
+                submit_next()
             now = time.perf_counter()
             if timeout_s is not None:
                 for sid, (t0, worker) in list(running.items()):
@@ -512,4 +525,3 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
                 time.sleep(0.01)
         with contextlib.suppress(Exception):
             client.unsubscribe_topic(tasks.EVENT_TOPIC)
-        _ = any_bundle
