@@ -1,0 +1,213 @@
+"""Recipes, discovery, CSV manifests, planning and summaries (no cluster started)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medrecon.cohort import config as C  # noqa: E402
+import importlib
+
+D = importlib.import_module("medrecon.cohort.discover")  # the package re-exports discover(), shadowing the module
+from medrecon.cohort.manifest import Manifest
+from medrecon.cohort.runner import parse_duration, parse_gpus, run
+from medrecon.cohort.summary import outliers, write_summary
+from medrecon.errors import ConfigError, InputError
+from medrecon.pipeline import MeshConfig
+
+RECIPES = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_cohort_every_shipped_recipe_validates():
+    files = C.list_recipes(RECIPES)
+    names = {p.stem for p in files}
+    assert {"ct-bone-print", "totalseg-meshes", "monai-bundle-meshes", "mr-head-surface"} <= names
+    assert "svr-then-mesh" not in names  # a commented slot, not a recipe yet
+    for p in files:
+        rec = C.load_recipe(p, check_files=p.stem != "monai-bundle-meshes")  # its bundle is user-supplied
+        cfg = MeshConfig(input="x", outdir="y", **C.fill_placeholders(rec.mesh, "/s/ct.nii.gz", "s"))
+        assert cfg.preview is False
+    bone = C.load_recipe("ct-bone-print")  # by name
+    assert bone.mesh["formats"] == ["stl", "3mf"]
+    with pytest.raises(ConfigError, match="reserved slot"):
+        C.load_recipe(RECIPES / "svr-then-mesh.yaml")
+    with pytest.raises(ConfigError, match="bundle folder not found"):
+        C.load_recipe(RECIPES / "monai-bundle-meshes.yaml")
+
+
+def test_cohort_bad_recipes_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("recipe: x\nmesh:\n  preset: ct-bone\n  smoothin: 0.4\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*smoothin"):
+        C.load_recipe(bad)
+    bad.write_text("recipe: x\nmesh:\n  preset: ct-bone\n  input: /data\n")
+    with pytest.raises(ConfigError, match="must not set input"):
+        C.load_recipe(bad)
+    bad.write_text("recipe: x\nmesh:\n  preset: no-such-preset\n")
+    with pytest.raises(ConfigError, match="no-such-preset"):
+        C.load_recipe(bad)
+    bad.write_text("recipe: x\nmesh:\n  preset: ct-bone\n  threshold: '100:'\n")
+    with pytest.raises(ConfigError, match="exactly one"):
+        C.load_recipe(bad)
+    bad.write_text("recipe: [unclosed\n")
+    with pytest.raises(ConfigError, match="YAML"):
+        C.load_recipe(bad)
+
+
+def test_cohort_recipe_paths_and_placeholders(tmp_path):
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "t.json").write_text(json.dumps({"1": "liver", "2": "spleen"}))
+    rec = tmp_path / "r.yaml"
+    rec.write_text("recipe: r\nmesh:\n  labels: '{study_dir}/seg.nii.gz'\n  label_table: tables/t.json\n")
+    r = C.load_recipe(rec)
+    assert r.mesh["label_table"] == str((tmp_path / "tables" / "t.json").resolve())
+    s = C.study_settings(r.mesh, {}, str(tmp_path / "p1" / "ct.nii.gz"), "p1")
+    assert s["labels"] == str(tmp_path / "p1" / "seg.nii.gz") and s["input"].endswith("ct.nii.gz")
+    # a per-study source replaces the recipe's
+    s2 = C.study_settings(r.mesh, {"preset": "ct-bone"}, "/x", "x")
+    assert s2["preset"] == "ct-bone" and "labels" not in s2
+    # the hash is canonical (explicit default == omitted) and sees real changes
+    a = C.settings_hash({"preset": "ct-bone", "input": "/a"})
+    assert a == C.settings_hash({"preset": "ct-bone", "smoothing": 0.5, "input": "/b"})
+    assert a != C.settings_hash({"preset": "ct-bone", "smoothing": 0.4})
+
+
+def test_cohort_mesh_config_from_recipe_cli_overrides():
+    values = dict(input="/in/ct.nii.gz", outdir="/o", preset=None, threshold="200:", formats=["obj"], smoothing=0.5,
+                  preview=True)
+    cfg = C.config_from_recipe("ct-bone-print", values, given={"threshold", "formats"})
+    assert cfg.threshold == "200:" and cfg.preset is None  # typed source replaces the recipe's
+    assert cfg.formats == ["obj"] and cfg.reduction == 0.5 and cfg.preview is False  # rest from the recipe
+    cfg2 = C.config_from_recipe("ct-bone-print", values, given={"no_preview"})
+    assert cfg2.preset == "ct-bone" and cfg2.preview is True and cfg2.formats == ["stl", "3mf"]
+
+
+def test_cohort_discover_folder_layouts(tmp_path):
+    root = tmp_path / "c"
+    (root / "p1").mkdir(parents=True)
+    (root / "p1" / "ct.nii.gz").write_bytes(b"x")
+    (root / "p1" / "notes.txt").write_text("ignored")
+    (root / "p2 (repeat)").mkdir()
+    (root / "p2 (repeat)" / "IM1").write_bytes(b"d")
+    (root / "p2 (repeat)" / "IM2").write_bytes(b"d")
+    (root / "loose.nrrd").write_bytes(b"n")
+    (root / ".hidden").mkdir()
+    (root / "out").mkdir()
+    st = D.discover(root, exclude=[root / "out"])
+    assert [(s.study_id, Path(s.path).name) for s in st] == [("loose", "loose.nrrd"), ("p1", "ct.nii.gz"),
+                                                             ("p2_repeat", "p2 (repeat)")]
+    with pytest.raises(InputError, match="no studies"):
+        D.discover(root / "out")
+    with pytest.raises(InputError, match="not found"):
+        D.discover(root / "missing")
+
+
+def test_cohort_discover_series_layout(tmp_path):
+    from medrecon.io.dicom_write import write_dicom_series
+    from medrecon.phantoms import sphere_phantom
+
+    vol = sphere_phantom(radius=6, spacing=(2.0, 2.0, 2.0), supersample=1).volume
+    d = tmp_path / "dump" / "mixed"
+    write_dicom_series(vol, d, series_number=3, prefix="A")
+    write_dicom_series(vol, d, series_number=7, prefix="B")
+    st = D.discover(tmp_path / "dump", layout="series")
+    assert [s.study_id for s in st] == ["mixed_s0", "mixed_s1"]
+    assert [s.overrides["series"] for s in st] == ["#0", "#1"]
+
+
+def test_cohort_csv_manifest(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "seg.nii.gz").write_bytes(b"s")
+    m = tmp_path / "m.csv"
+    m.write_text("study_id,path,preset,structures,smoothing,labels\n"
+                 "A-1,a,ct-bone,,0.3,\n"
+                 "B 2,/abs/b,,liver;spleen,,seg.nii.gz\n")
+    st = D.discover(m)
+    assert [s.study_id for s in st] == ["A-1", "B_2"]
+    assert st[0].path == str(tmp_path / "a") and st[0].overrides == {"preset": "ct-bone", "smoothing": 0.3}
+    assert st[1].overrides == {"structures": ["liver", "spleen"], "labels": str(tmp_path / "seg.nii.gz")}
+    m.write_text("study_id,path,colour\nA,a,red\n")
+    with pytest.raises(ConfigError, match="unknown manifest column.*colour"):
+        D.discover(m)
+    m.write_text("study_id,path\nA,a\nA,b\n")
+    with pytest.raises(ConfigError, match="share the id"):
+        D.discover(m)
+    m.write_text("id,file\nA,a\n")
+    with pytest.raises(ConfigError, match="'path' columns"):
+        D.discover(m)
+
+
+def test_cohort_fingerprint_sees_changes(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "a").write_bytes(b"1234")
+    f0 = D.stat_fingerprint([d])
+    assert D.stat_fingerprint([d]) == f0
+    (d / "b").write_bytes(b"")
+    f1 = D.stat_fingerprint([d])
+    assert f1 != f0
+    st = (d / "a").stat()
+    os.utime(d / "a", ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert D.stat_fingerprint([d]) != f1
+
+
+def test_cohort_dry_run_writes_nothing(tmp_path):
+    root = tmp_path / "many"
+    for i in range(60):
+        (root / f"s{i:03d}").mkdir(parents=True)
+        (root / f"s{i:03d}" / "ct.nii.gz").write_bytes(b"x")
+    out = tmp_path / "out"
+    events = []
+    res = run(root, out, dry_run=True, progress=events.append)
+    assert res.dry_run and res.counts["total"] == 60 and res.counts["run"] == 60
+    assert not out.exists()
+    assert events and events[0].kind == "start" and events[0].to_run == 60
+
+
+def test_cohort_durations_and_gpus(monkeypatch):
+    assert parse_duration("30m") == 1800 and parse_duration("1h30m") == 5400 and parse_duration("45s") == 45
+    assert parse_duration(12) == 12 and parse_duration(None) is None and parse_duration("none") is None
+    with pytest.raises(ConfigError):
+        parse_duration("soon")
+    assert parse_gpus("none") == [] and parse_gpus("0,1") == [0, 1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert parse_gpus("auto") == [0, 1]  # renumbered as the workers see them
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert parse_gpus("auto") == []
+    with pytest.raises(ConfigError):
+        parse_gpus("first")
+
+
+def test_cohort_outliers_and_summary(tmp_path):
+    vals = [10.0, 11.0, 9.5, 10.5, 10.2, 30.0]
+    assert outliers(vals).tolist() == [False] * 5 + [True]
+    assert not outliers([1.0, 100.0]).any()  # too few studies to call anything an outlier
+    rows = [{"study_id": f"s{i}", "status": "done", "timings": {"compute_s": 1.0}, "warnings": [],
+             "summary": [{"structure": "bone", "label": 1, "volume_mm3": v * 1000, "area_mm2": 5.0,
+                          "triangles": 100, "watertight": True}]} for i, v in enumerate(vals)]
+    rows.append({"study_id": "bad", "status": "failed", "error": "x.dcm: truncated", "warnings": [], "summary": None})
+    csv_p, html_p, png = write_summary(tmp_path, rows)
+    lines = csv_p.read_text().splitlines()
+    assert lines[6].startswith("s5,done,bone,1,30000.000") and ",yes," in lines[6]
+    assert lines[1].endswith(",no,,") and lines[7].startswith("bad,failed") and "truncated" in lines[7]
+    html = html_p.read_text()
+    assert "x.dcm: truncated" in html and html.count("class='out'") == 1
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cohort_manifest_roundtrip(tmp_path):
+    with Manifest(tmp_path / "m.sqlite") as m:
+        m.mark_submitted([("a", "fp", "ch")], "r1")
+        assert m.get("a")["status"] == "running" and m.get("a")["attempts"] == 1
+        m.mark_done("a", "fp", "ch", "0.1", "r1", {"compute_s": 1.5}, ["w"], [{"structure": "bone"}])
+        m.mark_submitted([("b", "fp2", "ch")], "r1")
+        assert m.reset_running() == 1
+        m.mark_failed("c", "fp3", "ch", "0.1", "r1", "bad\nfile")
+    with Manifest(tmp_path / "m.sqlite", readonly=True) as m:
+        rows = m.all()
+    assert rows["a"]["status"] == "done" and rows["a"]["computed"] == 1 and rows["a"]["timings"] == {"compute_s": 1.5}
+    assert rows["b"]["status"] == "pending" and rows["c"]["error"] == "bad file"
+    assert np.isfinite(rows["a"]["timings"]["compute_s"])

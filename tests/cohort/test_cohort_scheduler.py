@@ -1,0 +1,84 @@
+"""A real Dask scheduler and worker started as separate processes on loopback; the cohort run
+connects to them with --scheduler."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import GOOD_SYNTHETIC  # tests/cohort/conftest.py
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dask(*args: str) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("dask")
+    cmd = [str(exe), *args] if exe.exists() else [sys.executable, "-m", "dask", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=15)
+
+
+def test_cohort_on_external_scheduler(small_cohort, recipe, tmp_path):
+    from distributed import Client
+
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    sched = _dask("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+    worker = None
+    try:
+        worker = _dask("worker", addr, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+                       "--memory-limit", "2GB", "--name", "external-worker")
+        deadline = time.monotonic() + 90
+        while True:  # wait until the worker has registered
+            try:
+                with Client(addr, timeout="5s") as c:
+                    names = [w.get("name") for w in c.scheduler_info()["workers"].values()]
+                if "external-worker" in names:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "external Dask worker did not start"
+            time.sleep(0.5)
+        out = tmp_path / "out"
+        r = subprocess.run([sys.executable, "-m", "medrecon", "cohort", str(small_cohort), "-o", str(out),
+                            "--config", str(recipe), "--scheduler", addr, "--progress", "json"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 3, r.stdout + r.stderr  # the corrupt study fails
+        events = [json.loads(ln) for ln in r.stdout.splitlines() if ln.startswith("{")]
+        infos = [e["message"] for e in events if e.get("kind") == "info"]
+        assert any(f"scheduler {addr}" in m and "1 workers" in m for m in infos), infos
+        result = events[-1]
+        assert result["kind"] == "result" and result["done"] == len(GOOD_SYNTHETIC) and result["failed"] == 1
+        db = sqlite3.connect(str(out / "cohort.sqlite"))
+        status = dict(db.execute("SELECT study_id, status FROM studies"))
+        db.close()
+        assert status == {**{s: "done" for s in GOOD_SYNTHETIC}, "corrupt": "failed"}
+        # the external worker did the work: each study's stage timings came back from it
+        for s in GOOD_SYNTHETIC:
+            marker = json.loads((out / "studies" / s / "cohort.json").read_text())
+            assert marker["timings_s"]["compute_s"] > 0
+        # the scheduler outlives the run (the run only disconnects)
+        assert sched.poll() is None and worker.poll() is None
+    finally:
+        if worker is not None:
+            _stop(worker)
+        _stop(sched)
