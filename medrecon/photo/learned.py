@@ -232,7 +232,7 @@ def fuse_detail(base: np.ndarray, learned: np.ndarray, mask: np.ndarray, strengt
     lo, hi = np.percentile(d[m], [1, 99])
     d = np.clip((d - lo) / max(hi - lo, 1e-12), 0, 1)
     ys, xs = np.nonzero(m)
-    size = max(ys.ptp() + 1, xs.ptp() + 1)
+    size = max(int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1)
     sigma = max(1.0, sigma_frac * size)
     w = ndi.gaussian_filter(m.astype(float), sigma)
     low = ndi.gaussian_filter(np.where(m, d, 0.0), sigma) / np.maximum(w, 1e-6)

@@ -1,0 +1,86 @@
+"""Learned depth from local files only, with a tiny randomly initialised Depth Anything model
+saved inside the test (Hugging Face folder and ONNX export). Checks the plumbing, not accuracy:
+output size = input size at two sizes, ONNX = torch to 1e-4, clear errors, no download."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from medrecon.photo import PhotoOptions, reconstruct
+from medrecon.photo.learned import DepthModelError, fuse_detail, load_depth_model
+
+
+@pytest.mark.parametrize("kind", ["onnx", "hf"])
+def test_photo_learned_output_has_input_size(tiny_depth_model, kind):
+    net, folder, onnx_path = tiny_depth_model
+    model = load_depth_model(onnx_path if kind == "onnx" else folder)
+    assert model.kind == kind
+    rng = np.random.default_rng(0)
+    for h, w in [(96, 130), (150, 111)]:
+        out = model.predict((rng.random((h, w, 3)) * 255).astype(np.uint8))
+        assert out.shape == (h, w) and out.dtype == np.float32
+        assert np.all(np.isfinite(out)) and out.std() > 0
+
+
+def test_photo_onnx_matches_torch(tiny_depth_model):
+    import torch
+
+    net, folder, onnx_path = tiny_depth_model
+    model = load_depth_model(onnx_path)
+    rgb = (np.random.default_rng(1).random((120, 160, 3)) * 255).astype(np.uint8)
+    x = model.preprocess(rgb)
+    assert x.shape[2] % 14 == 0 and x.shape[3] % 14 == 0 and min(x.shape[2:]) >= 518
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x))[0].numpy()
+    got = model.run_raw(x)
+    # the export fixes the output size (a known exporter pitfall); compare at the export size
+    if got.shape != ref.shape:
+        x2 = np.random.default_rng(2).standard_normal((1, 3, 126, 168)).astype(np.float32)
+        with torch.no_grad():
+            ref = net(torch.from_numpy(x2))[0].numpy()
+        got = model.run_raw(x2)
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+    assert np.abs(ref).max() > 0.5  # a real signal, not zeros
+
+
+def test_photo_learned_pipeline_fuses_detail(tiny_depth_model, photo_scene):
+    net, folder, onnx_path = tiny_depth_model
+    rgb, sh = photo_scene("sphere", 128)
+    base = reconstruct(rgb, options=PhotoOptions(geometry_px=128, previews=False))
+    fused = reconstruct(rgb, options=PhotoOptions(geometry_px=128, depth_model=str(onnx_path), previews=False))
+    assert fused.qa["watertight"] and fused.qa["winding_consistent"]
+    d = fused.grid_front - base.grid_front
+    assert np.abs(d).max() > 0  # the model changed the surface...
+    assert np.abs(d).max() <= 0.7 * base.grid_front.max()  # ...as detail, not a new shape
+    assert np.all(fused.grid_front[~fused.grid_mask] == 0)
+
+
+def test_photo_fuse_detail_keeps_outline():
+    m = np.zeros((50, 50), bool)
+    m[10:40, 10:40] = True
+    base = np.where(m, 5.0, 0.0)
+    out = fuse_detail(base, np.random.default_rng(0).random((50, 50)), m)
+    assert np.all(out[~m] == 0) and np.all(out[m] > 0)
+
+
+def test_photo_learned_errors(tmp_path):
+    with pytest.raises(DepthModelError, match="nothing is downloaded"):
+        load_depth_model("depth-anything/Depth-Anything-V2-Small-hf")
+    (tmp_path / "x.onnx").write_bytes(b"garbage")
+    with pytest.raises(DepthModelError, match="not a loadable ONNX"):
+        load_depth_model(tmp_path / "x.onnx")
+    (tmp_path / "w.pth").write_bytes(b"garbage")
+    with pytest.raises(DepthModelError, match=".onnx"):
+        load_depth_model(tmp_path / "w.pth")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DepthModelError, match="config.json"):
+        load_depth_model(tmp_path / "empty")
+    bad = tmp_path / "bert"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1,
+                                                 "num_attention_heads": 1, "intermediate_size": 8}))
+    with pytest.raises(DepthModelError):
+        load_depth_model(bad)
