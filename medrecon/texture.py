@@ -42,7 +42,7 @@ from medrecon.orientation import gltf_to_lps_points, lps_to_gltf_points
 
 __all__ = [
     "PBRMaterial", "TexturedMesh", "view_to_lps", "lps_to_view", "vertex_normals_unit",
-    "sample_texture", "to_surface_model", "glb_bytes", "write_glb", "write_obj", "write_ply", "write_stl",
+    "sample_texture", "pad_texture", "to_surface_model", "glb_bytes", "write_glb", "write_obj", "write_ply", "write_stl",
     "png_bytes", "read_glb_json",
 ]
 
@@ -193,6 +193,24 @@ def sample_texture(mesh: TexturedMesh) -> np.ndarray:
          + tex[y1, x0] * (1 - fx) * fy + tex[y1, x1] * fx * fy)
     c = c * np.asarray(mesh.material.base_color[:3], np.float32)
     return np.clip(np.round(c), 0, 255).astype(np.uint8)
+
+
+def pad_texture(image: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Texture with every unused pixel set to the colour of the nearest used one.
+
+    Bilinear sampling and mipmaps near the edge of a UV island otherwise mix in the unused
+    colour (a halo of background along the outline). ``used`` is (H, W) bool at the image's size.
+    """
+    from scipy import ndimage as ndi
+
+    img = np.asarray(image)
+    used = np.asarray(used, bool)
+    if used.shape != img.shape[:2]:
+        raise MeshError(f"pad_texture: mask {used.shape} does not match the image {img.shape[:2]}")
+    if used.all() or not used.any():
+        return img.copy()
+    _, (ri, ci) = ndi.distance_transform_edt(~used, return_indices=True)
+    return img[ri, ci]
 
 
 def to_surface_model(mesh: TexturedMesh, color: Sequence[float] | None = None):

@@ -27,7 +27,7 @@ import numpy as np
 
 from medrecon.errors import MeshError
 
-__all__ = ["GridMesh", "build_closed_mesh", "decimate_closed", "edge_check", "uv_from_xy"]
+__all__ = ["GridMesh", "build_closed_mesh", "decimate_closed", "edge_check", "smooth_rim", "uv_from_xy"]
 
 
 @dataclass
@@ -48,7 +48,7 @@ def uv_from_xy(xy: np.ndarray, width_mm: float, height_mm: float) -> np.ndarray:
 
 
 def build_closed_mesh(mask: np.ndarray, front: np.ndarray, back: np.ndarray | None = None,
-                      pixel_mm: float = 1.0) -> GridMesh:
+                      pixel_mm: float = 1.0, smooth_rim_iterations: int = 8) -> GridMesh:
     """Closed mesh of the solid ``-back <= z <= front`` over ``mask``.
 
     Parameters
@@ -56,6 +56,7 @@ def build_closed_mesh(mask: np.ndarray, front: np.ndarray, back: np.ndarray | No
     mask : (H, W) bool, without corner-only contacts
     front, back : (H, W) heights in pixels, > 0 inside the mask (``back`` defaults to ``front``)
     pixel_mm : float, size of one grid pixel in mm (heights are scaled by the same factor)
+    smooth_rim_iterations : int, Taubin steps on the outline (0: keep the pixel staircase)
 
     Returns
     -------
@@ -124,15 +125,49 @@ def build_closed_mesh(mask: np.ndarray, front: np.ndarray, back: np.ndarray | No
     tris.append(np.column_stack([ids(a, s), ids(d, s), ids(b_, s)]))
     tris.append(np.column_stack([ids(b_, s), ids(d, s), ids(e, s)]))
     front_f = np.concatenate(tris)
-    back_f = bid.ravel()[0:0]  # placeholder for type
-    remap = np.empty(nf, np.int64)
-    remap[:] = fid[ci, cj]
     # front id -> back id (interior corners map to their back copy, boundary corners to themselves)
     f2b = bid[ci, cj]
     back_f = f2b[front_f][:, ::-1]
     faces = np.concatenate([front_f, back_f])
+    rim = np.zeros(len(verts), bool)
+    rim[:nf] = ~interior[ci, cj]
+    if smooth_rim_iterations > 0:
+        verts = smooth_rim(verts, front_f, rim, smooth_rim_iterations)
     uv = uv_from_xy(verts[:, :2], W * pixel_mm, H * pixel_mm)
     return GridMesh(verts, faces, uv, len(front_f))
+
+
+def smooth_rim(vertices: np.ndarray, front_faces: np.ndarray, rim: np.ndarray, iterations: int = 8) -> np.ndarray:
+    """Taubin-smooth the outline (x and y of the rim vertices, along the outline only).
+
+    The rim follows pixel edges (a staircase); smoothing it along itself, with Taubin's
+    shrink-free lambda/mu steps, rounds the silhouette without changing the topology. Rim
+    vertices move by at most half a grid pixel, so they never cross their interior neighbours.
+    """
+    f = np.asarray(front_faces, np.int64)
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    e = e[rim[e[:, 0]] & rim[e[:, 1]]]
+    if len(e) == 0:
+        return vertices
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    v = np.asarray(vertices, np.float64).copy()
+    start = v[:, :2].copy()
+    deg = np.bincount(e.ravel(), minlength=len(v)).astype(float)
+    ok = deg > 0
+    step = float(np.median(np.linalg.norm(v[e[:, 0], :2] - v[e[:, 1], :2], axis=1)))
+    for _ in range(int(iterations)):
+        for lam in (0.5, -0.53):
+            acc = np.zeros((len(v), 2))
+            np.add.at(acc, e[:, 0], v[e[:, 1], :2])
+            np.add.at(acc, e[:, 1], v[e[:, 0], :2])
+            mean = acc[ok] / deg[ok, None]
+            v[ok, :2] += lam * (mean - v[ok, :2])
+    d = v[:, :2] - start  # at most half a grid pixel (a 2x-grid step) from the pixel edge
+    n = np.linalg.norm(d, axis=1)
+    lim = 1.0 * step
+    far = n > lim
+    v[far, :2] = start[far] + d[far] * (lim / n[far])[:, None]
+    return v
 
 
 def edge_check(faces: np.ndarray) -> tuple[bool, bool]:

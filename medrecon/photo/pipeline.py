@@ -43,7 +43,8 @@ from medrecon.photo import depth as D
 from medrecon.photo.image import load_image, load_mask_file
 from medrecon.photo.mask import clean_mask, foreground_mask
 from medrecon.photo.mesh import build_closed_mesh, decimate_closed, edge_check, uv_from_xy
-from medrecon.texture import PBRMaterial, TexturedMesh, png_bytes, view_to_lps, write_glb, write_obj, write_ply, write_stl
+from medrecon.texture import (PBRMaterial, TexturedMesh, pad_texture, png_bytes, view_to_lps, write_glb, write_obj,
+                              write_ply, write_stl)
 
 __all__ = ["PhotoOptions", "PhotoResult", "reconstruct", "run_photo", "METHODS"]
 
@@ -116,8 +117,9 @@ class PhotoResult:
 
 
 def _tick(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    """Report ``photo`` then ``photo <stage>``: one bar whose text names the stage."""
     if progress is not None:
-        progress(stage, done, total)
+        progress("photo" if done == 0 else f"photo {stage}", done, total)
 
 
 def _grid_scale(n_mask: int, shape: tuple[int, int], faces: int, geometry_px: int | None) -> float:
@@ -225,6 +227,9 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
     if max(H, W) > opts.texture_px:
         k = opts.texture_px / max(H, W)
         tex = _resize(rgb, max(1, int(round(W * k))), max(1, int(round(H * k))), cv2.INTER_AREA)
+    th, tw = tex.shape[:2]
+    tmask = mask if (th, tw) == (H, W) else _resize(mask.astype(np.uint8), tw, th, cv2.INTER_NEAREST).astype(bool)
+    tex = pad_texture(tex, tmask)  # no background halo along the outline
     mesh = TexturedMesh("model", view_to_lps(v), f, uv, tex,
                         PBRMaterial(name="photo", metallic=0.0, roughness=0.9),
                         extras={"frame": "LPS mm from view frame (x right, y up, z toward the camera)",
