@@ -197,7 +197,8 @@ def _local_cluster(n_cpu: int, gpus: list[int], memory_limit, dashboard: bool):
         workers[f"gpu-{g}"] = {"cls": Nanny, "options": {"nthreads": 1, "memory_limit": mem, "resources": {"GPU": 1},
                                                          "env": {"CUDA_VISIBLE_DEVICES": str(g)},
                                                          "silence_logs": quiet, "host": "127.0.0.1"}}
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":8787" if dashboard else None,
+    # without the dashboard the scheduler still serves a few HTTP routes: on a free port, not 8787
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":8787" if dashboard else ":0",
                                                "host": "127.0.0.1"}}
     if not dashboard:
         scheduler["options"]["dashboard"] = False
@@ -406,7 +407,8 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
         # Tag CPU tasks only when GPU workers exist (an untagged task could land on one). Tags
         # switch off the scheduler's own queuing, so the driver caps the studies in flight: a
         # worker then holds one study at a time and a worker death blames only that study.
-        cpu_res = {"CPU": 1} if has_gpu else None
+        has_cpu_tag = any("CPU" in (w.get("resources") or {}) for w in winfo.values())
+        cpu_res = {"CPU": 1} if has_gpu and has_cpu_tag else None
         gpu_res = {"GPU": 1} if has_gpu else None
         n_gpu_workers = sum(1 for w in winfo.values() if "GPU" in (w.get("resources") or {}))
         cpu_threads = sum(int(w.get("nthreads", 1)) for w in winfo.values()

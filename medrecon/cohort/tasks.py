@@ -220,7 +220,10 @@ def segment_stage(job: dict, loaded: dict) -> dict:
     """GPU stage: run the recipe's MONAI bundle on the decoded volume (network cached per worker)."""
     if loaded.get("status") == "failed":
         return loaded
-    from medrecon.segment.monai import segment_volume
+    try:
+        from medrecon.segment.ai import segment_volume
+    except ImportError:  # before the house refactor
+        from medrecon.segment.monai import segment_volume
 
     _event(job, "start", "segment")
     _cached_load_bundle()
@@ -243,7 +246,11 @@ def mesh_stage(job: dict, seg: dict) -> dict:
     if seg.get("status") == "failed":
         return seg
     from medrecon.io.atomic import atomic_write_text
-    from medrecon.io.writers import save_volume
+
+    try:
+        from medrecon.io.volumes import save_volume
+    except ImportError:  # before the house refactor
+        from medrecon.io.writers import save_volume
 
     _event(job, "start", "mesh")
     t0 = time.perf_counter()
