@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from medrecon.io.dicom_write import write_dicom_series  # noqa: E402
+from medrecon.io.dicom.write import write_dicom_series  # noqa: E402
 from medrecon.phantoms import grid_affine  # noqa: E402
 from medrecon.volume import Volume  # noqa: E402
 
@@ -138,7 +138,7 @@ def main() -> None:
             from medrecon.demo import run_demo
 
             t = time.perf_counter()
-            res = run_demo(tmp / "demo", console=None)
+            res = run_demo(tmp / "demo")
             demo = (time.perf_counter() - t, res["bone"].report["timings_s"], res["bone"].models[0].n_triangles)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

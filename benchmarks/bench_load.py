@@ -55,7 +55,7 @@ def phantom(n_slices: int, size: int, seed: int = 0) -> Volume:
 
 def write_series(vol: Volume, folder: Path, syntax: str) -> None:
     try:
-        from medrecon.io.dicom_write import write_dicom_series
+        from medrecon.io.dicom.write import write_dicom_series
     except ImportError:  # pragma: no cover - the surface owner's writer is missing
         write_dicom_series = None
     if write_dicom_series is not None:

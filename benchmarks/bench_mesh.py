@@ -136,7 +136,7 @@ def cached_ct(quick: bool) -> tuple[Path, Path]:
 
 # =========================================================================== the three methods
 def run_medrecon(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reduction: float, smoothing: float) -> dict:
-    from medrecon.io.mesh_writers import write_models
+    from medrecon.io.meshes import write_models
     from medrecon.surface import build_surfaces
     from medrecon.volume import Volume
 
@@ -149,7 +149,7 @@ def run_medrecon(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reducti
 def run_medrecon_no_qa(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reduction: float,
                        smoothing: float) -> dict:
     """medrecon without the QA figures (to show what QA costs)."""
-    from medrecon.io.mesh_writers import write_models
+    from medrecon.io.meshes import write_models
     from medrecon.surface import build_surfaces
     from medrecon.volume import Volume
 
@@ -162,7 +162,7 @@ def run_medrecon_no_qa(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, r
 def run_medrecon_decimate_first(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reduction: float,
                                 smoothing: float) -> dict:
     """medrecon with Slicer's order: decimate the staircase first, then smooth the small mesh."""
-    from medrecon.io.mesh_writers import write_models
+    from medrecon.io.meshes import write_models
     from medrecon.surface import build_surfaces
     from medrecon.volume import Volume
 
@@ -285,7 +285,7 @@ def run_monai_deploy(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, red
 
 def _warm_imports(method: str) -> None:
     if method.startswith("medrecon"):
-        import medrecon.io.mesh_writers  # noqa: F401
+        import medrecon.io.meshes  # noqa: F401
         import medrecon.surface.mesher  # noqa: F401
     elif method == "slicer-chain":
         import vtkmodules.vtkFiltersCore  # noqa: F401
@@ -361,6 +361,7 @@ def spawn(method: str, python: str, npy: Path, aff: Path, outdir: Path, reductio
 # =========================================================================== accuracy phantoms
 def accuracy_inputs(tmp: Path) -> list[tuple[str, object, Path, Path, float]]:
     from medrecon import phantoms as P
+    from medrecon.surface.qa import surface_error
 
     cases = [("torus 0.8 mm", P.Torus((0.6, -1.1, 0.9), 25.0, 8.0, (30.0, 15.0, 0.0)), (0.8, 0.8, 0.8), 34.0),
              ("ellipsoid shell 0.8 mm", P.EllipsoidShell((-1.2, 0.7, 2.3), (32.0, 26.0, 20.0), (24.0, 18.0, 12.0),
@@ -415,6 +416,7 @@ def main() -> None:
     from rich.table import Table
 
     from medrecon import phantoms as P
+    from medrecon.surface.qa import surface_error
 
     con = Console(width=150)
     con.print(f"[bold]bench_mesh[/]  {platform.node()}  {platform.processor() or platform.machine()}  "
@@ -455,7 +457,7 @@ def main() -> None:
                     if "error" in r:
                         row[m] = {"error": r["error"]}
                         continue
-                    err = P.surface_error(np.load(vf), shape)
+                    err = surface_error(np.load(vf), shape)
                     row[m] = {"mean_mm": err["mean"], "max_mm": err["max"], "bias_mm": err["bias"],
                               "triangles": r["triangles"]}
                 results["accuracy"].append(row)

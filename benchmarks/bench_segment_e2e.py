@@ -4,7 +4,7 @@
    and equal to the CPU result after 2 mm resampling (eager and ``torch.compile``).
 2. A wholeBody_ct_segmentation-style bundle written here (SegResNet, 105 channels, RAS, 1.5 mm,
    NormalizeIntensity + ScaleIntensity, 96^3 gaussian windows, random weights) run through
-   :func:`medrecon.segment.monai.segment_volume` on a 512 x 512 x 300 CT-like volume at
+   :func:`medrecon.segment.ai.segment_volume` on a 512 x 512 x 300 CT-like volume at
    0.8 x 0.8 x 1.5 mm: the whole call (preprocessing on the CPU, inference, resampling back),
    eager and compiled.
 
@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from medrecon.segment.monai import segment_volume  # noqa: E402
+from medrecon.segment.ai import segment_volume  # noqa: E402
 from medrecon.volume import Volume  # noqa: E402
 
 

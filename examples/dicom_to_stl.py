@@ -15,7 +15,8 @@ from pathlib import Path
 from rich.console import Console
 
 import medrecon
-from medrecon.io.mesh_writers import write_models
+from medrecon.cli_display import StageProgress
+from medrecon.io.meshes import write_models
 from medrecon.pipeline import MeshConfig, run_mesh
 from medrecon.segment.presets import apply_preset
 from medrecon.surface import build_surfaces
@@ -32,7 +33,7 @@ def main() -> None:
 
     src = args.dicom
     if src is None:
-        from medrecon.io.dicom_write import write_dicom_series
+        from medrecon.io.dicom.write import write_dicom_series
         from medrecon.phantoms import head_ct_phantom
 
         src = Path(tempfile.mkdtemp(prefix="medrecon_phantom_")) / "dicom"
@@ -51,8 +52,9 @@ def main() -> None:
     console.print(f"wrote {[str(f) for f in files]}")
 
     # 2. the same in one call, with report.json, previews and a viewer page
-    result = run_mesh(MeshConfig(input=str(src), outdir=str(out / "pipeline"), preset=args.preset,
-                                 formats=["stl", "3mf"]), console=console)
+    with StageProgress(console) as bar:  # draws the library's progress(stage, done, total) calls
+        result = run_mesh(MeshConfig(input=str(src), outdir=str(out / "pipeline"), preset=args.preset,
+                                     formats=["stl", "3mf"]), progress=bar)
     console.print(f"report: {result.report_path}")
 
 

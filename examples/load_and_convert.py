@@ -22,14 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import medrecon  # noqa: E402
 from medrecon.io.convert import to_sitk, to_vtk_image  # noqa: E402
 from medrecon.io.loader import describe_series  # noqa: E402
-from medrecon.io.writers import save_volume  # noqa: E402
+from medrecon.io.volumes import save_volume  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct_head_ge_gantry_tilt_variable_spacing" / "dicom"
 
 
 def synthetic_series(folder: Path) -> Path:
     """A 16-slice oblique CT phantom written as DICOM (used when no real data are around)."""
-    from medrecon.io.dicom_write import write_dicom_series
+    from medrecon.io.dicom.write import write_dicom_series
     from medrecon.volume import Volume
 
     z, y, x = np.mgrid[-1:1:32j, -1:1:48j, -1:1:16j]

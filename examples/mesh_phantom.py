@@ -21,7 +21,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from medrecon import phantoms as P
-from medrecon.io.mesh_writers import write_models
+
+from medrecon.surface.qa import surface_error
+from medrecon.io.meshes import write_models
 from medrecon.surface import build_surfaces
 from medrecon.volume import Volume
 
@@ -65,7 +67,7 @@ def main(outdir: Path) -> None:
         t.add_column(col, justify="right")
     for m in models:
         shape = shapes[m.label]
-        err = P.surface_error(m.vertices, shape)
+        err = surface_error(m.vertices, shape)
         qa = m.qa
         t.add_row(m.name, f"{qa['triangles']:,}", str(qa["watertight"]), str(qa["manifold"]),
                   str(qa["euler_characteristic"]), f"{err['mean']:.3f}", f"{err['mean'] / min(spacing):.3f}",

@@ -84,16 +84,16 @@ def main() -> None:
     out = Path(a.outdir)
     out.mkdir(parents=True, exist_ok=True)
 
-    from medrecon.io.writers import save_volume
+    from medrecon.io.volumes import save_volume
     from medrecon.segment.labels import write_slicer_ctbl
 
     if a.totalseg:
-        from medrecon.segment.imports import import_totalsegmentator
+        from medrecon.io.labelmaps import import_totalsegmentator
 
         labelmap, labels = import_totalsegmentator(a.totalseg)
         console.print(f"imported {len(labels)} named structures from {a.totalseg}")
     else:
-        from medrecon.segment.monai import segment_volume
+        from medrecon.segment.ai import segment_volume
 
         if a.input:
             volume = medrecon.load(a.input)
@@ -115,7 +115,7 @@ def main() -> None:
 
     # one named, coloured mesh per structure (the surface owner's mesher), if it is installed
     try:
-        from medrecon.io.mesh_writers import write_models
+        from medrecon.io.meshes import write_models
         from medrecon.surface import build_surfaces
     except ImportError:
         console.print("meshing skipped (medrecon.surface not available)")

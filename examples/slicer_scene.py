@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from medrecon.io.mesh_writers import write_models
+from medrecon.io.meshes import write_models
 from medrecon.io.nifti import read_nifti
 from medrecon.io.slicer import write_scene, write_seg_nrrd, write_volume_nrrd
 from medrecon.segment.labels import load_label_table, select_structures

@@ -40,7 +40,7 @@ def info(
 ) -> None:
     """List every series found: modality, size, spacing, orientation, files, warnings."""
     from medrecon.io.loader import describe_series
-    from medrecon.viz.tables import common_warnings, series_table
+    from medrecon.cli_display import common_warnings, series_table
 
     src = [str(p) for p in path] if len(path) > 1 else str(path[0])
     with err_console.status("reading headers...", spinner="dots"):
@@ -66,7 +66,7 @@ def convert(
 ) -> None:
     """Convert one series to NIfTI (RAS affine), NRRD (LPS) or MetaImage (.mha)."""
     from medrecon.io.loader import load
-    from medrecon.io.writers import save_volume
+    from medrecon.io.volumes import save_volume
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -83,6 +83,13 @@ def convert(
                   soft_wrap=True, highlight=False)
 
 
+def _mesh_default(name: str):
+    """A ``mesh`` option's default, read from the one place it is defined (``MeshConfig``)."""
+    from medrecon.pipeline import MeshConfig
+
+    return MeshConfig.model_fields[name].get_default(call_default_factory=True)
+
+
 @app.command()
 def mesh(
     ctx: typer.Context,
@@ -94,12 +101,12 @@ def mesh(
     label_table: Optional[str] = typer.Option(None, "--label-table", help="Label table: built-in name, Slicer .ctbl/.txt, CSV or JSON."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="MONAI bundle folder to segment with."),
     group: Optional[str] = typer.Option(None, "--group", help="Structure group from the label table, e.g. bones."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda:N (with --bundle)."),
+    device: str = typer.Option(_mesh_default("device"), "--device", help="auto, cpu or cuda:N (with --bundle)."),
     structures: Optional[str] = typer.Option(None, "--structures", help="Comma-separated structure names."),
-    formats: str = typer.Option("stl", "--formats", help="Comma list of stl,obj,ply,vtp,glb,3mf."),
-    smoothing: float = typer.Option(0.5, "--smoothing", help="Slicer smoothing factor 0..1."),
-    reduction: float = typer.Option(0.0, "--reduction", help="Decimation: fraction of triangles removed."),
-    space: str = typer.Option("LPS", "--space", help="Coordinate space of written meshes: LPS or RAS."),
+    formats: str = typer.Option(",".join(_mesh_default("formats")), "--formats", help="Comma list of stl,obj,ply,vtp,glb,3mf."),
+    smoothing: float = typer.Option(_mesh_default("smoothing"), "--smoothing", help="Slicer smoothing factor 0..1."),
+    reduction: float = typer.Option(_mesh_default("reduction"), "--reduction", help="Decimation: fraction of triangles removed."),
+    space: str = typer.Option(_mesh_default("space"), "--space", help="Coordinate space of written meshes: LPS or RAS."),
     min_component_mm3: Optional[float] = typer.Option(None, "--min-component-mm3", help="Drop components smaller than this (mm3)."),
     largest: bool = typer.Option(False, "--largest", help="Keep only the largest connected component."),
     joint: bool = typer.Option(False, "--joint", help="Joint multi-label meshing (surface nets, shared boundaries)."),
@@ -128,14 +135,16 @@ def mesh(
         min_component_mm3=min_component_mm3, largest=largest, joint=joint,
         keep_volume=keep_volume, series=series, slicer=slicer, preview=not no_preview,
     )
-    result = run_mesh(cfg, console=console)
+    from medrecon.cli_display import StageProgress, print_warnings
+
+    with StageProgress(console) as bar:
+        result = run_mesh(cfg, progress=bar)
     for m in result.models:
         qa = m.qa or {}
         console.print(f"  {m.name}: {m.n_triangles} triangles, watertight={qa.get('watertight', '?')}, "
                       f"volume {qa.get('mesh_volume_mm3', float('nan')):.0f} mm3 "
                       f"({qa.get('volume_diff_pct', float('nan')):+.2f}% vs voxels)", highlight=False)
-    for w in result.volume.meta.get("warnings", []):
-        err_console.print(f"[yellow]warning:[/] {w}")
+    print_warnings(err_console, result.warnings)
     console.print(f"[green]done[/]: {len(result.files)} files in {outdir} (report: {result.report_path})")
 
 
@@ -144,9 +153,15 @@ def demo(
     outdir: Path = typer.Option(Path("medrecon-demo"), "-o", "--outdir", help="Output folder."),
 ) -> None:
     """Write a synthetic CT phantom as a DICOM series, mesh it, and say where the models are."""
+    import time
+
+    from medrecon.cli_display import StageProgress, demo_summary
     from medrecon.demo import run_demo
 
-    run_demo(outdir, console=console)
+    t0 = time.perf_counter()
+    with StageProgress(console) as bar:
+        results = run_demo(outdir, progress=bar, log=lambda msg: console.print(msg, soft_wrap=True, highlight=False))
+    demo_summary(console, results, outdir, time.perf_counter() - t0)
 
 
 @app.command()
@@ -158,10 +173,14 @@ def segment(
     series: Optional[str] = typer.Option(None, "--series", help="Series when the input holds several."),
 ) -> None:
     """Run a local MONAI bundle and write its label map on the input's own grid."""
-    from medrecon.segment.monai import segment_to_file
+    from medrecon.cli_display import StageProgress
+    from medrecon.segment.ai import segment_to_file
 
-    out = segment_to_file(str(input), str(output), bundle=str(bundle), device=device, series=series, console=console)
-    console.print(f"wrote {out}")
+    with StageProgress(console, transient=True) as bar:
+        res = segment_to_file(str(input), str(output), bundle=str(bundle), device=device, series=series, progress=bar)
+    console.print(f"{len(res.found)} of {len(res.labels)} structures found "
+                  f"({res.labelmap.meta.get('description', '')})", soft_wrap=True, highlight=False)
+    console.print(f"wrote {res.path}")
 
 
 @app.command()

@@ -21,7 +21,7 @@ from medrecon.version import __version__, generator
 from medrecon.volume import Volume
 
 __all__ = ["provenance_record", "gltf_asset", "jsonable", "input_fingerprint", "path_token",
-           "file_sha256", "utc_now"]
+           "file_sha256", "utc_now", "spec_name"]
 
 
 def jsonable(x: Any) -> Any:
@@ -56,6 +56,15 @@ def path_token(p: str | os.PathLike | None) -> str | None:
     if p is None:
         return None
     return "sha256:" + hashlib.sha256(str(Path(p).resolve()).encode()).hexdigest()[:16]
+
+
+def spec_name(spec: str | os.PathLike | None) -> str | None:
+    """How a setting that may be a file is recorded: a file's base name, else the text as given
+    (a built-in name such as ``ct-bone``)."""
+    if spec is None:
+        return None
+    p = Path(spec)
+    return p.name if p.exists() else str(spec)
 
 
 def input_fingerprint(volume: Volume) -> dict[str, Any]:

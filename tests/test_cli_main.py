@@ -31,7 +31,7 @@ def test_debug_anywhere_shows_traceback(tmp_path):
 
 
 def test_folder_level_warning_printed_once():
-    from medrecon.viz.tables import common_warnings, series_table
+    from medrecon.cli_display import common_warnings, series_table
 
     rows = [{"index": 1, "warnings": ["3 non-DICOM file(s) ignored", "gantry tilt 12 deg"]},
             {"index": 2, "warnings": ["3 non-DICOM file(s) ignored"]}]

@@ -10,7 +10,7 @@ import trimesh
 
 from conftest import shared_path
 from medrecon import phantoms as P
-from medrecon.io.dicom_write import write_dicom_series
+from medrecon.io.dicom.write import write_dicom_series
 
 
 def _run(*args, cwd=None):

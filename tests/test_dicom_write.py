@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from medrecon.errors import MedreconError
-from medrecon.io.dicom_write import TRANSFER_SYNTAXES, rescale_for, write_dicom_series
+from medrecon.io.dicom.write import TRANSFER_SYNTAXES, rescale_for, write_dicom_series
 from medrecon.phantoms import grid_affine, rotation_matrix
 from medrecon.volume import Volume
 

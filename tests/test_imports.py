@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from medrecon.errors import ConfigError, InputError
-from medrecon.segment.imports import import_nnunet, import_totalsegmentator, read_embedded_label_table
+from medrecon.io.labelmaps import import_nnunet, import_totalsegmentator, read_embedded_label_table
 from tests.conftest import shared_path
 
 pytestmark = pytest.mark.realdata

@@ -349,7 +349,7 @@ def test_inputs_never_modified(tmp_path):
 # --- round trip with the project's own DICOM writer (every lossless syntax it offers) --------------
 @pytest.mark.parametrize("syntax", ["explicit", "implicit", "deflated", "rle", "jpeg2000", "jpegls", "jpeg-lossless"])
 def test_round_trip_with_dicom_writer(tmp_path, syntax):
-    dw = pytest.importorskip("medrecon.io.dicom_write")
+    dw = pytest.importorskip("medrecon.io.dicom.write")
     from medrecon.volume import Volume
 
     th = np.deg2rad(12)

@@ -15,7 +15,7 @@ from medrecon.io.convert import from_nibabel, from_sitk, from_vtk_image, to_niba
 from medrecon.io.loader import describe_series, load
 from medrecon.io.nifti import read_nifti, write_nifti
 from medrecon.io.nrrd import read_nrrd, write_nrrd
-from medrecon.io.writers import save_volume
+from medrecon.io.volumes import save_volume
 from medrecon.volume import Volume
 
 

@@ -11,8 +11,8 @@ import pytest
 import trimesh
 
 from medrecon.errors import MeshError
-from medrecon.io.mesh_writers import LPS_TO_GLTF, safe_filename, write_models
-from medrecon.surface.model import SurfaceModel
+from medrecon.io.meshes import LPS_TO_GLTF, safe_filename, write_models
+from medrecon.mesh import SurfaceModel
 
 PROV = {"medrecon_version": "0.1.0", "config": {"smoothing": 0.5, "preset": "ct-bone"},
         "input_sha256": "ab" * 32}

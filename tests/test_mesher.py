@@ -12,6 +12,8 @@ import pytest
 import trimesh
 
 from medrecon import phantoms as P
+
+from medrecon.surface.qa import surface_error
 from medrecon.errors import MedreconError, MeshError
 from medrecon.surface import build_surfaces, mesh_mask
 from medrecon.surface.mesher import smoothing_parameters
@@ -71,7 +73,7 @@ def test_accuracy_on_analytic_phantoms(maps, shape_name, grid):
     shape = SHAPES[shape_name]
     spacing, _ = GRIDS[grid]
     (m,) = build_surfaces(maps[shape_name, grid], None)  # defaults: smoothing 0.5, no decimation
-    err = P.surface_error(m.vertices, shape)
+    err = surface_error(m.vertices, shape)
     assert err["mean"] <= 0.1 * min(spacing), err
     tm = m.to_trimesh()
     assert tm.is_watertight and tm.is_winding_consistent
@@ -97,7 +99,7 @@ def test_mirrored_affine_keeps_outward_normals():
     vol = rasterise(sph, (0.8, 0.9, 1.1), mirror)
     assert np.linalg.det(vol.affine[:3, :3]) < 0
     (m,) = build_surfaces(vol, None)
-    assert P.surface_error(m.vertices, sph)["mean"] <= 0.08
+    assert surface_error(m.vertices, sph)["mean"] <= 0.08
     radial = m.vertices[m.faces].mean(1) - np.asarray(sph.center)
     assert np.all(np.einsum("ij,ij->i", face_normals(m.vertices, m.faces), radial) > 0)
     assert m.to_trimesh().volume > 0
@@ -182,7 +184,7 @@ def test_keep_volume_restores_the_pre_smoothing_volume():
     assert v2 == pytest.approx(v0, rel=1e-3)
     assert kept.qa["watertight"]
     # and the surface gets closer to the truth, not farther
-    assert P.surface_error(kept.vertices, SHAPES["torus"])["bias"] > P.surface_error(shrunk.vertices, SHAPES["torus"])["bias"]
+    assert surface_error(kept.vertices, SHAPES["torus"])["bias"] > surface_error(shrunk.vertices, SHAPES["torus"])["bias"]
 
 
 def test_decimation_reduces_triangles_and_stays_closed(maps):
@@ -192,7 +194,7 @@ def test_decimation_reduces_triangles_and_stays_closed(maps):
     ratio = dec.n_triangles / full.n_triangles
     assert 0.15 <= ratio <= 0.25
     assert dec.qa["watertight"] and dec.qa["manifold"]
-    assert P.surface_error(dec.vertices, SHAPES["sphere"])["mean"] <= 0.1 * 0.9
+    assert surface_error(dec.vertices, SHAPES["sphere"])["mean"] <= 0.1 * 0.9
     assert dec.to_trimesh().volume == pytest.approx(SHAPES["sphere"].volume_mm3, rel=0.01)
 
 
@@ -200,7 +202,7 @@ def test_mesh_mask_single_binary_mask():
     vol = rasterise(SHAPES["sphere"], (1.0, 1.0, 1.0))
     m = mesh_mask(vol.array.astype(bool), vol.affine, name="ball", color=(1, 0, 0), label=7)
     assert (m.name, m.label, m.color) == ("ball", 7, (1.0, 0.0, 0.0))
-    assert P.surface_error(m.vertices, SHAPES["sphere"])["mean"] <= 0.1
+    assert surface_error(m.vertices, SHAPES["sphere"])["mean"] <= 0.1
     assert m.qa["watertight"]
 
 
@@ -334,7 +336,7 @@ def test_parallel_labels_give_the_same_meshes_as_serial():
 def test_slicer_order_decimate_first_still_closed(maps):
     (m,) = build_surfaces(maps["shell", "oblique"], None, reduction=0.5, decimate_first=True)
     assert m.qa["watertight"] and m.qa["manifold"]
-    assert P.surface_error(m.vertices, SHAPES["shell"])["mean"] <= 0.15 * 0.9
+    assert surface_error(m.vertices, SHAPES["shell"])["mean"] <= 0.15 * 0.9
 
 
 @pytest.mark.parametrize("maker, spacing, rotation", [
@@ -343,7 +345,7 @@ def test_slicer_order_decimate_first_still_closed(maps):
 ])
 def test_phantom_through_dicom_roundtrip(tmp_path, maker, spacing, rotation):
     """Analytic CT phantom (partial volume) -> DICOM series -> loader -> threshold -> mesh."""
-    from medrecon.io.dicom_write import write_dicom_series
+    from medrecon.io.dicom.write import write_dicom_series
     from medrecon.io.loader import load
 
     ph = maker(spacing=spacing, rotation=rotation)
@@ -351,7 +353,7 @@ def test_phantom_through_dicom_roundtrip(tmp_path, maker, spacing, rotation):
     ct = load(tmp_path / "dcm")
     mask = (ct.array >= ph.midpoint).astype(np.uint8)  # threshold half-way between the two HU levels
     (m,) = build_surfaces(ct.with_array(mask), None)
-    err = P.surface_error(m.vertices, ph.shape)
+    err = surface_error(m.vertices, ph.shape)
     assert err["mean"] <= 0.1 * min(spacing), err
     assert m.to_trimesh().volume == pytest.approx(ph.shape.volume_mm3, rel=0.01)
     assert m.qa["watertight"] and m.qa["manifold"]

@@ -16,7 +16,7 @@ import torch
 from scipy import ndimage
 
 from medrecon.errors import BundleError, MedreconError
-from medrecon.segment.monai import segment_volume
+from medrecon.segment.ai import segment_volume
 from medrecon.volume import Volume
 from tests.conftest import shared_path
 

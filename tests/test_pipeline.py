@@ -11,9 +11,11 @@ import trimesh
 
 from conftest import shared_path
 from medrecon import phantoms as P
+from medrecon.surface.qa import surface_error
 from medrecon.errors import ConfigError, InputError, SegmentationError
-from medrecon.io.dicom_write import write_dicom_series
-from medrecon.pipeline import MeshConfig, labelmap_on_grid, run_mesh
+from medrecon.io.dicom.write import write_dicom_series
+from medrecon.labelmap import labelmap_on_grid
+from medrecon.pipeline import MeshConfig, run_mesh
 from medrecon.volume import Volume
 
 TS = ("ct_abdomen_totalsegmentator_refseg",)
@@ -77,7 +79,7 @@ def test_phantom_surface_accuracy(phantom_runs, name):
     m = res.models[0]
     # the DICOM round trip kept the (oblique, anisotropic) grid
     np.testing.assert_allclose(res.volume.affine, ph.volume.affine, atol=1e-4)
-    err = P.surface_error(m.vertices, ph.shape)
+    err = surface_error(m.vertices, ph.shape)
     assert err["mean"] <= 0.1 * float(min(ph.volume.spacing)), err
     tm = trimesh.load(res.report_path.parent / "bone.stl")
     assert tm.is_watertight and tm.is_winding_consistent
@@ -104,7 +106,7 @@ def test_report_contents(phantom_runs):
 
 
 def test_fingerprint_follows_the_pixels(tmp_path):
-    from medrecon.pipeline import input_fingerprint
+    from medrecon.provenance import input_fingerprint
 
     a = Volume(np.zeros((4, 4, 4), np.int16), np.eye(4), {})
     b = Volume(np.zeros((4, 4, 4), np.int16), np.eye(4) * 2, {})
@@ -356,7 +358,7 @@ def test_monai_bundle_source(tmp_path):
     res = run_mesh(MeshConfig(input=str(tmp_path / "dicom"), outdir=str(tmp_path / "out"), bundle=str(bundle),
                               device="cpu", preview=False))
     assert [m.name for m in res.models] == ["bone"]
-    err = P.surface_error(res.models[0].vertices, ph.shape)
+    err = surface_error(res.models[0].vertices, ph.shape)
     assert err["mean"] < 0.3   # a 200 HU cut of a 0..400 HU edge: the 50 % level, up to voxel rounding
     rep = json.loads(res.report_path.read_text())
     assert rep["segmentation"]["method"] == "bundle" and rep["segmentation"]["bundle"] == "bundle"

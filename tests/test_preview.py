@@ -9,7 +9,7 @@ import pytest
 import trimesh
 
 from medrecon.errors import MeshError, SegmentationError
-from medrecon.surface.model import SurfaceModel
+from medrecon.mesh import SurfaceModel
 from medrecon.viz.montage import qc_montage, slice_panels
 from medrecon.viz.preview import render_previews, render_views
 from medrecon.volume import Volume

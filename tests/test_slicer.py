@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from medrecon.errors import InputError, MedreconError, SegmentationError
 from medrecon.io.slicer import (LabelInfo, SlicerFormatError, parse_scene, read_seg_nrrd, write_scene,
                                 write_seg_nrrd, write_slicer_bundle, write_volume_nrrd)
-from medrecon.surface.model import SurfaceModel
+from medrecon.mesh import SurfaceModel
 from medrecon.volume import Volume
 from tests.conftest import shared_path
 
@@ -162,9 +162,9 @@ def _sphere_model(name, centre, color, label, r=6.0):
 
 def _write_stl(models, outdir):
     try:
-        from medrecon.io.mesh_writers import write_models
+        from medrecon.io.meshes import write_models
     except ImportError:  # pragma: no cover - surface owner's writer not there
-        pytest.fail("medrecon.io.mesh_writers.write_models is missing")
+        pytest.fail("medrecon.io.meshes.write_models is missing")
     return write_models(models, outdir, ["stl"])
 
 

@@ -15,7 +15,7 @@ import pytest
 import trimesh
 
 from medrecon.errors import InputError, MeshError
-from medrecon.surface.model import SurfaceModel
+from medrecon.mesh import SurfaceModel
 from medrecon.viz.html import load_mesh_file, write_viewer, write_viewer_from_files
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -225,7 +225,7 @@ def test_viewer_in_headless_chromium(tmp_path):
 
 
 def test_viewer_from_mesh_files_keeps_space_and_colour(tmp_path):
-    from medrecon.io.mesh_writers import write_models
+    from medrecon.io.meshes import write_models
 
     models = _balls()
     lps = write_models(models, tmp_path / "lps", ["stl", "ply", "vtp", "obj", "glb"])
@@ -264,7 +264,7 @@ def test_viewer_errors(tmp_path):
 
 def test_cli_view(tmp_path, capsys):
     from medrecon.cli import main
-    from medrecon.io.mesh_writers import write_models
+    from medrecon.io.meshes import write_models
 
     stls = write_models(_balls(), tmp_path, ["stl"])
     try:

@@ -17,7 +17,8 @@ import os
 import numpy as np
 
 from medrecon.errors import InputError
-from medrecon.volume import LPS_TO_RAS, Volume
+from medrecon.orientation import lps_ras_affine
+from medrecon.volume import Volume
 
 __all__ = ["to_nibabel", "from_nibabel", "to_sitk", "from_sitk", "to_vtk_image", "from_vtk_image",
            "read_itk", "write_itk"]
@@ -39,7 +40,7 @@ def to_nibabel(volume: Volume):
 def from_nibabel(img, meta: dict | None = None) -> Volume:
     """A Volume from any nibabel spatial image (its affine is RAS)."""
     data = np.asanyarray(img.dataobj)
-    return Volume(data, LPS_TO_RAS @ np.asarray(img.affine, dtype=np.float64), meta or {"source": "nibabel"})
+    return Volume(data, lps_ras_affine(img.affine), meta or {"source": "nibabel"})
 
 
 # ---- SimpleITK -------------------------------------------------------------------------------

@@ -13,22 +13,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from medrecon.errors import DicomError, InputError, SeriesSelectionError
+from medrecon.io.volumes import read_volume as _read_file
+from medrecon.io.volumes import volume_suffix as _suffix
 from medrecon.volume import Volume
 
 __all__ = ["load", "load_series", "describe_series", "SeriesInfo", "is_volume_file"]
-
-_NIFTI = (".nii", ".nii.gz", ".hdr", ".img")
-_NRRD = (".nrrd", ".nhdr")
-_ITK = (".mha", ".mhd")
-
-
-def _suffix(path: str | os.PathLike) -> str:
-    name = str(path).lower()
-    for ext in (".nii.gz", ".seg.nrrd") + _NIFTI + _NRRD + _ITK:
-        if name.endswith(ext):
-            return ext
-    return ""
-
 
 def is_volume_file(path) -> bool:
     """True for a single NIfTI / NRRD / MetaImage file (not DICOM)."""
@@ -80,23 +69,6 @@ def _file_series(path) -> list[SeriesInfo]:
         "warnings": list(vol.meta.get("warnings", [])),
     }
     return [SeriesInfo(1, desc, desc["warnings"], True, loader, vol)]
-
-
-def _read_file(path) -> Volume:
-    ext = _suffix(path)
-    if ext in _NIFTI or ext == ".nii.gz":
-        from medrecon.io.nifti import read_nifti
-
-        return read_nifti(path)
-    if ext in _NRRD or ext == ".seg.nrrd":
-        from medrecon.io.nrrd import read_nrrd
-
-        return read_nrrd(path)
-    if ext in _ITK:
-        from medrecon.io.convert import read_itk
-
-        return read_itk(path)
-    raise InputError("unknown file type", path)
 
 
 def _dicom_series(path, progress=None):

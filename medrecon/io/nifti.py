@@ -12,7 +12,8 @@ import numpy as np
 
 from medrecon.errors import InputError
 from medrecon.io.atomic import atomic_path
-from medrecon.volume import LPS_TO_RAS, Volume
+from medrecon.orientation import axis_codes, lps_ras_affine
+from medrecon.volume import Volume
 
 __all__ = ["read_nifti", "write_nifti"]
 
@@ -64,10 +65,8 @@ def read_nifti(path: str | os.PathLike) -> Volume:
             warnings.append("NIfTI has neither sform nor qform: voxel-size-only geometry assumed")
     except Exception:  # noqa: BLE001
         pass
-    lps = LPS_TO_RAS @ affine  # the flip is its own inverse
+    lps = lps_ras_affine(affine)  # the flip is its own inverse
     vol = Volume(data, lps, {"source": "nifti", "warnings": warnings})
-    from medrecon.io.dicom.geometry import axis_codes
-
     vol.meta["orientation"] = axis_codes(lps)
     vol.meta["spacing"] = [float(s) for s in vol.spacing]
     return vol

@@ -10,9 +10,11 @@
   ``vtkMRMLModelNode`` + ``vtkMRMLModelStorageNode`` (``coordinateSystem="LPS"``) +
   ``vtkMRMLModelDisplayNode`` (colour).
 
+* :func:`write_mesh_bundle`: the image, segmentation and scene of a ``mesh`` run.
+
 Geometry: our :class:`~medrecon.volume.Volume` affine already maps index to LPS mm, which is
-exactly NRRD's ``space directions`` (one column per array axis) plus ``space origin``.
-All files are written atomically.
+exactly NRRD's ``space directions`` (one column per array axis) plus ``space origin``; NRRD files
+are written by :func:`medrecon.io.nrrd.write_nrrd_file`. All files are written atomically.
 """
 from __future__ import annotations
 
@@ -26,10 +28,11 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from medrecon.errors import InputError, MedreconError, SegmentationError
-from medrecon.io.atomic import atomic_path, atomic_write_text
+from medrecon.io.atomic import atomic_write_text
+from medrecon.io.nrrd import write_nrrd_file
+from medrecon.labelmap import LabelInfo, as_labelmap, default_color
+from medrecon.orientation import space_signs
 from medrecon.volume import Volume
-
-from medrecon.segment.labels import LabelInfo
 
 #: Conversion parameters stored with the segmentation, so that Slicer's "Show 3D" builds
 #: surfaces the way medrecon does (names are Slicer's own parameter names).
@@ -58,8 +61,7 @@ def _label_fields(info: Any, value: int) -> tuple[str, tuple[float, float, float
     else:
         name, color = getattr(info, "name", None), getattr(info, "color", None)
     if color is None:
-        rng = np.random.default_rng(int(value) * 7919 + 17)
-        color = tuple(0.35 + 0.65 * rng.random(3))
+        color = default_color(str(name or ""), int(value))
     c = np.asarray(color, float).ravel()[:3]
     if c.max(initial=0) > 1.0:
         c = c / 255.0
@@ -73,27 +75,6 @@ def _fmt(x: float) -> str:
 def _clean_text(s: str) -> str:
     """Header values are one line; '|' and '&' separate Slicer's list fields."""
     return re.sub(r"[\r\n|&]+", " ", str(s)).strip()
-
-
-def _nrrd_write(path: Path, data: np.ndarray, header: dict, compression_level: int = 6) -> None:
-    import nrrd
-
-    with atomic_path(path) as tmp:
-        nrrd.write(str(tmp), data, header, compression_level=int(compression_level), index_order="F")
-        # pynrrd tags every file NRRD0005; our headers use nothing newer than NRRD0004, which
-        # is what Slicer itself writes, so say so for older readers.
-        with open(tmp, "r+b") as fh:
-            if fh.read(8) == b"NRRD0005":
-                fh.seek(0)
-                fh.write(b"NRRD0004")
-
-
-def _geometry_header(affine: np.ndarray) -> dict:
-    return {
-        "space": "left-posterior-superior",
-        "space directions": np.asarray(affine, float)[:3, :3].T.copy(),  # one row per array axis
-        "space origin": np.asarray(affine, float)[:3, 3].copy(),
-    }
 
 
 # --- volumes ---------------------------------------------------------------------------------
@@ -120,9 +101,8 @@ def write_volume_nrrd(volume: Volume, path: str | os.PathLike, compression_level
         lo, hi = int(arr.min()), int(arr.max())
         if -32768 <= lo and hi <= 32767:
             arr = arr.astype(np.int16)
-    header = {"type": str(arr.dtype), "dimension": 3, "kinds": ["domain"] * 3, "encoding": "gzip",
-              **_geometry_header(volume.affine)}
-    _nrrd_write(path, arr, header, compression_level)
+    write_nrrd_file(path, arr, volume.affine, header={"type": str(arr.dtype), "dimension": 3},
+                    compression_level=compression_level)
     return path
 
 
@@ -182,18 +162,8 @@ def write_seg_nrrd(labelmap: Volume, labels: Mapping[int, Any] | None, path: str
         The label map is not 3D or not integer-valued.
     """
     path = Path(path)
-    arr = np.asarray(labelmap.array)
-    if arr.ndim != 3:
-        raise SegmentationError(f"label map must be 3D, got shape {arr.shape}", path=path)
-    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        if not np.array_equal(arr, np.round(arr)):
-            raise SegmentationError("label map holds non-integer values", path=path)
-        arr = arr.astype(np.int64)
-    if arr.size and arr.min() < 0:
-        raise SegmentationError("label map holds negative values", path=path)
-    vmax = int(arr.max()) if arr.size else 0
-    dtype = np.uint8 if vmax < 256 else (np.uint16 if vmax < 65536 else np.int32)
-    data = arr.astype(dtype, copy=False)
+    data = as_labelmap(labelmap.array, path, error=SegmentationError)
+    dtype = data.dtype
     labels = dict(labels or {})
 
     counts = np.bincount(data.ravel(order="K")) if data.size else np.zeros(1, np.int64)
@@ -205,8 +175,7 @@ def write_seg_nrrd(labelmap: Volume, labels: Mapping[int, Any] | None, path: str
     for k, v in (conversion or {}).items():
         conv.setdefault(k, ["", ""])[0] = str(v)
     header: dict[str, Any] = {
-        "type": str(np.dtype(dtype)), "dimension": 3, "kinds": ["domain"] * 3, "encoding": "gzip",
-        **_geometry_header(labelmap.affine),
+        "type": str(np.dtype(dtype)), "dimension": 3,
         "Segmentation_MasterRepresentation": "Binary labelmap",
         "Segmentation_ContainedRepresentationNames": "Binary labelmap|Closed surface|",
         "Segmentation_ReferenceImageExtentOffset": "0 0 0",
@@ -226,7 +195,7 @@ def write_seg_nrrd(labelmap: Volume, labels: Mapping[int, Any] | None, path: str
         header[p + "Layer"] = "0"
         header[p + "Extent"] = ext
         header[p + "Tags"] = f"Segmentation.Status:{_clean_text(status)}|"
-    _nrrd_write(path, data, header)
+    write_nrrd_file(path, data, labelmap.affine, header=header, compression_level=6)
     return path
 
 
@@ -270,9 +239,8 @@ def read_seg_nrrd(path: str | os.PathLike) -> tuple[Volume, dict[int, LabelInfo]
     if not segs:
         raise SlicerFormatError("no Segment<N>_ fields: not a Slicer segmentation", path=path)
     space = str(header.get("space", "left-posterior-superior")).lower()
-    flip = {"left-posterior-superior": np.eye(3), "lps": np.eye(3),
-            "right-anterior-superior": np.diag([-1.0, -1.0, 1.0]), "ras": np.diag([-1.0, -1.0, 1.0])}.get(space)
-    if flip is None:
+    signs = space_signs(space) if space in ("left-posterior-superior", "lps", "right-anterior-superior", "ras") else None
+    if signs is None:
         raise SlicerFormatError(f"unsupported NRRD space {space!r}", path=path)
     sd = np.asarray(header.get("space directions"), dtype=object)
     rows = [np.asarray(r, float) for r in sd if r is not None and not (np.ndim(r) == 0)]
@@ -280,8 +248,8 @@ def read_seg_nrrd(path: str | os.PathLike) -> tuple[Volume, dict[int, LabelInfo]
     if len(rows) != 3:
         raise SlicerFormatError("space directions do not describe 3 spatial axes", path=path)
     affine = np.eye(4)
-    affine[:3, :3] = flip @ np.stack(rows, axis=1)
-    affine[:3, 3] = flip @ np.asarray(header.get("space origin", np.zeros(3)), float)
+    affine[:3, :3] = signs[:, None] * np.stack(rows, axis=1)
+    affine[:3, 3] = signs * np.asarray(header.get("space origin", np.zeros(3)), float)
 
     labels: dict[int, LabelInfo] = {}
     warnings: list[str] = []
@@ -528,13 +496,43 @@ def parse_scene(path: str | os.PathLike) -> dict[str, Any]:
 
 def write_slicer_bundle(outdir: str | os.PathLike, volume: Volume | None, labelmap: Volume | None,
                         labels: Mapping[int, Any] | None, model_files: Iterable[Any] = (),
-                        scene_name: str = "medrecon") -> Path:
-    """Convenience: write ``<scene>_volume.nrrd``, ``<scene>.seg.nrrd`` and the scene in ``outdir``.
+                        scene_name: str = "medrecon", *, volume_name: str | None = None,
+                        seg_name: str | None = None) -> Path:
+    """Write the volume (NRRD), the segmentation (``.seg.nrrd``) and a scene referencing them and
+    the given (already written) model files; return the scene path.
 
-    ``model_files`` are as in :func:`write_scene` (already written mesh files). Returns the scene path.
+    File names: ``volume_name`` (default ``<scene>_volume.nrrd``) and ``seg_name`` (default
+    ``<scene>.seg.nrrd``) in ``outdir``. ``model_files`` are as in :func:`write_scene`.
     """
     outdir = Path(outdir)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", scene_name).strip("._") or "scene"
-    vpath = write_volume_nrrd(volume, outdir / f"{stem}_volume.nrrd") if volume is not None else None
-    spath = write_seg_nrrd(labelmap, labels, outdir / f"{stem}.seg.nrrd") if labelmap is not None else None
+    vpath = (write_volume_nrrd(volume, outdir / (volume_name or f"{stem}_volume.nrrd"))
+             if volume is not None else None)
+    spath = (write_seg_nrrd(labelmap, labels, outdir / (seg_name or f"{stem}.seg.nrrd"))
+             if labelmap is not None else None)
     return write_scene(outdir, vpath, spath, model_files, scene_name)
+
+
+def write_mesh_bundle(outdir: str | os.PathLike, volume: Volume, labelmap: Volume, labels: Mapping[int, Any],
+                      models: Sequence[Any], files: Sequence[Path], formats: Sequence[str],
+                      space: str = "LPS", scene_name: str = "medrecon") -> list[Path]:
+    """The Slicer hand-off of a ``mesh`` run: ``image.nrrd``, ``segmentation.seg.nrrd`` and a
+    scene that loads them with the models (the first per-structure mesh format among
+    ``formats`` that was written: STL, PLY, VTP or OBJ; none for GLB/3MF only).
+
+    Returns the three written paths (volume, segmentation, scene).
+    """
+    from medrecon.io.meshes import safe_filename
+
+    outdir = Path(outdir)
+    per_file = [f for f in ("stl", "ply", "vtp", "obj") if f in formats]
+    model_items = []
+    if per_file:
+        by_name = {Path(p).name: Path(p) for p in files}
+        for m in models:
+            p = by_name.get(f"{safe_filename(m.name)}.{per_file[0]}")
+            if p is not None:
+                model_items.append((p, m.name, m.color, space))
+    scene = write_slicer_bundle(outdir, volume, labelmap, labels, model_items, scene_name,
+                                volume_name="image.nrrd", seg_name="segmentation.seg.nrrd")
+    return [outdir / "image.nrrd", outdir / "segmentation.seg.nrrd", scene]

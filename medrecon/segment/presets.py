@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from medrecon.errors import ConfigError, SegmentationError, validation_message
 from medrecon.segment.cleanup import (clean_mask, closing_mm, dilate_mm, erode_mm, fill_holes, keep_largest,
                                       well_composed)
-from medrecon.segment.labels import LabelInfo
+from medrecon.labelmap import LabelInfo
 from medrecon.volume import Volume
 
 __all__ = ["Cleanup", "Preset", "PRESET_DIR", "list_presets", "load_preset", "parse_threshold",

@@ -1,5 +1,5 @@
 """Label map -> surface meshes (flying edges / surface nets), smoothing, decimation, QA."""
-from medrecon.surface.model import SurfaceModel
+from medrecon.mesh import SurfaceModel
 
 
 def build_surfaces(labelmap, labels=None, **kwargs):

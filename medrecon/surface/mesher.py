@@ -47,19 +47,16 @@ from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
 
 from medrecon.errors import MeshError
 from medrecon.surface import qa as _qa
-from medrecon.surface.model import SurfaceModel, vertex_normals
+from medrecon.labelmap import PALETTE, as_labelmap
+from medrecon.mesh import SurfaceModel, vertex_normals
 from medrecon.volume import Volume
 
 __all__ = ["build_surfaces", "mesh_mask", "smoothing_parameters", "DEFAULT_COLORS"]
 
 _SIMPLIFY_LOCK = threading.Lock()
 
-#: Colours used for labels that come without a colour (0..1 RGB, Slicer-like palette).
-DEFAULT_COLORS = [
-    (0.945, 0.839, 0.569), (0.502, 0.682, 0.502), (0.847, 0.396, 0.310), (0.435, 0.722, 0.824),
-    (0.867, 0.510, 0.396), (0.565, 0.933, 0.565), (0.753, 0.408, 0.345), (0.863, 0.961, 0.078),
-    (0.306, 0.247, 0.000), (1.000, 0.980, 0.863), (0.902, 0.863, 0.275), (0.784, 0.784, 0.922),
-]
+#: Colours used for labels that come without a colour (the one palette, :data:`medrecon.labelmap.PALETTE`).
+DEFAULT_COLORS = PALETTE
 
 
 # --------------------------------------------------------------------------- parameters
@@ -444,20 +441,8 @@ def _as_labelmap(labelmap: Volume | np.ndarray, affine: np.ndarray | None) -> tu
     else:
         if affine is None:
             raise MeshError("a numpy label map needs an affine")
-        arr, aff = np.asarray(labelmap), np.asarray(affine, dtype=np.float64)
-    if arr.ndim == 4 and arr.shape[3] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 3:
-        raise MeshError(f"label map must be 3D, got shape {arr.shape}")
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    elif not np.issubdtype(arr.dtype, np.integer):
-        rounded = np.rint(arr)
-        if not np.array_equal(rounded, arr):
-            raise MeshError("label map holds non-integer values; threshold or round it first")
-        arr = rounded.astype(np.int32)
-    if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
-        raise MeshError("label map holds negative labels")
+        arr, aff = labelmap, np.asarray(affine, dtype=np.float64)
+    arr = as_labelmap(arr, error=MeshError, narrow=False)
     if abs(np.linalg.det(aff[:3, :3])) < 1e-12:
         raise MeshError("label map affine is singular")
     return arr, aff

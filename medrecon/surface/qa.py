@@ -36,7 +36,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 __all__ = ["compute_qa", "topology_qa", "geometry_qa", "edge_stats", "surface_area", "signed_volume",
-           "vertex_manifold", "welded_qa", "coincident_vertices"]
+           "vertex_manifold", "welded_qa", "coincident_vertices", "surface_error"]
 
 
 # --------------------------------------------------------------------------- geometry
@@ -318,3 +318,21 @@ def compute_qa(vertices: np.ndarray, faces: np.ndarray, *, voxel_volume_mm3: flo
     if smoothing_displacement_mm is not None:
         out["smoothing_max_displacement_mm"] = round(float(smoothing_displacement_mm), 4)
     return out
+
+
+# --------------------------------------------------------------------------- accuracy
+def surface_error(vertices: np.ndarray, shape: Any) -> dict[str, float]:
+    """Distance (mm) from mesh vertices (N, 3, LPS mm) to the true surface.
+
+    ``shape`` is anything with an exact signed distance function: an object with ``.sdf(points)``
+    (the analytic shapes of :mod:`medrecon.phantoms`) or a callable ``sdf(points)``, in mm,
+    negative inside.
+
+    Returns ``mean``, ``rms``, ``max`` of the unsigned distance and ``bias`` (mean signed
+    distance; positive = mesh lies outside the true surface).
+    """
+    sdf = shape.sdf if hasattr(shape, "sdf") else shape
+    d = sdf(np.asarray(vertices, dtype=np.float64))
+    a = np.abs(d)
+    return {"mean": float(a.mean()), "rms": float(np.sqrt(np.mean(d * d))),
+            "max": float(a.max()), "bias": float(d.mean())}

@@ -25,13 +25,12 @@ import numpy as np
 
 from medrecon.errors import InputError, MeshError
 from medrecon.io.atomic import atomic_write_text
-from medrecon.surface.model import SurfaceModel
+from medrecon.io.meshes import READ_EXTENSIONS as MESH_EXTENSIONS
+from medrecon.io.meshes import load_mesh_file
+from medrecon.labelmap import color_for
+from medrecon.mesh import SurfaceModel
 
-MESH_EXTENSIONS = (".stl", ".obj", ".ply", ".vtp", ".glb", ".gltf")
-#: glTF axes (metres, +Y superior, +Z anterior) from LPS mm: (x, z, -y) / 1000 (as mesh_writers).
-_LPS_TO_GLTF = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
-_PALETTE = [(0.89, 0.85, 0.79), (0.85, 0.40, 0.35), (0.42, 0.65, 0.86), (0.55, 0.78, 0.45),
-            (0.93, 0.75, 0.35), (0.70, 0.52, 0.85), (0.40, 0.80, 0.78), (0.95, 0.55, 0.70)]
+__all__ = ["write_viewer", "write_viewer_from_files", "load_mesh_file", "MESH_EXTENSIONS"]
 
 
 def _static(name: str) -> str:
@@ -121,166 +120,6 @@ def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, ti
         viewer=_js_for_script(_static("viewer.js")),
     )
     return atomic_write_text(out_html, page)
-
-
-# --- reading mesh files back -------------------------------------------------------------------
-
-def _space_tag(text: str) -> str | None:
-    if "SPACE=RAS" in text:
-        return "RAS"
-    if "SPACE=LPS" in text:
-        return "LPS"
-    return None
-
-
-def _header_text(path: Path) -> str:
-    ext = path.suffix.lower()
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if ext == ".stl":
-        return head[:80].decode("latin-1", "replace") if not head.lstrip().startswith(b"solid") else \
-            head.split(b"\n", 1)[0].decode("latin-1", "replace")
-    if ext == ".ply":
-        end = head.find(b"end_header")
-        return head[: end if end > 0 else len(head)].decode("latin-1", "replace")
-    if ext == ".obj":
-        return "\n".join(line for line in head.decode("latin-1", "replace").splitlines() if line.startswith("#"))
-    return ""
-
-
-def _stl_color(header: str) -> tuple[float, float, float] | None:
-    # Materialise convention that Slicer also mentions: COLOR=rgba bytes in the 80-byte header
-    i = header.find("COLOR=")
-    if i < 0:
-        return None
-    raw = header[i + 6:i + 10].encode("latin-1")
-    if len(raw) < 3:
-        return None
-    return tuple(b / 255.0 for b in raw[:3])
-
-
-def _trimesh_color(mesh) -> tuple[float, float, float] | None:
-    try:
-        vis = mesh.visual
-        if getattr(vis, "kind", None) == "texture" or hasattr(vis, "material"):
-            mat = vis.material
-            c = getattr(mat, "baseColorFactor", None)
-            if c is None:
-                c = getattr(mat, "main_color", None)
-            if c is None:
-                c = getattr(mat, "diffuse", None)
-            if c is not None:
-                c = np.asarray(c, float)[:3]
-                return tuple((c / 255.0 if c.max() > 1 else c).tolist())
-        if getattr(vis, "kind", None) == "vertex":
-            c = np.asarray(vis.vertex_colors, float)[:, :3].mean(0) / 255.0
-            return tuple(c.tolist())
-        if getattr(vis, "kind", None) == "face":
-            c = np.asarray(vis.face_colors, float)[:, :3].mean(0) / 255.0
-            return tuple(c.tolist())
-    except Exception:
-        return None
-    return None
-
-
-def _read_vtp(path: Path) -> list[SurfaceModel]:
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-    from vtkmodules.vtkFiltersCore import vtkTriangleFilter
-    from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
-
-    r = vtkXMLPolyDataReader()
-    r.SetFileName(str(path))
-    r.Update()
-    pd = r.GetOutput()
-    if pd is None or pd.GetNumberOfPoints() == 0:
-        raise InputError("VTP file holds no points", path=path)
-    tf = vtkTriangleFilter()
-    tf.SetInputData(pd)
-    tf.Update()
-    tri = tf.GetOutput()
-    v = vtk_to_numpy(tri.GetPoints().GetData()).astype(np.float64)
-    conn = vtk_to_numpy(tri.GetPolys().GetConnectivityArray()).reshape(-1, 3)
-    fd = pd.GetFieldData()
-
-    def field(name):
-        a = fd.GetAbstractArray(name)
-        if a is None:
-            return None
-        if hasattr(a, "GetValue") and a.GetNumberOfValues():
-            if a.IsA("vtkStringArray"):
-                return a.GetValue(0)
-            return vtk_to_numpy(a)
-        return None
-
-    space = field("SPACE") or "LPS"
-    name = field("Name") or path.stem
-    color = field("Color")
-    color = tuple(np.asarray(color, float).ravel()[:3]) if color is not None and np.size(color) >= 3 else None
-    if str(space).upper() == "RAS":
-        v = v * [-1, -1, 1]
-    return [SurfaceModel(str(name), v, conn, color or _PALETTE[0])]
-
-
-def _read_gltf(path: Path) -> list[SurfaceModel]:
-    import trimesh
-
-    scene = trimesh.load(str(path), force="scene")
-    out = []
-    for node in scene.graph.nodes_geometry:
-        transform, gname = scene.graph[node]
-        g = scene.geometry[gname]
-        if not hasattr(g, "faces") or len(g.faces) == 0:
-            continue
-        v = trimesh.transform_points(np.asarray(g.vertices, float), transform)
-        v_lps = (v * 1000.0) @ _LPS_TO_GLTF  # inverse rotation (transpose), metres -> mm
-        out.append(SurfaceModel(str(node if node != gname else gname), v_lps, np.asarray(g.faces),
-                                _trimesh_color(g) or _PALETTE[len(out) % len(_PALETTE)]))
-    return out
-
-
-def load_mesh_file(path: str | os.PathLike) -> list[SurfaceModel]:
-    """Read a mesh file into SurfaceModels in LPS mm (one per object; several for GLB).
-
-    The coordinate system comes from the ``SPACE=`` tag (STL/OBJ/PLY header, VTP field data);
-    files without one are taken as LPS, as 3D Slicer does. GLB/glTF are converted from glTF
-    axes (metres, +Y superior, +Z anterior). Name: the file stem (or node name); colour: from
-    the file when it has one.
-
-    Raises
-    ------
-    InputError
-        Missing file, unknown extension, or no triangles.
-    """
-    import trimesh
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("mesh file not found", path=path)
-    ext = path.suffix.lower()
-    if ext not in MESH_EXTENSIONS:
-        raise InputError(f"unsupported mesh format {ext or '(none)'}; use one of {', '.join(MESH_EXTENSIONS)}", path=path)
-    try:
-        if ext == ".vtp":
-            return _read_vtp(path)
-        if ext in (".glb", ".gltf"):
-            models = _read_gltf(path)
-        else:
-            header = _header_text(path)
-            mesh = trimesh.load(str(path), force="mesh", process=False)
-            if not hasattr(mesh, "faces") or len(mesh.faces) == 0:
-                raise InputError("mesh file holds no triangles", path=path)
-            v = np.asarray(mesh.vertices, float)
-            if _space_tag(header) == "RAS":
-                v = v * [-1, -1, 1]
-            color = (_stl_color(header) if ext == ".stl" else None) or _trimesh_color(mesh)
-            models = [SurfaceModel(path.stem, v, np.asarray(mesh.faces), color or _PALETTE[0])]
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"cannot read mesh ({type(exc).__name__}: {exc})", path=path) from None
-    if not models:
-        raise InputError("mesh file holds no triangles", path=path)
-    return models
 
 
 def _models_from_report(report: Path) -> list[tuple[Path, str | None, Any, int]]:
@@ -390,7 +229,7 @@ def write_viewer_from_files(paths: Iterable[str | os.PathLike], out_html: str | 
         else:
             names[m.name] = 1
         if len(models) > 1 and all(mm.color == models[0].color for mm in models):
-            m.color = _PALETTE[i % len(_PALETTE)]
+            m.color = color_for(i)
     return write_viewer(models, out_html, title=title or "medrecon viewer")
 
 

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from medrecon.errors import MeshError
-from medrecon.surface.model import SurfaceModel
+from medrecon.mesh import SurfaceModel
 from medrecon.viz import _raster as R
 
 #: Name of the VTK render-window class that worked last ("vtkEGLRenderWindow", ...).

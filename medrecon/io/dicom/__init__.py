@@ -1,5 +1,6 @@
-"""DICOM reading: discovery (:mod:`.scan`), series grouping (:mod:`.group`), slice geometry
-(:mod:`.geometry`) and pixel decoding (:mod:`.pixels`).
+"""DICOM reading and writing: discovery (:mod:`.scan`, file locations in :mod:`.source`), header
+parsing (:mod:`.headers`), series grouping (:mod:`.group`), slice geometry (:mod:`.geometry`),
+pixel decoding (:mod:`.pixels`) and writing a Volume as a series (:mod:`.write`).
 
 :func:`scan_series` finds every series under a path (headers only);
 :func:`load_dicom_series` turns one of them into a :class:`~medrecon.volume.Volume` whose affine
@@ -16,9 +17,10 @@ from medrecon.io.dicom.geometry import axis_codes, resample_stack
 from medrecon.io.dicom.group import DicomSeries, group_frames
 from medrecon.io.dicom.pixels import read_frames, rescale
 from medrecon.io.dicom.scan import ScanResult, scan
+from medrecon.io.dicom.write import write_dicom_series
 from medrecon.volume import Volume
 
-__all__ = ["DicomSeries", "scan_series", "load_dicom_series"]
+__all__ = ["DicomSeries", "scan_series", "load_dicom_series", "write_dicom_series"]
 
 
 def scan_series(source, progress: Callable[[int, int], None] | None = None) -> tuple[list[DicomSeries], ScanResult]:

@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from medrecon.orientation import axis_codes
+
 __all__ = ["StackGeometry", "analyse_positions", "normal_from_iop", "resample_stack", "axis_codes",
            "orientation_label", "SPACING_RTOL"]
 
@@ -284,19 +286,6 @@ def resample_stack(slices: np.ndarray, geo: StackGeometry, correct_tilt: bool = 
         info = np.iinfo(slices.dtype)
         arr = np.clip(np.rint(arr), info.min, info.max).astype(slices.dtype)
     return arr, A, notes, True
-
-
-_LETTERS = {0: ("L", "R"), 1: ("P", "A"), 2: ("S", "I")}
-
-
-def axis_codes(affine: np.ndarray) -> str:
-    """Dominant LPS direction of each array axis, e.g. ``'LPS'`` or ``'PSR'``."""
-    out = []
-    for col in range(3):
-        v = affine[:3, col]
-        ax = int(np.argmax(np.abs(v)))
-        out.append(_LETTERS[ax][0 if v[ax] >= 0 else 1])
-    return "".join(out)
 
 
 def orientation_label(iop: np.ndarray | None) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 
 from medrecon.io.dicom.geometry import (StackGeometry, analyse_positions, axis_codes, normal_from_iop,
                                         orientation_label, unique_positions)
-from medrecon.io.dicom.scan import FrameHeader
+from medrecon.io.dicom.headers import FrameHeader
 
 __all__ = ["DicomSeries", "group_frames", "IOP_TOL"]
 

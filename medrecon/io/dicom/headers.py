@@ -8,13 +8,12 @@ header. No patient identifier is copied into a :class:`FrameHeader`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-if TYPE_CHECKING:
-    from medrecon.io.dicom.scan import Source
+from medrecon.io.dicom.source import Source
 
 __all__ = ["FrameHeader", "headers_from_dataset", "NATIVE_LE"]
 

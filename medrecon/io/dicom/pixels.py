@@ -21,7 +21,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from medrecon.errors import DicomError
-from medrecon.io.dicom.scan import FrameHeader, Source, read_dataset
+from medrecon.io.dicom.headers import FrameHeader
+from medrecon.io.dicom.scan import read_dataset
+from medrecon.io.dicom.source import Source
 
 __all__ = ["read_frames", "rescale", "fix_bits", "default_workers", "TRANSFER_SYNTAX_NAMES"]
 

@@ -9,7 +9,6 @@ Each image *frame* becomes one :class:`~medrecon.io.dicom.headers.FrameHeader` (
 """
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import zipfile
@@ -23,38 +22,12 @@ from pydicom.errors import InvalidDicomError
 
 from medrecon.errors import DicomError, InputError
 from medrecon.io.dicom.headers import FrameHeader, headers_from_dataset
+from medrecon.io.dicom.source import _GZ_MAGIC, Source
 
 __all__ = ["Source", "FrameHeader", "ScanResult", "discover", "scan", "read_dataset"]
 
-_GZ_MAGIC = b"\x1f\x8b"
 _SKIP_NAMES = {"DICOMDIR"}
 _IMAGE_TAGS = (0x00280010, 0x7FE00010, 0x00080016, 0x0020000E)
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where one DICOM file's bytes live: a plain path, or a member of a zip archive."""
-
-    path: str
-    member: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.path}!{self.member}" if self.member else self.path
-
-    def read_bytes(self) -> bytes:
-        if self.member is not None:
-            with zipfile.ZipFile(self.path) as zf:
-                data = zf.read(self.member)
-        else:
-            with open(self.path, "rb") as fh:
-                data = fh.read()
-        if data[:2] == _GZ_MAGIC:
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as exc:
-                raise DicomError(f"gzip data is corrupt or truncated ({exc})", self.name) from exc
-        return data
 
 
 @dataclass

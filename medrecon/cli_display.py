@@ -1,0 +1,125 @@
+"""Presentation for the command line (rich): progress bars for the library's stage callbacks,
+tables of series and models, warnings. Only the CLI (and example scripts) import this module;
+library code never imports rich and reports progress through plain callbacks
+``progress(stage, done, total)``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn)
+from rich.table import Table
+
+__all__ = ["StageProgress", "demo_summary", "print_warnings", "series_table", "common_warnings"]
+
+
+class StageProgress:
+    """A rich progress display driven by ``progress(stage, done, total)`` calls.
+
+    Each stage gets a bar; a stage text that extends an earlier one (``"meshing liver"`` after
+    ``"meshing"``) updates that bar and its description. Use as a context manager; the object
+    itself is the callback.
+    """
+
+    def __init__(self, console: Console | None, transient: bool = False):
+        self.console = console
+        self._progress: Progress | None = None
+        self._tasks: dict[str, Any] = {}
+        self.transient = transient
+
+    def __enter__(self) -> "StageProgress":
+        if self.console is not None:
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
+                                      transient=self.transient)
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def _task(self, stage: str, total: int):
+        key = next((k for k in self._tasks if stage == k or stage.startswith(k + " ")), None)
+        if key is None:
+            key = stage
+            self._tasks[key] = self._progress.add_task(stage, total=total or None)
+        return self._tasks[key]
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._progress is None:
+            return
+        task = self._task(stage, total)
+        self._progress.update(task, completed=done, total=total or None, description=stage)
+
+    def log(self, message: str) -> None:
+        """Print a line above the bars."""
+        if self._progress is not None:
+            self._progress.console.log(message)
+        elif self.console is not None:
+            self.console.log(message)
+
+
+def print_warnings(console: Console, warnings) -> None:
+    """One yellow ``warning:`` line per message."""
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, highlight=False)
+
+
+def demo_summary(console: Console, results: Mapping[str, Any], outdir: Path, elapsed_s: float) -> None:
+    """The table of models the demo made, where its reports are, and how long it took."""
+    table = Table(title="demo models")
+    for col in ("structure", "triangles", "watertight", "volume mm3", "files"):
+        table.add_column(col)
+    for name, res in results.items():
+        for m in res.models:
+            qa = m.qa or {}
+            table.add_row(m.name, str(m.n_triangles), str(qa.get("watertight", "?")),
+                          f"{qa.get('mesh_volume_mm3', float('nan')):.0f}", str(Path(outdir) / name))
+    console.print(table)
+    for name, res in results.items():
+        console.print(f"{name}: report {res.report_path}")
+        for p in res.files:
+            if p.suffix in (".png", ".html", ".mrml"):
+                console.print(f"  {p}")
+    console.print(f"[green]demo finished in {elapsed_s:.1f} s[/]")
+
+
+def common_warnings(rows: list[dict]) -> list[str]:
+    """Warnings every series carries (folder-level facts such as ignored non-DICOM files)."""
+    if len(rows) < 2:
+        return []
+    first = list(rows[0].get("warnings", []))
+    return [w for w in first if all(w in r.get("warnings", []) for r in rows[1:])]
+
+
+def series_table(rows: list[dict]) -> Table:
+    """A table of series descriptions as returned by :func:`medrecon.io.loader.describe_series`.
+
+    Warnings shared by every series are left out of the rows; print :func:`common_warnings`
+    once under the table instead.
+    """
+    shared = set(common_warnings(rows))
+    t = Table(title="Series found", show_lines=False)
+    for col in ("#", "series", "mod", "description", "size", "spacing (mm)", "orientation", "files", "notes"):
+        t.add_column(col, overflow="fold", no_wrap=col in ("#", "mod", "files"))
+    numbers = [r.get("series_number") for r in rows]
+    for r in rows:
+        size = "x".join(str(s) for s in r.get("size", []))
+        sp = " x ".join(f"{s:.3g}" for s in r.get("spacing", []))
+        desc = str(r.get("description", ""))
+        itype = str(r.get("image_type", ""))
+        if itype and numbers.count(r.get("series_number")) > 1:  # say what tells them apart
+            parts = itype.split("\\")[2:]
+            te = r.get("echo_time")
+            desc = f"{desc} [dim]({'/'.join(parts)}{f', TE {te:g}' if te is not None else ''})[/]"
+        notes = [w for w in r.get("warnings", []) if w not in shared]
+        if not r.get("is_volume", True):
+            notes.insert(0, f"[red]NOT A VOLUME[/]: {r.get('reason', '')}")
+        sn = r.get("series_number")
+        t.add_row(str(r.get("index", "")), "" if sn is None else str(sn), str(r.get("modality", "")), desc,
+                  size, sp, str(r.get("orientation", "")), str(r.get("n_files", "")),
+                  "\n".join(notes))
+    return t
