@@ -1,0 +1,160 @@
+"""``medrecon photo`` outputs: every file, read back by independent readers; every GLB through
+the Khronos glTF validator (zero errors); sizes in mm; provenance; CLI errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from helpers_gltf import assert_valid_gltf
+from medrecon.cli import main
+from medrecon.photo import PhotoOptions, run_photo
+from medrecon.texture import PBRMaterial, TexturedMesh, read_glb_json, view_to_lps, write_glb
+
+
+def _cli(args) -> int:
+    try:
+        main(args)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def _viewer(mesh, path):
+    from medrecon.texture import sample_texture, to_surface_model
+    from medrecon.viz.html import write_viewer
+
+    return write_viewer([to_surface_model(mesh)], path, title="photo", vertex_colors=[sample_texture(mesh)])
+
+
+@pytest.fixture(scope="module")
+def torus_run(tmp_path_factory):
+    from medrecon.photo.synthetic import scene, shape_height
+
+    d = tmp_path_factory.mktemp("photo_out")
+    sh = shape_height("torus", 200)
+    rgb = scene(sh, "gradient", color=(60, 90, 170))
+    rgb = np.ascontiguousarray(rgb[:, 20:180])  # 200 x 160: the longest side is the height
+    Image.fromarray(rgb).save(d / "torus.png")
+    res = run_photo(d / "torus.png", d / "out", PhotoOptions(size_mm=80.0, faces=20_000), viewer=_viewer)
+    return d / "out", res, rgb
+
+
+def test_photo_all_outputs_written(torus_run):
+    out, res, rgb = torus_run
+    for name in ["depth.npy", "depth16.png", "mask.png", "model.glb", "model.obj", "model.mtl", "model.png",
+                 "model.stl", "model.ply", "viewer.html", "preview.png", "depth_preview.png", "meta.json", "report.json"]:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    depth = np.load(out / "depth.npy")
+    assert depth.shape == rgb.shape[:2] and depth.dtype == np.float32
+    meta = json.loads((out / "meta.json").read_text())
+    d16 = np.asarray(Image.open(out / "depth16.png"))
+    assert d16.dtype == np.uint16 and d16.shape == depth.shape
+    back = d16.astype(np.float64) * meta["depth"]["mm_per_unit"]
+    assert np.abs(back - depth).max() <= meta["depth"]["mm_per_unit"]  # the scale in meta.json restores mm
+    mask = np.asarray(Image.open(out / "mask.png")) > 0
+    assert np.array_equal(mask, depth > 0) or (mask != (depth > 0)).mean() < 0.01
+
+
+def test_photo_glb_valid_textured_nonmetallic(torus_run):
+    out, res, rgb = torus_run
+    assert_valid_gltf(out / "model.glb")
+    doc = read_glb_json(out / "model.glb")
+    assert doc["asset"]["generator"].startswith("medrecon")
+    prov = doc["asset"]["extras"]["medrecon"]
+    assert prov["command"] == "photo" and prov["parameters"]["method"] == "inflate"
+    assert prov["inputs"][0]["name"] == "torus.png" and len(prov["inputs"][0]["sha256"]) == 64
+    pbr = doc["materials"][0]["pbrMetallicRoughness"]
+    assert pbr["metallicFactor"] == 0.0 and "baseColorTexture" in pbr
+    assert doc["images"][0]["mimeType"] == "image/png"
+    scene = trimesh.load(out / "model.glb")
+    g = list(scene.geometry.values())[0]
+    assert g.is_watertight and g.is_volume
+    ext = g.bounds[1] - g.bounds[0]  # glTF metres, +Y up: the picture's height is the longest side
+    assert ext[1] == pytest.approx(0.080 * sh_fraction(res), rel=0.05)
+
+
+def sh_fraction(res):
+    """Fraction of the picture's longest side that the object covers (from its mask)."""
+    rows = np.nonzero(res.mask.any(axis=1))[0]
+    return (rows.max() - rows.min() + 1) / max(res.mask.shape)
+
+
+def test_photo_obj_stl_ply_read_back(torus_run):
+    out, res, rgb = torus_run
+    obj = trimesh.load(out / "model.obj", process=False)
+    assert obj.visual.kind == "texture" and obj.visual.uv.shape == (len(obj.vertices), 2)
+    mtl = (out / "model.mtl").read_text()
+    assert "Kd 1.000000 1.000000 1.000000" in mtl and "map_Kd model.png" in mtl and "Pm 0.0000" in mtl
+    stl = trimesh.load(out / "model.stl")
+    assert stl.is_watertight and stl.is_volume
+    assert stl.volume == pytest.approx(res.qa["volume_mm3"], rel=1e-3)
+    ply = trimesh.load(out / "model.ply", process=False)
+    assert ply.visual.kind == "vertex"
+    blue = np.asarray(ply.visual.vertex_colors)[:, :3].astype(float).mean(0)
+    assert blue[2] > blue[0] + 30  # the blue torus' colour reached the vertices
+
+
+def test_photo_report_provenance(torus_run):
+    out, res, rgb = torus_run
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["provenance"]["medrecon_version"] and rep["provenance"]["command"] == "photo"
+    assert rep["qa"]["watertight"] and rep["qa"]["winding_consistent"] and rep["qa"]["positive_volume"]
+    assert rep["qa"]["faces"] <= 20_000
+    assert rep["qa"]["size_mm"][1] == pytest.approx(80.0) and rep["qa"]["size_mm"][0] == pytest.approx(64.0)
+    html = (out / "viewer.html").read_text()
+    assert '"colors"' in html and "<script src" not in html
+
+
+@pytest.mark.parametrize("method", ["relief", "slab"])
+def test_photo_methods_glb_valid(tmp_path, method, photo_scene):
+    rgb, sh = photo_scene("two_spheres", 128)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    res = run_photo(tmp_path / "in.png", tmp_path / "o", PhotoOptions(method=method, faces=8000, previews=False))
+    assert res.qa["watertight"] and res.qa["positive_volume"]
+    assert_valid_gltf(tmp_path / "o" / "model.glb")
+
+
+def test_photo_texture_module_glb_valid(tmp_path):
+    """The shared texture module alone: several meshes, RGBA texture, unlit material, no texture."""
+    v = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]], float)
+    f = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    uv = np.array([[0, 0], [1, 0], [0, 1], [0.5, 0.5]])
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255
+    meshes = [TexturedMesh("a", view_to_lps(v), f, uv, rgba, PBRMaterial("m1", unlit=True)),
+              TexturedMesh("b", view_to_lps(v + 20), f, None, None, PBRMaterial("m2", base_color=(0.2, 0.4, 0.6)))]
+    write_glb(meshes, tmp_path / "t.glb", asset={"generator": "medrecon test", "extras": {"medrecon": {"x": 1}}})
+    assert_valid_gltf(tmp_path / "t.glb")
+    doc = read_glb_json(tmp_path / "t.glb")
+    assert len(doc["meshes"]) == 2 and len(doc["images"]) == 1
+    assert doc["extensionsUsed"] == ["KHR_materials_unlit"]
+
+
+def test_photo_cli(tmp_path, photo_scene, capsys):
+    rgb, sh = photo_scene("capsule", 128, "shadow")
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    code = _cli(["photo", str(tmp_path / "c.png"), "-o", str(tmp_path / "o"), "--faces", "5000", "--size-mm", "50",
+                 "--thickness", "0.8"])
+    assert code == 0
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rep["provenance"]["parameters"]["thickness"] == 0.8 and rep["qa"]["faces"] <= 5000
+    assert (tmp_path / "o" / "viewer.html").is_file()
+    assert_valid_gltf(tmp_path / "o" / "model.glb")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["missing.png"], "not found"),
+    (["IMG", "--method", "cubist"], "unknown method"),
+    (["IMG", "--depth-model", "depth-anything/Depth-Anything-V2-Small-hf"], "nothing is downloaded"),
+    (["IMG", "--size-mm", "-3"], "size-mm"),
+])
+def test_photo_cli_errors_exit_2(tmp_path, photo_scene, capsys, args, needle):
+    rgb, _ = photo_scene("sphere", 48)
+    Image.fromarray(rgb).save(tmp_path / "img.png")
+    args = [str(tmp_path / "img.png") if a == "IMG" else (str(tmp_path / a) if a == "missing.png" else a) for a in args]
+    assert _cli(["photo", *args, "-o", str(tmp_path / "o")]) == 2
+    assert needle in capsys.readouterr().err
