@@ -265,6 +265,40 @@ def cohort(
         sys.exit(3)  # some studies failed (listed in report.html / cohort.sqlite)
 
 
+@app.command()
+def photo(
+    image: Path = typer.Argument(..., help="Picture (PNG, JPEG, TIFF, WebP...): a photo, drawing, diagram or logo."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
+    method: str = typer.Option("inflate", "--method", help="inflate (rounded), relief (lithophane) or slab (flat, bevelled)."),
+    depth_model: Optional[Path] = typer.Option(None, "--depth-model", help="Local ONNX file or Hugging Face folder of a depth model (never downloaded); adds its detail to inflate."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Mask picture (white = object); default: alpha channel, else found from the background."),
+    thickness: float = typer.Option(1.0, "--thickness", help="Depth scale (1.0: round cross-sections)."),
+    size_mm: float = typer.Option(100.0, "--size-mm", help="Real size of the picture's longest side, mm."),
+    faces: int = typer.Option(100_000, "--faces", help="Target triangle count."),
+) -> None:
+    """One picture to a depth map and a closed, textured 3D model (GLB, OBJ, STL, PLY, viewer). The back is invented."""
+    from medrecon.cli_display import StageProgress
+    from medrecon.photo import PhotoOptions, run_photo
+
+    def viewer(mesh, path):
+        from medrecon.texture import sample_texture, to_surface_model
+        from medrecon.viz.html import write_viewer
+
+        return write_viewer([to_surface_model(mesh)], path, title="medrecon photo model",
+                            vertex_colors=[sample_texture(mesh)])
+
+    opts = PhotoOptions(method=method.strip().lower(), depth_model=str(depth_model) if depth_model else None,
+                        mask=str(mask) if mask else None, thickness=thickness, size_mm=size_mm, faces=faces)
+    with StageProgress(console, transient=True) as bar:
+        res = run_photo(image, outdir, opts, progress=bar, viewer=viewer)
+    qa = res.qa
+    console.print(f"  {qa['faces']} triangles, watertight={qa['watertight']}, volume {qa['volume_mm3']:.0f} mm3, "
+                  f"{qa['size_mm'][0]:.1f} x {qa['size_mm'][1]:.1f} x {2 * qa['max_height_mm']:.1f} mm, "
+                  f"mask from {res.mask_source}", soft_wrap=True, highlight=False)
+    console.print(f"[green]done[/]: {len(res.files)} files in {outdir} (report: {res.report_path}); "
+                  "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
+
+
 def _click_exceptions():
     """click's exception module (typer >= 0.29 vendors click as ``typer._click``)."""
     try:

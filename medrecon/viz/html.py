@@ -66,7 +66,7 @@ def _js_for_script(code: str) -> str:
 
 
 def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, title: str = "medrecon viewer",
-                 max_triangles: int = 1_500_000) -> Path:
+                 max_triangles: int = 1_500_000, vertex_colors: Sequence[np.ndarray | None] | None = None) -> Path:
     """Write one self-contained offline HTML page showing ``models``.
 
     Parameters
@@ -79,6 +79,9 @@ def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, ti
         Page title and heading. Never a patient identifier.
     max_triangles : int
         Budget for the whole page; larger models are decimated for display only, in proportion.
+    vertex_colors : sequence of (N, 3) uint8 sRGB arrays or None, optional
+        Per-vertex colours, one entry per model (e.g. a texture sampled at the vertices, see
+        :func:`medrecon.texture.sample_texture`); dropped for a model decimated for display.
 
     Returns
     -------
@@ -90,6 +93,7 @@ def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, ti
         No models, or every model empty.
     """
     out_html = Path(out_html)
+    colors_of = {id(m): c for m, c in zip(models, vertex_colors or []) if c is not None and len(c) == len(m.vertices)}
     models = [m for m in models if m.n_triangles > 0 and len(m.vertices)]
     if not models:
         raise MeshError("no non-empty surface models for the viewer", path=out_html)
@@ -110,6 +114,8 @@ def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, ti
             "bounds": b.round(3).tolist(), "n_vertices": int(len(m.vertices)), "n_triangles": m.n_triangles,
             "positions": _b64(m.vertices, "f4"), "indices": _b64(m.faces, "u4"),
         })
+        if id(m) in colors_of:  # sRGB bytes per vertex
+            entries[-1]["colors"] = _b64(np.asarray(colors_of[id(m)])[:, :3], "u1")
     lo = np.min([e["bounds"][0] for e in entries], axis=0)
     hi = np.max([e["bounds"][1] for e in entries], axis=0)
     payload = {"title": title, "units": "mm", "space": "LPS", "bounds": [lo.tolist(), hi.tolist()], "models": entries}

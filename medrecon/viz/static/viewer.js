@@ -54,10 +54,15 @@
     const geom = new THREE.BufferGeometry();
     geom.setAttribute("position", new THREE.BufferAttribute(b64(m.positions, Float32Array), 3));
     geom.setIndex(new THREE.BufferAttribute(b64(m.indices, Uint32Array), 1));
+    if (m.colors) {  // per-vertex sRGB bytes (e.g. a photo texture sampled at the vertices) -> linear
+      const c8 = b64(m.colors, Uint8Array), cl = new Float32Array(c8.length);
+      for (let i = 0; i < c8.length; i++) { const v = c8[i] / 255; cl[i] = v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }
+      geom.setAttribute("color", new THREE.BufferAttribute(cl, 3));
+    }
     geom.computeVertexNormals();
     geom.computeBoundingBox();
-    const color = new THREE.Color().setRGB(m.color[0], m.color[1], m.color[2], THREE.SRGBColorSpace);
-    const mat = new THREE.MeshPhongMaterial({ color: color, shininess: 25, side: THREE.DoubleSide });
+    const color = m.colors ? new THREE.Color(1, 1, 1) : new THREE.Color().setRGB(m.color[0], m.color[1], m.color[2], THREE.SRGBColorSpace);
+    const mat = new THREE.MeshPhongMaterial({ color: color, shininess: 25, side: THREE.DoubleSide, vertexColors: !!m.colors });
     const mesh = new THREE.Mesh(geom, mat);
     mesh.name = m.name;
     group.add(mesh);
