@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from medrecon import phantoms as P
+from medrecon.cli_display import StageProgress
 
-from medrecon.surface.qa import surface_error
 from medrecon.io.meshes import write_models
 from medrecon.surface import build_surfaces
+from medrecon.surface.qa import surface_error
 from medrecon.volume import Volume
 
 
@@ -58,8 +58,8 @@ def main(outdir: Path) -> None:
     labelmap = labelmap_of(shapes, spacing, rotation)
     con.print(f"  {labelmap}")
 
-    with Progress(console=con, transient=True) as progress:
-        models = build_surfaces(labelmap, table, progress=progress)  # smoothing 0.5, as Slicer
+    with StageProgress(con, transient=True) as bar:  # smoothing 0.5, as Slicer
+        models = build_surfaces(labelmap, table, progress=lambda done, total, name: bar(f"meshing {name}", done, total))
 
     t = Table(title="medrecon meshes vs the exact surfaces")
     for col in ("structure", "triangles", "watertight", "manifold", "Euler", "mean error mm",

@@ -18,9 +18,9 @@ __all__ = ["StageProgress", "demo_summary", "print_warnings", "series_table", "c
 class StageProgress:
     """A rich progress display driven by ``progress(stage, done, total)`` calls.
 
-    Each stage gets a bar; a stage text that extends an earlier one (``"meshing liver"`` after
-    ``"meshing"``) updates that bar and its description. Use as a context manager; the object
-    itself is the callback.
+    Each stage gets a bar, keyed by the first word of its text: ``"meshing liver"`` updates the
+    ``"meshing"`` bar and shows the new text. Use as a context manager; the object itself is the
+    callback.
     """
 
     def __init__(self, console: Console | None, transient: bool = False):
@@ -42,9 +42,8 @@ class StageProgress:
             self._progress.__exit__(*exc)
 
     def _task(self, stage: str, total: int):
-        key = next((k for k in self._tasks if stage == k or stage.startswith(k + " ")), None)
-        if key is None:
-            key = stage
+        key = stage.split(" ", 1)[0]
+        if key not in self._tasks:
             self._tasks[key] = self._progress.add_task(stage, total=total or None)
         return self._tasks[key]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, shared_path
-from test_io_dicom_synthetic import make_series
+from tests.io.test_io_dicom_synthetic import make_series
 
 from medrecon.io.loader import load
 

@@ -191,3 +191,17 @@ def test_the_checker_sees_imports():
     assert "medrecon.volume" in GRAPH["medrecon.io.nrrd"]
     assert "medrecon.io.dicom.source" in GRAPH["medrecon.io.dicom.headers"]
     assert _floor("medrecon.io.dicom.scan") == 1 and _floor("medrecon.pipeline") == 3
+
+
+def test_test_file_names_are_unique():
+    """pytest's default import mode imports test files by base name: two alike would clash."""
+    tests = Path(__file__).resolve().parent
+    seen: dict[str, Path] = {}
+    clashes = []
+    for p in sorted(tests.rglob("*.py")):
+        if p.name in ("conftest.py", "__init__.py") or "__pycache__" in p.parts:
+            continue
+        if p.name in seen:
+            clashes.append(f"{seen[p.name].relative_to(tests)} ~ {p.relative_to(tests)}")
+        seen[p.name] = p
+    assert not clashes, clashes

@@ -350,7 +350,7 @@ def test_slicer_segmentation_as_label_input(tmp_path):
 def test_monai_bundle_source(tmp_path):
     """--bundle: a bundle built by the MONAI tests (a 1x1x1 convolution, i.e. HU > 200) segments a
     sphere written as DICOM; the pipeline meshes the bundle's 'bone' class with its name."""
-    from tests.test_monai_bundle import make_bundle
+    from tests.segment.test_segment_ai_bundle import make_bundle
 
     bundle = make_bundle(tmp_path / "bundle", pixdim=(1.0, 1.0, 1.0), roi=(32, 32, 32))
     ph = P.sphere_phantom(10.0, spacing=(1.0, 1.0, 1.0), inside=400, outside=0)

@@ -60,3 +60,47 @@ def test_with_array_keeps_grid_and_rejects_bad_shapes():
     assert v.affine[0, 0] != 99  # a copy
     with pytest.raises(ValueError):
         Volume(np.zeros((2, 3)), np.eye(4))
+
+
+# --- the guarded contract ------------------------------------------------------------------
+@pytest.mark.parametrize("bad, match", [
+    (np.eye(3), "4x4"),
+    (np.arange(16.0), "4x4"),
+    (np.diag([1.0, np.nan, 1.0, 1.0]), "NaN or infinite"),
+    (np.diag([1.0, 1.0, np.inf, 1.0]), "NaN or infinite"),
+    (np.diag([1.0, 0.0, 1.0, 1.0]), "singular"),
+    (np.array([[1.0, 1.0, 0, 0], [0, 0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]]), "singular"),
+])
+def test_affine_is_checked(bad, match):
+    from medrecon.errors import GeometryError, MedreconError
+
+    with pytest.raises(GeometryError, match=match) as e:
+        Volume(np.zeros((2, 2, 2)), bad)
+    assert isinstance(e.value, MedreconError) and isinstance(e.value, ValueError)
+
+
+def test_affine_is_copied():
+    A = oblique_affine()
+    v = Volume(np.zeros((2, 2, 2)), A)
+    A[0, 3] = 999.0
+    assert v.affine[0, 3] == 10.0
+    w = v.with_array(np.ones((2, 2, 2)))
+    w.affine[1, 3] = -5.0
+    assert v.affine[1, 3] == -20.0
+
+
+def test_same_grid():
+    A = oblique_affine()
+    v = Volume(np.zeros((4, 5, 6)), A)
+    assert v.same_grid(Volume(np.ones((4, 5, 6), np.uint8), A))
+    assert v.same_grid(Volume(np.zeros((4, 5, 6, 2)), A))  # frames do not count
+    assert not v.same_grid(Volume(np.zeros((4, 5, 7)), A))
+    B = A.copy()
+    B[:3, 3] += [0.0, 0.0, 0.01]
+    assert not v.same_grid(Volume(np.zeros((4, 5, 6)), B))
+    assert v.same_grid(Volume(np.zeros((4, 5, 6)), B), tol_mm=0.02)
+    # a flipped axis with the origin moved to the other end covers the same box, not the same grid
+    C = A.copy()
+    C[:3, 0] *= -1
+    C[:3, 3] = A[:3, :3] @ [3, 0, 0] + A[:3, 3]
+    assert not v.same_grid(Volume(np.zeros((4, 5, 6)), C))

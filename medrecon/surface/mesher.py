@@ -465,27 +465,20 @@ class _MetaLabel:
 
 
 class _Progress:
-    """Adapter: accepts None, a callable(done, total, name) or a rich Progress."""
+    """Calls ``progress(done, total, name)`` after each structure (nothing when None)."""
 
-    def __init__(self, progress: Any, total: int):
+    def __init__(self, progress: Callable[[int, int, str], None] | None, total: int):
         self.total = total
-        self.task = None
         self.progress = progress
-        if progress is not None and hasattr(progress, "add_task"):
-            self.task = progress.add_task("meshing", total=total)
 
     def step(self, done: int, name: str) -> None:
-        if self.progress is None:
-            return
-        if self.task is not None:
-            self.progress.update(self.task, completed=done, description=f"meshing {name}")
-        else:
+        if self.progress is not None:
             self.progress(done, self.total, name)
 
 
 def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, smoothing: float = 0.5,
                    reduction: float = 0.0, joint: bool = False, keep_volume: bool = False,
-                   progress: Callable[[int, int, str], None] | Any = None, qa: bool = True,
+                   progress: Callable[[int, int, str], None] | None = None, qa: bool = True,
                    decimate_first: bool = False, workers: int | None = None,
                    affine: np.ndarray | None = None) -> list[SurfaceModel]:
     """Mesh every label of a label map into one closed surface per structure.
@@ -510,7 +503,8 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
         Mesh all labels together with surface nets so that neighbours share boundaries.
     keep_volume : bool
         Offset each smoothed surface along its normals to restore its pre-smoothing volume.
-    progress : callable(done, total, name) or rich Progress, optional
+    progress : callable(done, total, name), optional
+        Called after each structure is meshed.
     qa : bool
         Fill each model's ``qa`` dict (triangle count, watertight, manifold, volumes, area,
         bounding box, smoothing displacement).

@@ -105,7 +105,7 @@ class Chromium:
     def screenshot(self, path: Path) -> np.ndarray:
         data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
         path.write_bytes(data)
-        from tests.test_preview import read_png
+        from tests.viz.test_viz_preview import read_png
 
         return read_png(path)
 
@@ -159,7 +159,7 @@ def test_viewer_file_is_self_contained(tmp_path):
     assert "<script src" not in text.lower() and "<link" not in text.lower()
     assert "default-src 'none'" in text  # CSP: the page may not fetch anything
     assert "two balls &lt;test&gt;" in text
-    bundle = Path(__file__).resolve().parents[1] / "medrecon/viz/static/three-bundle.min.js"
+    bundle = Path(__file__).resolve().parents[2] / "medrecon/viz/static/three-bundle.min.js"
     assert bundle.stat().st_size < 1_500_000
     assert (bundle.parent / "LICENSE-three.txt").read_text().startswith("The MIT License")
 
