@@ -201,7 +201,7 @@ def pad_texture(image: np.ndarray, used: np.ndarray) -> np.ndarray:
     Bilinear sampling and mipmaps near the edge of a UV island otherwise mix in the unused
     colour (a halo of background along the outline). ``used`` is (H, W) bool at the image's size.
     """
-    from scipy import ndimage as ndi
+    import cv2
 
     img = np.asarray(image)
     used = np.asarray(used, bool)
@@ -209,8 +209,12 @@ def pad_texture(image: np.ndarray, used: np.ndarray) -> np.ndarray:
         raise MeshError(f"pad_texture: mask {used.shape} does not match the image {img.shape[:2]}")
     if used.all() or not used.any():
         return img.copy()
-    _, (ri, ci) = ndi.distance_transform_edt(~used, return_indices=True)
-    return img[ri, ci]
+    # label of the nearest used pixel; OpenCV numbers the used (zero) pixels in raster order
+    _, lab = cv2.distanceTransformWithLabels((~used).astype(np.uint8), cv2.DIST_L2, 5,
+                                             labelType=cv2.DIST_LABEL_PIXEL)
+    rr, cc = np.nonzero(used)
+    idx = lab - 1
+    return img[rr[idx], cc[idx]]
 
 
 def to_surface_model(mesh: TexturedMesh, color: Sequence[float] | None = None):

@@ -65,10 +65,18 @@ def _fit_background(lab: np.ndarray, bw: int) -> np.ndarray:
         if new.sum() < 0.3 * len(rr) or np.array_equal(new, keep):
             break
         keep = new
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    yy, xx = yy / max(h - 1, 1) - 0.5, xx / max(w - 1, 1) - 0.5
+    # the model is a smooth quadratic: evaluate it on a coarse grid and resize (exact at the corners)
+    import cv2
+
+    sh, sw = min(h, 128), min(w, 128)
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    yy = yy * ((h - 1) / max(sh - 1, 1)) / max(h - 1, 1) - 0.5
+    xx = xx * ((w - 1) / max(sw - 1, 1)) / max(w - 1, 1) - 0.5
     basis = [np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy]
-    return np.stack([sum(b * float(coef[k, c]) for k, b in enumerate(basis)) for c in range(3)], axis=-1)
+    small = np.stack([sum(b * float(coef[k, c]) for k, b in enumerate(basis)) for c in range(3)], axis=-1)
+    if (sh, sw) == (h, w):
+        return small
+    return cv2.resize(small.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -112,7 +120,7 @@ def background_model_mask(rgb: np.ndarray, min_hole_frac: float = 2e-4) -> tuple
     return fg, dist
 
 
-def grabcut_refine(rgb: np.ndarray, guess: np.ndarray, max_side: int = 320, iterations: int = 3) -> np.ndarray:
+def grabcut_refine(rgb: np.ndarray, guess: np.ndarray, max_side: int = 256, iterations: int = 3) -> np.ndarray:
     """Refine a foreground guess with OpenCV GrabCut on a copy at most ``max_side`` pixels long.
 
     GrabCut may drop pixels of the guess (shadows) and add pixels within a few pixels of it;
@@ -155,7 +163,9 @@ def grabcut_refine(rgb: np.ndarray, guess: np.ndarray, max_side: int = 320, iter
         return up
     # full-resolution edges from the guess; GrabCut decides which regions stay
     k = int(np.ceil(1.0 / s)) + 1
-    return (guess & ndi.binary_dilation(up, iterations=k)) | ndi.binary_erosion(up, iterations=k)
+    ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+    u8 = up.astype(np.uint8)
+    return (guess & cv2.dilate(u8, ker).astype(bool)) | cv2.erode(u8, ker).astype(bool)
 
 
 def remove_pinches(mask: np.ndarray) -> np.ndarray:

@@ -197,11 +197,11 @@ def _clean_degenerate(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def decimate_closed(vertices: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """Quadric decimation (fast-simplification) to about ``target_faces``; keeps the input when the
-    result would not be closed and consistently wound.
+    result would not be closed and consistently wound (checked with :func:`edge_check`).
 
     Returns
     -------
-    vertices, faces, decimated (False when the input was kept)
+    vertices, faces, decimated (False when the input was kept, already small enough or not)
     """
     if len(faces) <= target_faces:
         return vertices, faces, False

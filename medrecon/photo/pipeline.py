@@ -126,8 +126,8 @@ def _grid_scale(n_mask: int, shape: tuple[int, int], faces: int, geometry_px: in
     """Scale from the picture to the depth/mesh grid."""
     if geometry_px is not None:
         return min(1.0, float(geometry_px) / max(shape))
-    # the closed grid mesh has 16 triangles per masked pixel; aim at ~2.5x the target, then decimate
-    target_px = 2.5 * faces / 16.0
+    # the closed grid mesh has 16 triangles per masked pixel; aim at ~2x the target, then decimate
+    target_px = 2.0 * faces / 16.0
     s = np.sqrt(target_px / max(n_mask, 1))
     s = min(s, 640.0 / max(shape))  # the solve stays fast
     return float(min(1.0, max(s, 24.0 / max(shape))))
@@ -241,7 +241,8 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
     back_mm = np.where(mask, up(back) * grid_pixel_mm, 0.0).astype(np.float32)
 
     _tick(progress, "qa", 3, stages)
-    wt, wound = edge_check(f)
+    # decimate_closed only returns a decimated mesh that passed edge_check; check the raw one here
+    wt, wound = (True, True) if decimated else edge_check(f)
     vol = _signed_volume(v, f)
     qa = {
         "watertight": wt, "winding_consistent": wound, "volume_mm3": vol,
