@@ -15,14 +15,14 @@ from __future__ import annotations
 import colorsys
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 
 from medrecon.errors import ConfigError, InputError
 from medrecon.volume import Volume
 
-__all__ = ["LabelInfo", "PALETTE", "color_for", "default_color", "structure_group", "as_labelmap",
+__all__ = ["LabelInfo", "PALETTE", "color_for", "default_color", "structure_group", "label_name_color", "as_labelmap",
            "label_dtype", "resample_labels_to", "labelmap_on_grid", "keep_labels", "present_labels"]
 
 
@@ -125,6 +125,27 @@ def default_color(name: str, value: int = 0) -> tuple[float, float, float]:
         return tuple(min(255, max(0, c + shade)) / 255.0 for c in _BONE_COLOR)  # type: ignore[return-value]
     r, g, b = colorsys.hsv_to_rgb((value * 0.618034) % 1.0, 0.5, 0.9)
     return (round(r, 4), round(g, 4), round(b, 4))
+
+
+def label_name_color(info, value: int, default_name: str = "label_{value}") -> tuple[str, tuple[float, float, float]]:
+    """Name and colour (0..1) of label ``value`` from whatever describes it: a :class:`LabelInfo`
+    (or any object with ``.name`` / ``.color``), a mapping with ``name`` / ``color``, a
+    ``(name, color)`` tuple, or None. Missing name: ``default_name`` (``{value}`` filled in);
+    missing colour: :func:`default_color` of the name. 0..255 colours are rescaled."""
+    name = color = None
+    if isinstance(info, Mapping):
+        name, color = info.get("name"), info.get("color")
+    elif isinstance(info, (tuple, list)):
+        name, color = info[0], (info[1] if len(info) > 1 else None)
+    elif info is not None:
+        name, color = getattr(info, "name", None), getattr(info, "color", None)
+    name = str(name or default_name.format(value=int(value)))
+    if color is None:
+        return name, default_color(name, int(value))
+    c = np.asarray(color, dtype=np.float64).ravel()[:3]
+    if c.max(initial=0.0) > 1.0:
+        c = c / 255.0
+    return name, tuple(float(x) for x in np.clip(c, 0.0, 1.0))  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import numpy as np
 from medrecon.errors import InputError, MedreconError, SegmentationError
 from medrecon.io.atomic import atomic_write_text
 from medrecon.io.nrrd import write_nrrd_file
-from medrecon.labelmap import LabelInfo, as_labelmap, default_color
+from medrecon.labelmap import LabelInfo, as_labelmap, label_name_color
 from medrecon.orientation import space_signs
 from medrecon.volume import Volume
 
@@ -52,21 +52,6 @@ class SlicerFormatError(InputError):
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-def _label_fields(info: Any, value: int) -> tuple[str, tuple[float, float, float]]:
-    if isinstance(info, Mapping):
-        name, color = info.get("name"), info.get("color")
-    elif isinstance(info, (tuple, list)):
-        name, color = info[0], (info[1] if len(info) > 1 else None)
-    else:
-        name, color = getattr(info, "name", None), getattr(info, "color", None)
-    if color is None:
-        color = default_color(str(name or ""), int(value))
-    c = np.asarray(color, float).ravel()[:3]
-    if c.max(initial=0) > 1.0:
-        c = c / 255.0
-    return str(name or f"Segment_{int(value)}"), tuple(float(x) for x in np.clip(c, 0, 1))
-
 
 def _fmt(x: float) -> str:
     return f"{float(x):.6g}"
@@ -183,7 +168,7 @@ def write_seg_nrrd(labelmap: Volume, labels: Mapping[int, Any] | None, path: str
             f"{_clean_text(k)}|{_clean_text(v[0])}|{_clean_text(v[1])}&" for k, v in conv.items()),
     }
     for n, value in enumerate(values):
-        name, color = _label_fields(labels.get(value), value)
+        name, color = label_name_color(labels.get(value), value, "Segment_{value}")
         ext = " ".join(str(int(x)) for x in extents[value]) if value < len(extents) else "0 -1 0 -1 0 -1"
         p = f"Segment{n}_"
         header[p + "ID"] = f"Segment_{value}"

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from medrecon.errors import SegmentationError
+from medrecon.labelmap import as_labelmap, label_name_color
 from medrecon.viz import _raster as R
 from medrecon.volume import Volume
 
@@ -31,25 +32,8 @@ PLANES = {
 
 
 def _label_name_color(labels: Mapping[int, Any] | None, value: int) -> tuple[str, tuple[int, int, int]]:
-    info = (labels or {}).get(int(value))
-    name, color = None, None
-    if info is not None:
-        if isinstance(info, Mapping):
-            name, color = info.get("name"), info.get("color")
-        elif isinstance(info, (tuple, list)):
-            name, color = (info[0], info[1]) if len(info) >= 2 else (info[0], None)
-        else:
-            name, color = getattr(info, "name", None), getattr(info, "color", None)
-    if color is None:  # a stable distinct colour per value
-        rng = np.random.default_rng(int(value) * 7919 + 17)
-        color = 0.35 + 0.65 * rng.random(3)
-    return str(name or f"label {int(value)}"), R.color_u8(color)
-
-
-def _corners_lps(vol: Volume) -> np.ndarray:
-    n = np.asarray(vol.shape[:3]) - 1
-    c = np.array([[i, j, k] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])], float)
-    return vol.index_to_lps(c)
+    name, color = label_name_color((labels or {}).get(int(value)), value, "label {value}")
+    return name, R.color_u8(color)
 
 
 def _sample(vol: Volume, pts: np.ndarray, order: int, cval: float) -> np.ndarray:
@@ -99,13 +83,11 @@ def slice_panels(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | N
     values : label values present
     """
     lab_arr = labelmap.array if labelmap.array.ndim == 3 else labelmap.array[..., 0]
-    if not (np.issubdtype(lab_arr.dtype, np.integer) or np.issubdtype(lab_arr.dtype, np.bool_)):
-        if not np.all(np.mod(lab_arr, 1) == 0):
-            raise SegmentationError("label map for the QC montage is not integer-valued")
+    lab_arr = as_labelmap(lab_arr, error=SegmentationError, narrow=False)
     lab_arr = lab_arr.astype(np.int32, copy=False)
     lab_vol = Volume(lab_arr, labelmap.affine)
 
-    corners = _corners_lps(volume)
+    corners = volume.corners_lps()
     lo, hi = corners.min(0), corners.max(0)
     nz = np.argwhere(lab_arr != 0)
     values = np.unique(lab_arr[lab_arr != 0]) if len(nz) else np.array([], int)

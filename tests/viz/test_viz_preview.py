@@ -175,7 +175,7 @@ def test_montage_real_ct_and_labels(tmp_path):
 
 def test_montage_errors(tmp_path):
     vol = Volume(np.zeros((10, 10, 10), np.float32), np.eye(4))
-    with pytest.raises(SegmentationError, match="not integer") as e:
+    with pytest.raises(SegmentationError, match="non-integer") as e:
         qc_montage(vol, vol.with_array(np.full((10, 10, 10), 0.5)), {}, tmp_path / "m.png")
     assert "m.png" in str(e.value)
     far = np.eye(4)
