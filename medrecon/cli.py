@@ -63,10 +63,12 @@ def convert(
     series: Optional[str] = typer.Option(None, "--series", help="SeriesNumber, or the index shown by `info` ('#N' always means the index)."),
     keep_tilt: bool = typer.Option(False, "--keep-tilt", help="Keep a gantry-tilted series sheared instead of resampling."),
     keep_gaps: bool = typer.Option(False, "--keep-gaps", help="Stack unevenly spaced slices as they are (approximate affine) instead of resampling."),
+    philips_scaling: str = typer.Option("precise", "--philips-scaling", help="Philips values: 'precise' floating point (dcm2niix default) or 'display'."),
+    no_sidecar: bool = typer.Option(False, "--no-sidecar", help="Do not write the BIDS JSON sidecar beside the output."),
+    allow_index_grid: bool = typer.Option(False, "--allow-index-grid", help="Load frames without any patient geometry on a 1 mm index grid instead of refusing."),
 ) -> None:
-    """Convert one series to NIfTI (RAS affine), NRRD (LPS) or MetaImage (.mha)."""
-    from medrecon.io.loader import load
-    from medrecon.io.volumes import save_volume
+    """Convert one series to NIfTI (RAS affine), NRRD (LPS) or MetaImage (.mha), with a BIDS JSON sidecar."""
+    from medrecon.io.loader import convert as convert_series
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -74,13 +76,14 @@ def convert(
     with Progress(TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task("decode", total=None)
-        vol = load(src, series=series, correct_tilt=not keep_tilt, resample_gaps=not keep_gaps,
-                   progress=lambda done, total: bar.update(task, completed=done, total=total))
-    save_volume(vol, output)
+        vol, _, js = convert_series(src, output, series=series, sidecar=not no_sidecar,
+                                    correct_tilt=not keep_tilt, resample_gaps=not keep_gaps,
+                                    philips_scaling=philips_scaling, allow_index_grid=allow_index_grid,
+                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
     for w in vol.meta.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, highlight=False)
-    console.print(f"wrote {output}  shape={vol.shape}  spacing={tuple(round(float(s), 4) for s in vol.spacing)} mm",
-                  soft_wrap=True, highlight=False)
+    console.print(f"wrote {output}  shape={vol.shape}  spacing={tuple(round(float(s), 4) for s in vol.spacing)} mm"
+                  + (f"  (+ {js.name})" if js is not None else ""), soft_wrap=True, highlight=False)
 
 
 def _mesh_default(name: str):
@@ -171,6 +174,7 @@ def segment(
     bundle: Path = typer.Option(..., "--bundle", help="MONAI bundle folder (configs/, models/)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda:N."),
     series: Optional[str] = typer.Option(None, "--series", help="Series when the input holds several."),
+    dicom_seg: Optional[Path] = typer.Option(None, "--dicom-seg", help="Also write the result as a DICOM SEG (.dcm) referencing the source series (DICOM input)."),
 ) -> None:
     """Run a local MONAI bundle and write its label map on the input's own grid."""
     from medrecon.cli_display import StageProgress
@@ -181,6 +185,11 @@ def segment(
     console.print(f"{len(res.found)} of {len(res.labels)} structures found "
                   f"({res.labelmap.meta.get('description', '')})", soft_wrap=True, highlight=False)
     console.print(f"wrote {res.path}")
+    if dicom_seg is not None:
+        from medrecon.io.dicom.seg import write_dicom_seg_for_source
+
+        out = write_dicom_seg_for_source(res.labelmap, res.labels, str(input), dicom_seg, series=series)
+        console.print(f"wrote {out} (DICOM SEG referencing the source series)")
 
 
 @app.command()

@@ -17,7 +17,7 @@ from medrecon.io.volumes import read_volume as _read_file
 from medrecon.io.volumes import volume_suffix as _suffix
 from medrecon.volume import Volume
 
-__all__ = ["load", "load_series", "describe_series", "SeriesInfo", "is_volume_file"]
+__all__ = ["load", "load_series", "describe_series", "SeriesInfo", "is_volume_file", "convert"]
 
 def is_volume_file(path) -> bool:
     """True for a single NIfTI / NRRD / MetaImage file (not DICOM)."""
@@ -74,16 +74,35 @@ def _file_series(path) -> list[SeriesInfo]:
 def _dicom_series(path, progress=None):
     from medrecon.io.dicom import load_dicom_series, scan_series
 
-    series, _ = scan_series(path, progress=progress)
+    series, res = scan_series(path, progress=progress)
     out = []
     for s in series:
-        def loader(_s=s, correct_tilt: bool = True, resample_gaps: bool = True, workers=None, progress=None):
+        def loader(_s=s, correct_tilt: bool = True, resample_gaps: bool = True, workers=None, progress=None,
+                   philips_scaling: str = "precise", allow_index_grid: bool = False):
             return load_dicom_series(_s, correct_tilt=correct_tilt, resample_gaps=resample_gaps,
-                                     workers=workers, progress=progress)
+                                     workers=workers, progress=progress, philips_scaling=philips_scaling,
+                                     allow_index_grid=allow_index_grid)
 
         d = s.describe()
         out.append(SeriesInfo(s.index, d, d["warnings"], s.is_volume, loader))
-    return out, series
+    return out, series, res
+
+
+def _object_rows(res) -> list[dict]:
+    """``info`` rows for the non-image DICOM objects and unreadable files (one per kind and
+    series), after the image series."""
+    groups: dict[tuple, list] = {}
+    for o in res.objects:
+        groups.setdefault((o.kind, o.series_number, o.modality), []).append(o)
+    rows = []
+    for (kind, sn, mod), objs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        reason = (f"non-image object ({kind}): skipped" if kind != "unreadable file"
+                  else f"unreadable file: {objs[0].reason}; skipped")
+        rows.append({"index": "-", "series_number": sn, "modality": mod, "description": kind,
+                     "kind": "non-image", "size": [], "spacing": [], "orientation": "",
+                     "n_files": len(objs), "n_frames": 0, "is_volume": False, "reason": reason,
+                     "warnings": [], "sop_class": objs[0].sop_class})
+    return rows
 
 
 def load_series(path, **_kwargs) -> list[SeriesInfo]:
@@ -98,8 +117,13 @@ def load_series(path, **_kwargs) -> list[SeriesInfo]:
 
 
 def describe_series(path) -> list[dict]:
-    """JSON-friendly description of every series at ``path`` (for ``medrecon info``)."""
-    return [s.description for s in load_series(path)]
+    """JSON-friendly description of every series at ``path`` (for ``medrecon info``), followed by
+    one row per kind of non-image DICOM object or unreadable file found there (``kind``:
+    ``"non-image"``; skipped when loading)."""
+    if is_volume_file(path):
+        return [s.description for s in _file_series(path)]
+    infos, _, res = _dicom_series(path)
+    return [s.description for s in infos] + _object_rows(res)
 
 
 def _pick(series, choice, where) -> Any:
@@ -132,7 +156,8 @@ def _pick(series, choice, where) -> Any:
 
 
 def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = True,
-         workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> Volume:
+         workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+         philips_scaling: str = "precise", allow_index_grid: bool = False) -> Volume:
     """Load one volume (index -> LPS mm affine) from DICOM, NIfTI or NRRD.
 
     Parameters
@@ -153,6 +178,12 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
         Processes for parallel decoding of compressed data (default: all cores).
     progress : callable(done, total), optional
         Called as frames are decoded.
+    philips_scaling : {"precise", "display"}
+        Philips images: precise floating-point values (default, as dcm2niix ``-p y``) or the
+        display values (``-p n``).
+    allow_index_grid : bool
+        Load a series without any patient geometry on a 1 mm index grid (warned) instead of
+        refusing it.
 
     Raises
     ------
@@ -161,11 +192,25 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
     """
     if is_volume_file(path):
         return _read_file(path)
+    chosen = _choose_dicom(path, series, allow_index_grid)
+    from medrecon.io.dicom import load_dicom_series
+
+    return load_dicom_series(chosen, correct_tilt=correct_tilt, resample_gaps=resample_gaps,
+                             workers=workers, progress=progress, philips_scaling=philips_scaling,
+                             allow_index_grid=allow_index_grid)
+
+
+def _choose_dicom(path, series=None, allow_index_grid: bool = False):
+    """The DicomSeries that ``load(path, series)`` would decode."""
     if isinstance(path, (str, os.PathLike)) and not Path(path).exists():
         raise InputError("no such file or folder", path)
-    from medrecon.io.dicom import load_dicom_series, scan_series
+    from medrecon.io.dicom import scan_series
 
     found, _ = scan_series(path)
+    if allow_index_grid:
+        for s in found:
+            if s.index_grid:
+                s.is_volume = True
     where = path if not isinstance(path, (list, tuple)) else f"{len(path)} given files"
     if series is None:
         volumes = [s for s in found if s.is_volume]
@@ -189,5 +234,32 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
                                        f"(index or SeriesNumber): {listing}", where)
     else:
         chosen = _pick(found, series, where)
-    return load_dicom_series(chosen, correct_tilt=correct_tilt, resample_gaps=resample_gaps,
-                             workers=workers, progress=progress)
+    return chosen
+
+
+def convert(path, output, series=None, sidecar: bool = True, correct_tilt: bool = True,
+            resample_gaps: bool = True, workers: int | None = None,
+            progress: Callable[[int, int], None] | None = None, philips_scaling: str = "precise",
+            allow_index_grid: bool = False) -> tuple[Volume, Path, Path | None]:
+    """Load one series and write it (format from the extension of ``output``), with a BIDS JSON
+    sidecar beside it for DICOM input (``x.nii.gz`` -> ``x.json``, like ``dcm2niix -b y``).
+
+    Returns ``(volume, image_path, sidecar_path or None)``. Options as :func:`load`.
+    """
+    from medrecon.io.volumes import save_volume
+
+    if is_volume_file(path):
+        vol = _read_file(path)
+        return vol, save_volume(vol, output), None
+    from medrecon.io.dicom import load_dicom_series
+
+    chosen = _choose_dicom(path, series, allow_index_grid)
+    vol = load_dicom_series(chosen, correct_tilt=correct_tilt, resample_gaps=resample_gaps, workers=workers,
+                            progress=progress, philips_scaling=philips_scaling, allow_index_grid=allow_index_grid)
+    out = save_volume(vol, output)
+    js = None
+    if sidecar:
+        from medrecon.io.dicom.sidecar import sidecar_for_series, write_sidecar
+
+        js = write_sidecar(out, sidecar_for_series(chosen, philips_scaling=philips_scaling))
+    return vol, Path(out), js

@@ -27,24 +27,45 @@ def scan_series(source, progress: Callable[[int, int], None] | None = None) -> t
     """Every series under ``source`` (folder, zip, file or list of files), headers only."""
     res = scan(source, progress=progress)
     series = group_frames(res.frames)
+    notes = []
     if res.skipped:
-        for s in series:
-            s.warnings.append(f"{len(res.skipped)} non-DICOM file(s) ignored")
+        notes.append(f"{len(res.skipped)} non-DICOM file(s) ignored")
+    objs = res.non_image_objects
+    if objs:
+        kinds = sorted({o.kind for o in objs})
+        notes.append(f"{len(objs)} non-image DICOM object(s) skipped ({', '.join(kinds)})")
+    if res.unreadable:
+        notes.append(f"{len(res.unreadable)} unreadable file(s) skipped")
+    for s in series:
+        s.warnings.extend(notes)
     return series, res
 
 
 def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_gaps: bool = True,
                       workers: int | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> Volume:
+                      progress: Callable[[int, int], None] | None = None,
+                      philips_scaling: str = "precise", allow_index_grid: bool = False) -> Volume:
     """Decode one series into a Volume (index -> LPS mm; CT in HU after rescale).
+
+    Parameters
+    ----------
+    philips_scaling : {"precise", "display"}
+        Philips images with a private scale slope: precise floating-point values
+        FP = (SV*RS+RI)/(RS*SS) (dcm2niix's default) or the display values SV*RS+RI.
+    allow_index_grid : bool
+        Load frames without any patient geometry on a 1 mm index grid (with a warning) instead
+        of refusing them.
 
     Raises
     ------
     DicomError
         if the series is not a volume (localizer, mixed orientations, unequal frames per
-        position), or a file is corrupt, truncated or in an undecodable transfer syntax.
+        position, no derivable grid), or a file is corrupt, truncated or in an undecodable
+        transfer syntax.
     """
-    if not series.is_volume:
+    if philips_scaling not in ("precise", "display"):
+        raise DicomError(f"philips_scaling must be 'precise' or 'display', not {philips_scaling!r}")
+    if not series.is_volume and not (allow_index_grid and series.index_grid):
         raise DicomError(f"series {series.label()} cannot be loaded as a volume: {series.reason}",
                          series.frames[0].source.name)
     if series.frames[0].samples_per_pixel != 1:
@@ -53,7 +74,17 @@ def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_g
     order = [i for pos in series.slices for i in pos]
     frames = [series.frames[i] for i in order]
     stored = read_frames(frames, workers=workers, progress=progress)
-    values = rescale(stored, [f.slope for f in frames], [f.intercept for f in frames])
+    slopes = [f.slope for f in frames]
+    intercepts = [f.intercept for f in frames]
+    philips = None
+    if any(f.extra.get("philips_ss") for f in frames):
+        philips = philips_scaling
+        if philips_scaling == "precise":
+            from medrecon.io.dicom.vendor import philips_precise
+
+            si = [philips_precise(f.slope, f.intercept, f.extra.get("philips_ss")) for f in frames]
+            slopes, intercepts = [a for a, _ in si], [b for _, b in si]
+    values = rescale(stored, slopes, intercepts)
     del stored
     n_pos, per = len(series.slices), series.n_per_position
     f0 = series.frames[0]
@@ -63,7 +94,16 @@ def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_g
         values = values[:, 0]
     else:
         values = np.moveaxis(values, 1, -1)  # (n_pos, rows, cols, T)
-    warnings = list(series.warnings)
+    warnings = [w for w in series.warnings if not w.startswith("Philips: precise")]
+    if philips == "precise":
+        warnings.append("Philips precise floating-point values (dcm2niix default): FP = (SV*RS+RI)/(RS*SS)")
+    elif philips == "display":
+        warnings.append("Philips display values (SV*RS+RI), as dcm2niix -p n")
+    if series.pepolar_reversed:
+        # GE stores reversed-polarity volumes mirrored along the phase-encoding axis: flip back
+        # (rows for a COL encoding, columns for ROW), as dcm2niix does for the rows
+        axis = 2 if f0.extra.get("pe_dir") == "ROW" else 1
+        values = np.flip(values, axis=axis)
     resampled = False
     tilt = 0.0
     if series.mosaic is not None:
@@ -72,6 +112,9 @@ def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_g
         arr = np.swapaxes(np.moveaxis(values, 0, 2), 0, 1)
         ps = f0.pixel_spacing or (1.0, 1.0)
         affine = np.diag([ps[1], ps[0], 1.0, 1.0])
+        if series.index_grid:
+            warnings.append("no patient geometry: frames stacked in file order on a 1 mm index grid "
+                            "(allow_index_grid); this is not the patient's grid")
     else:
         geo = series.geometry
         arr, affine, notes, resampled = resample_stack(values, geo, correct_tilt=correct_tilt,
@@ -102,6 +145,8 @@ def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_g
         "resampled": resampled,
         "kind": "4D" if per > 1 else "3D",
     }
+    if philips:
+        meta["units"] = "Philips precise floating point (FP)" if philips == "precise" else "Philips display values (DV)"
     if per > 1:
         meta["frame_axis"] = "time"
         meta["frame_values"] = [

@@ -47,6 +47,8 @@ class DicomSeries:
     n_per_position: int = 1
     has_geometry: bool = True
     mosaic: tuple | None = None   # (n_slices, 4x4 affine in (row, col, slice) order) for Siemens mosaics
+    index_grid: bool = False      # no patient geometry: loadable only on request, on an index grid
+    pepolar_reversed: bool = False  # GE epi_pepolar volumes of reversed phase-encoding polarity
 
     # -- derived facts --------------------------------------------------------------------------
     @property
@@ -157,11 +159,14 @@ def _is_localizer(image_type: tuple[str, ...]) -> bool:
 
 def _type_key(f: FrameHeader) -> tuple:
     """The part of ImageType that separates series: all of it for MR and others (magnitude /
-    phase / derived maps); for CT only whether it is a localizer (GE and Siemens append
-    per-slice values such as ``ADD`` that do not make a different volume)."""
+    phase / derived maps); for CT whether it is a localizer (GE and Siemens append per-slice
+    values such as ``ADD`` that do not make a different volume) and whether it is derived
+    (DERIVED, MPR, ...: never a volume of the acquisition's 4D)."""
+    from medrecon.io.dicom.vendor import derived_key
+
     if f.modality == "CT":
-        return (_is_localizer(f.image_type),)
-    return f.image_type
+        return (_is_localizer(f.image_type), derived_key(f.image_type))
+    return f.image_type + derived_key(f.image_type)
 
 
 def _echo_of(f: FrameHeader) -> float | None:
@@ -212,13 +217,47 @@ def group_frames(frames: list[FrameHeader]) -> list[DicomSeries]:
         _analyse(s, n_orientations=orientations_per_uid.get(key[0], 1))
         if duplicates.get(s.series_uid):
             s.warnings.append(f"{duplicates[s.series_uid]} duplicate image(s) (same SOPInstanceUID) ignored")
-        series.append(s)
+        series.extend(_split_pepolar(s, orientations_per_uid.get(key[0], 1)))
     series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30,
                                s.description, s.series_uid, s.image_type, s.echo or 0.0,
                                s.frames[0].iop.tolist() if s.frames[0].iop is not None else []))
     for i, s in enumerate(series, start=1):
         s.index = i
     return series
+
+
+def _split_pepolar(s: DicomSeries, n_orientations: int) -> list[DicomSeries]:
+    """GE ``epi_pepolar``: the volumes of reversed phase-encoding polarity become their own series
+    (SeriesNumber + 1000 unless every volume is reversed), as dcm2niix splits them."""
+    from medrecon.io.dicom.vendor import pepolar_reversed
+
+    ud = s.frames[0].extra.get("pepolar")
+    if ud is None or not s.slices or not s.has_geometry:
+        return [s]
+    per = max(len(p) for p in s.slices)
+    rev = [pepolar_reversed(int(ud), v + 1) for v in range(per)]
+    note = "GE epi_pepolar: reversed phase-encoding volumes, mirrored back along the phase-encoding axis"
+    if not any(rev):
+        return [s]
+    if all(rev):
+        s.pepolar_reversed = True
+        s.warnings.append(note)
+        return [s]
+    parts = []
+    for reversed_ in (False, True):
+        idx = [i for pos in s.slices for rank, i in enumerate(pos) if rank < len(rev) and rev[rank] == reversed_]
+        fr = [s.frames[i] for i in sorted(idx)]
+        t = DicomSeries(frames=fr, series_uid=s.series_uid,
+                        series_number=(s.series_number or 0) + (1000 if reversed_ else 0) if s.series_number is not None
+                        else None, modality=s.modality, description=s.description, image_type=s.image_type,
+                        echo=s.echo)
+        _analyse(t, n_orientations)
+        t.warnings.extend(w for w in s.warnings if w not in t.warnings and "duplicate" in w)
+        t.pepolar_reversed = reversed_
+        if reversed_:
+            t.warnings.append(note)
+        parts.append(t)
+    return parts
 
 
 def _analyse(s: DicomSeries, n_orientations: int) -> None:
@@ -237,6 +276,25 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
         n_tiles, A = f0.extra["mosaic"]
         s.mosaic = (n_tiles, A)
         s.warnings.append(f"Siemens mosaic: {n_tiles} slices taken from the tiles (CSA header)")
+    elif f0.extra.get("uih_grid"):
+        n_tiles = int(f0.extra["uih_grid"])
+        sp = f0.spacing_between or f0.slice_thickness
+        if f0.ipp is None or f0.iop is None or f0.pixel_spacing is None or not sp:
+            s.is_volume = False
+            s.reason = (f"UIH grid of {n_tiles} slices without " +
+                        ("SpacingBetweenSlices/SliceThickness: the slice spacing cannot be derived" if not sp
+                         else "ImagePositionPatient/Orientation/PixelSpacing: the grid cannot be derived"))
+        else:
+            # UIH: the position is that of the first tile (no Siemens mosaic shift, as dcm2niix);
+            # tiles follow the normal (row direction x column direction) at the slice spacing
+            r, c, n = normal_from_iop(f0.iop)
+            A = np.eye(4)
+            A[:3, 0] = c * f0.pixel_spacing[0]
+            A[:3, 1] = r * f0.pixel_spacing[1]
+            A[:3, 2] = n * sp
+            A[:3, 3] = f0.ipp
+            s.mosaic = (n_tiles, A)
+            s.warnings.append(f"UIH grid: {n_tiles} slices taken from the tiles (0065,1050)")
     elif f0.mosaic:
         s.warnings.append("Siemens mosaic image without a readable CSA header: tiles are not "
                           "de-mosaiced (loaded as one 2D image)")
@@ -244,8 +302,20 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
         s.has_geometry = False
         order = sorted(range(len(s.frames)), key=lambda i: (s.frames[i].instance or 0, s.frames[i].frame or 0))
         s.slices = [[i] for i in order]
-        s.warnings.append("no patient geometry (ImagePositionPatient/Orientation/PixelSpacing missing): "
-                          "frames stacked in file order on a 1 mm index grid")
+        if f0.extra.get("no_frame_positions"):
+            s.is_volume = False
+            s.reason = ("frames carry no per-frame position (no functional groups, no private positions): "
+                        "the slice grid cannot be derived")
+        elif len(s.frames) > 1 and s.is_volume:
+            # never a silent index grid: loadable only when asked (allow_index_grid)
+            s.is_volume = False
+            s.index_grid = True
+            s.reason = ("no patient geometry (ImagePositionPatient/Orientation/PixelSpacing missing): the "
+                        "frames cannot be placed in the patient; pass allow_index_grid=True "
+                        "(--allow-index-grid) to load them on a 1 mm index grid")
+        elif s.mosaic is None:
+            s.warnings.append("no patient geometry (ImagePositionPatient/Orientation/PixelSpacing missing): "
+                              "one 2D image on a pixel-spacing grid")
         return
     r, c, n = normal_from_iop(f0.iop)
     groups = unique_positions([f.ipp for f in s.frames], n, tol=SAME_POSITION_MM)
@@ -253,6 +323,12 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
     if f0.extra.get("synthetic_positions"):
         s.warnings.append("multi-frame without per-frame positions: frames stacked along the normal "
                           "using SpacingBetweenSlices")
+    if f0.extra.get("private_positions"):
+        s.warnings.append("multi-frame without functional groups: per-frame positions taken from a "
+                          "private sequence")
+    if f0.extra.get("philips_ss"):
+        s.warnings.append("Philips: precise floating-point values by default, FP = (SV*RS+RI)/(RS*SS) "
+                          "(dcm2niix default); philips_scaling='display' gives the display values")
     if len(counts) > 1:
         s.is_volume = False
         s.reason = (f"unequal number of images per slice position ({min(counts)} to {max(counts)}); "

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from medrecon.io.dicom.rawvalues import get_float, get_floats, get_int, get_str, get_strs
 from medrecon.io.dicom.source import Source
 
 __all__ = ["FrameHeader", "headers_from_dataset", "NATIVE_LE"]
@@ -98,46 +99,58 @@ def _fg(keyword: str, per_frame: Dataset | None, shared: Dataset | None) -> Data
 
 
 def _common(ds: Dataset, src: Source, offset: int | None, pixel_length: int | None) -> dict:
+    # values through medrecon.io.dicom.rawvalues: the raw bytes decoded directly, without
+    # pydicom's per-element conversion (the cost that dominated many-small-file folders)
+    from medrecon.io.dicom import vendor
+
     fm = getattr(ds, "file_meta", None)
     ts = str(getattr(fm, "TransferSyntaxUID", "") or "") if fm is not None else ""
     if not ts:
         ts = "1.2.840.10008.1.2"  # no meta: pydicom parsed it as implicit (or told us otherwise)
         if not getattr(ds, "is_implicit_VR", True):
             ts = "1.2.840.10008.1.2.1"
-    sop = str(ds.get("SOPClassUID", "") or (getattr(fm, "MediaStorageSOPClassUID", "") if fm else "") or "")
-    image_type = tuple(str(x).upper() for x in (ds.get("ImageType") or []))
+    sop = get_str(ds, "SOPClassUID") or (str(getattr(fm, "MediaStorageSOPClassUID", "") or "") if fm else "")
+    image_type = tuple(x.upper() for x in get_strs(ds, "ImageType"))
+    bits_allocated = get_int(ds, "BitsAllocated", 16) or 16
+    bits_stored = get_int(ds, "BitsStored", bits_allocated) or 16
+    manufacturer = get_str(ds, "Manufacturer").upper()
+    uih_grid = vendor.uih_grid_slices(ds) if "UIH" in manufacturer or "UNITED IMAGING" in manufacturer else None
     return dict(
         source=src,
-        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-        series_number=_num(ds.get("SeriesNumber"), int),
-        modality=str(ds.get("Modality", "") or ""),
-        description=str(ds.get("SeriesDescription", "") or ds.get("ProtocolName", "") or ""),
+        series_uid=get_str(ds, "SeriesInstanceUID"),
+        series_number=get_int(ds, "SeriesNumber"),
+        modality=get_str(ds, "Modality"),
+        description=get_str(ds, "SeriesDescription") or get_str(ds, "ProtocolName"),
         sop_class=sop,
-        sop_instance=str(ds.get("SOPInstanceUID", "") or ""),
-        rows=int(ds.get("Rows", 0) or 0),
-        cols=int(ds.get("Columns", 0) or 0),
+        sop_instance=get_str(ds, "SOPInstanceUID"),
+        rows=get_int(ds, "Rows", 0) or 0,
+        cols=get_int(ds, "Columns", 0) or 0,
         transfer_syntax=ts,
-        bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
-        bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
-        high_bit=int(ds.get("HighBit", (ds.get("BitsStored") or 16) - 1)),
-        pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
-        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
-        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2"),
-        gantry_tilt=_num(ds.get("GantryDetectorTilt")),
-        mosaic="MOSAIC" in image_type,
+        bits_allocated=bits_allocated,
+        bits_stored=bits_stored,
+        high_bit=get_int(ds, "HighBit", bits_stored - 1),
+        pixel_representation=get_int(ds, "PixelRepresentation", 0) or 0,
+        samples_per_pixel=get_int(ds, "SamplesPerPixel", 1) or 1,
+        photometric=get_str(ds, "PhotometricInterpretation") or "MONOCHROME2",
+        gantry_tilt=get_float(ds, "GantryDetectorTilt"),
+        mosaic="MOSAIC" in image_type or uih_grid is not None,
         image_type=image_type,
-        instance=_num(ds.get("InstanceNumber"), int),
-        acquisition=_num(ds.get("AcquisitionNumber"), int),
+        instance=get_int(ds, "InstanceNumber"),
+        acquisition=get_int(ds, "AcquisitionNumber"),
         pixel_offset=offset,
         pixel_length=pixel_length,
         extra={
-            "body_part": str(ds.get("BodyPartExamined", "") or ""),
-            "manufacturer_model": str(ds.get("ManufacturerModelName", "") or ""),
-            "protocol_name": str(ds.get("ProtocolName", "") or ""),
-            "convolution_kernel": str(ds.get("ConvolutionKernel", "") or ""),
-            "repetition_time": _num(ds.get("RepetitionTime")),
+            "body_part": get_str(ds, "BodyPartExamined"),
+            "manufacturer_model": get_str(ds, "ManufacturerModelName"),
+            "protocol_name": get_str(ds, "ProtocolName"),
+            "convolution_kernel": get_str(ds, "ConvolutionKernel"),
+            "repetition_time": get_float(ds, "RepetitionTime"),
             "skip": getattr(ds, "_medrecon_skip", 0),
             "mosaic": _mosaic_geometry(ds) if "MOSAIC" in image_type else None,
+            "uih_grid": uih_grid,
+            "pe_dir": get_str(ds, "InPlanePhaseEncodingDirection").upper(),
+            "pepolar": vendor.ge_pepolar(ds) if manufacturer.startswith("GE") else None,
+            "philips_ss": vendor.philips_scale_slope(ds) if "PHILIPS" in manufacturer else None,
         },
     )
 
@@ -165,33 +178,45 @@ def _mosaic_geometry(ds: Dataset):
 
 
 def _classic_frames(ds: Dataset, common: dict, n_frames: int) -> list[FrameHeader]:
-    ipp = ds.get("ImagePositionPatient")
-    iop = ds.get("ImageOrientationPatient")
-    ps = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    from medrecon.io.dicom.vendor import private_frame_positions
+
+    ipp = get_floats(ds, "ImagePositionPatient", 3)
+    iop = get_floats(ds, "ImageOrientationPatient", 6)
+    ps = get_floats(ds, "PixelSpacing", 2) or get_floats(ds, "ImagerPixelSpacing", 2)
     base = dict(
-        ipp=np.array([float(x) for x in ipp], dtype=np.float64) if ipp and len(ipp) == 3 else None,
-        iop=np.array([float(x) for x in iop], dtype=np.float64) if iop and len(iop) == 6 else None,
-        pixel_spacing=(float(ps[0]), float(ps[1])) if ps and len(ps) == 2 else None,
-        slice_thickness=_num(ds.get("SliceThickness")),
-        spacing_between=_num(ds.get("SpacingBetweenSlices")),
-        slope=_num(ds.get("RescaleSlope")) or 1.0,
-        intercept=_num(ds.get("RescaleIntercept")) or 0.0,
-        echo_number=_num(ds.get("EchoNumbers"), int),
-        echo_time=_num(ds.get("EchoTime")),
-        temporal=_num(ds.get("TemporalPositionIdentifier")),
-        trigger_time=_num(ds.get("TriggerTime")),
+        ipp=np.array(ipp, dtype=np.float64) if ipp else None,
+        iop=np.array(iop, dtype=np.float64) if iop else None,
+        pixel_spacing=(ps[0], ps[1]) if ps else None,
+        slice_thickness=get_float(ds, "SliceThickness"),
+        spacing_between=get_float(ds, "SpacingBetweenSlices"),
+        slope=get_float(ds, "RescaleSlope") or 1.0,
+        intercept=get_float(ds, "RescaleIntercept") or 0.0,
+        echo_number=get_int(ds, "EchoNumbers"),
+        echo_time=get_float(ds, "EchoTime"),
+        temporal=get_float(ds, "TemporalPositionIdentifier"),
+        trigger_time=get_float(ds, "TriggerTime"),
         stack_id=None,
     )
     if n_frames <= 1:
         return [FrameHeader(frame=None, n_frames_in_file=1, **common, **base)]
-    # multi-frame without functional groups (e.g. NM, US, old multi-frame CT): frames share the
-    # top-level geometry; stacked along the normal with SpacingBetweenSlices by the geometry step.
+    # multi-frame without functional groups (e.g. NM, US, old multi-frame CT, UIH VFRAME):
+    # per-frame positions from a private sequence when there is one; else, for objects whose
+    # frames are slices of one stack, along the normal with SpacingBetweenSlices. A VFRAME object
+    # without positions cannot be placed: its frames get no position (refused by the grouping).
     out = []
-    sp = base["spacing_between"] or base["slice_thickness"]
+    private = private_frame_positions(ds, n_frames) if base["iop"] is not None else None
+    vframe = any("VFRAME" in t for t in common["image_type"])
+    sp = base["spacing_between"] or (None if vframe else base["slice_thickness"])
     for i in range(n_frames):
         b = dict(base)
         cm = dict(common, extra=dict(common["extra"]))
-        if base["ipp"] is not None and base["iop"] is not None and sp:
+        if private is not None:
+            b["ipp"] = private[i]
+            cm["extra"]["private_positions"] = True
+        elif vframe:
+            b["ipp"] = None
+            cm["extra"]["no_frame_positions"] = True
+        elif base["ipp"] is not None and base["iop"] is not None and sp:
             n = np.cross(base["iop"][:3], base["iop"][3:])
             b["ipp"] = base["ipp"] + i * sp * n / np.linalg.norm(n)
             cm["extra"]["synthetic_positions"] = True
@@ -228,6 +253,10 @@ def _enhanced_frames(ds: Dataset, common: dict, n_frames: int) -> list[FrameHead
         temporal = _num(content.get("TemporalPositionIndex")) if content is not None else None
         cm = dict(common)
         cm["image_type"] = ftype
+        if common["extra"].get("philips_ss") is not None or "PHILIPS" in get_str(ds, "Manufacturer").upper():
+            from medrecon.io.dicom.vendor import philips_scale_slope
+
+            cm["extra"] = dict(common["extra"], philips_ss=philips_scale_slope(ds, pf))
         out.append(FrameHeader(
             frame=i, n_frames_in_file=n_frames, **cm,
             ipp=np.array([float(x) for x in ipp], dtype=np.float64) if ipp and len(ipp) == 3 else None,
@@ -251,7 +280,7 @@ def headers_from_dataset(ds: Dataset, src: Source, offset: int | None = None,
     """Turn one parsed dataset into frame headers ([] if it holds no image)."""
     if "Rows" not in ds or "Columns" not in ds:
         return []
-    n_frames = _num(ds.get("NumberOfFrames"), int) or 1
+    n_frames = get_int(ds, "NumberOfFrames") or 1
     pixel_length = None
     if offset is not None and file_size is not None:
         found = _native_pixel_length(src.path, offset, file_size, ds)

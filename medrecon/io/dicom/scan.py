@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +22,8 @@ from pydicom.errors import InvalidDicomError
 
 from medrecon.errors import DicomError, InputError
 from medrecon.io.dicom.headers import FrameHeader, headers_from_dataset
+from medrecon.io.dicom.rawvalues import get_int, get_str
+from medrecon.io.dicom.sop_classes import NonImageObject, non_image_kind, sop_class_name, sop_class_of
 from medrecon.io.dicom.source import _GZ_MAGIC, Source
 
 __all__ = ["Source", "FrameHeader", "ScanResult", "discover", "scan", "read_dataset"]
@@ -36,6 +38,16 @@ class ScanResult:
     n_files: int
     skipped: list[str]          # non-DICOM files
     non_image: list[str]        # DICOM files without pixel data (reports, DICOMDIR, ...)
+    objects: list = field(default_factory=list)     # NonImageObject: non-image DICOM and unreadable files
+    cache_hits: int = 0                              # headers taken from the header cache
+
+    @property
+    def unreadable(self) -> list:
+        return [o for o in self.objects if o.kind == "unreadable file"]
+
+    @property
+    def non_image_objects(self) -> list:
+        return [o for o in self.objects if o.kind != "unreadable file"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,15 +210,30 @@ NOT_DICOM_SUFFIXES = (
 )
 
 
-def read_headers(src: Source) -> tuple[list[FrameHeader], str]:
-    """Headers of one candidate file. Returns (frames, status) with status 'image',
-    'non-image' (DICOM without pixels) or 'not-dicom'."""
+def read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
+    """Headers of one candidate file. Returns ``(frames, status, info)`` with status 'image',
+    'non-image' (a DICOM object that is not an image, identified by SOP Class UID; ``info`` is a
+    :class:`~medrecon.io.dicom.sop_classes.NonImageObject`), 'unreadable' (cannot be opened:
+    dangling link, permissions...; ``info`` likewise) or 'not-dicom'."""
     if (src.member or src.path).lower().endswith(NOT_DICOM_SUFFIXES):
-        return [], "not-dicom"
-    res = read_dataset(src, stop_before_pixels=True)
+        return [], "not-dicom", None
+    try:
+        res = read_dataset(src, stop_before_pixels=True)
+    except InputError as exc:
+        if src.member is None and not os.access(src.path, os.R_OK) or "cannot read file" in str(exc):
+            reason = str(exc).split(": ", 1)[-1]
+            if os.path.islink(src.path) and not os.path.exists(src.path):
+                reason = "dangling symbolic link (no such file)"
+            return [], "unreadable", NonImageObject(src.name, "unreadable file", reason=reason)
+        raise
     if res is None:
-        return [], "not-dicom"
+        return [], "not-dicom", None
     ds, offset = res
+    sop = sop_class_of(ds)
+    kind = non_image_kind(sop, has_pixels="Rows" in ds)
+    if kind is not None:
+        return [], "non-image", NonImageObject(src.name, kind, sop, get_str(ds, "Modality"),
+                                               get_int(ds, "SeriesNumber"))
     size = os.path.getsize(src.path) if src.member is None else None
     frames = headers_from_dataset(ds, src, offset, size)
     if not frames and _expects_pixels(ds):
@@ -214,7 +241,11 @@ def read_headers(src: Source) -> tuple[list[FrameHeader], str]:
                          "(Rows/Columns) or pixel data", src.name)
     if frames and frames[0].is_native and offset is not None and size is not None and offset >= size:
         raise DicomError("file truncated: the header ends before the pixel data", src.name)
-    return frames, ("image" if frames else "non-image")
+    if not frames:
+        return [], "non-image", NonImageObject(src.name, sop_class_name(sop).replace(" Storage", "") or
+                                               "DICOM without image", sop, get_str(ds, "Modality"),
+                                               get_int(ds, "SeriesNumber"))
+    return frames, "image", None
 
 
 def _expects_pixels(ds: Dataset) -> bool:
@@ -234,7 +265,7 @@ def _expects_pixels(ds: Dataset) -> bool:
 PARALLEL_SCAN_MIN_FILES = 256
 
 
-def _read_chunk(srcs: list[Source]) -> list[tuple[list[FrameHeader], str]]:
+def _read_chunk(srcs: list[Source]) -> list[tuple[list[FrameHeader], str, object]]:
     return [read_headers(src) for src in srcs]
 
 
@@ -274,22 +305,34 @@ def scan(source, progress=None, workers: int | None = None) -> ScanResult:
     """Discover files under ``source`` and read every header (no pixel data).
 
     Large folders (``PARALLEL_SCAN_MIN_FILES`` files or more) are read by ``workers`` processes
-    (default: all cores). Raises :class:`InputError` when nothing readable is there (empty
-    folder, only non-DICOM) and :class:`DicomError` for a corrupt or truncated DICOM file.
+    (default: all cores). Headers already read for an unchanged file come from the header cache
+    (:mod:`medrecon.io.dicom.cache`). Non-image DICOM objects (by SOP Class UID) and files that
+    cannot be opened are skipped and listed in ``objects``. Raises :class:`InputError` when
+    nothing readable is there (empty folder, only non-DICOM or non-image objects) and
+    :class:`DicomError` for a corrupt or truncated DICOM file.
     """
+    from medrecon.io.dicom.cache import HeaderCache
+
     files = discover(source)
     frames: list[FrameHeader] = []
     skipped: list[str] = []
     non_image: list[str] = []
-    for src, (fr, status) in zip(files, _read_all(files, progress, workers)):
+    objects: list = []
+    cache = HeaderCache(HeaderCache.key_for(source))
+    results = cache.read_all(files, lambda fs: list(_read_all(fs, progress, workers)))
+    for src, (fr, status, info) in zip(files, results):
         if status == "not-dicom":
             skipped.append(src.name)
-        elif status == "non-image":
+        elif status in ("non-image", "unreadable"):
             non_image.append(src.name)
+            objects.append(info)
         frames.extend(fr)
     if not frames:
         where = source if not isinstance(source, (list, tuple)) else f"{len(files)} given files"
-        if non_image and not skipped:
-            raise InputError(f"DICOM files found but none holds an image ({len(non_image)} files)", where)
+        if objects:
+            kinds = sorted({o.kind for o in objects})
+            raise InputError(f"DICOM files found but none holds an image ({len(objects)} files: "
+                             f"{', '.join(kinds)})", where)
         raise InputError(f"no DICOM image files found ({len(files)} files, none readable as DICOM)", where)
-    return ScanResult(frames=frames, n_files=len(files), skipped=skipped, non_image=non_image)
+    return ScanResult(frames=frames, n_files=len(files), skipped=skipped, non_image=non_image,
+                      objects=objects, cache_hits=cache.hits)

@@ -197,3 +197,38 @@ def write_dicom_seg(labelmap: Volume, labels: Mapping[int, LabelInfo], source_da
     with atomic_path(out) as tmp:
         seg.save_as(str(tmp))
     return out
+
+
+def write_dicom_seg_for_source(labelmap: Volume, labels: Mapping[int, LabelInfo], source,
+                               path: str | os.PathLike, series=None) -> Path:
+    """Write ``labelmap`` (computed on a DICOM series at ``source``) as a DICOM SEG that references
+    that series' images. ``series`` picks the series as :func:`medrecon.io.loader.load` does.
+
+    Raises
+    ------
+    InputError
+        ``source`` is not DICOM (a NIfTI/NRRD input has no source images to reference).
+    DicomError
+        The label map is not on the series' own grid (the volume was resampled for tilt or
+        uneven spacing, or is 4D).
+    """
+    from medrecon.io.dicom.scan import read_dataset
+    from medrecon.io.loader import _choose_dicom, is_volume_file
+
+    if is_volume_file(source):
+        raise InputError("a DICOM SEG references DICOM source images; the input is not DICOM", source)
+    chosen = _choose_dicom(source, series)
+    if chosen.n_per_position != 1 or chosen.mosaic is not None or chosen.geometry is None:
+        raise DicomError("a DICOM SEG can reference a plain 3D series only (not 4D, mosaic or without geometry)",
+                         path)
+    dss = []
+    for pos in chosen.slices:
+        f = chosen.frames[pos[0]]
+        if f.frame is not None:
+            raise DicomError("source is a multi-frame object: DICOM SEG output supports single-frame series",
+                             path)
+        res = read_dataset(f.source, stop_before_pixels=False)
+        if res is None:
+            raise DicomError("source image not readable as DICOM any more", f.source.name)
+        dss.append(res[0])
+    return write_dicom_seg(labelmap, labels, dss, path)

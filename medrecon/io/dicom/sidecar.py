@@ -30,7 +30,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["sidecar_from_datasets", "sidecar_path", "write_sidecar", "manufacturer_short",
+__all__ = ["sidecar_from_datasets", "sidecar_for_series", "sidecar_path", "write_sidecar", "manufacturer_short",
            "ge_phase_polarity", "philips_scaling", "IDENTIFYING_KEYS", "CONVERSION_SOFTWARE"]
 
 CONVERSION_SOFTWARE = "medrecon"
@@ -126,6 +126,7 @@ def _csa_value(ds, key: str):
     """A value list from the Siemens CSA image header (None when absent)."""
     import warnings
 
+    ds = getattr(ds, "_ds", ds)  # a _Flat view: the CSA header lives in the dataset itself
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -187,8 +188,46 @@ def philips_scaling(ds) -> dict[str, float] | None:
     return out
 
 
+class _Flat:
+    """Read-only view of a dataset that also finds attributes inside the shared and first
+    per-frame functional groups of an enhanced object (one level of nesting), so that every
+    sidecar field is found wherever the object keeps it."""
+
+    def __init__(self, ds):
+        self._ds = ds
+        self._items = []
+        for kw in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+            seq = ds.get(kw)
+            if seq:
+                for el in seq[0]:
+                    if el.VR == "SQ" and el.value:
+                        self._items.append(el.value[0])
+
+    def get(self, key, default=None):
+        v = self._ds.get(key)
+        if v is not None:
+            return v
+        for it in self._items:
+            v = it.get(key)
+            if v is not None:
+                return v
+        return default
+
+    def __contains__(self, key):
+        return self.get(key) is not None
+
+    def __getattr__(self, name):
+        return getattr(self._ds, name)
+
+
+def _rc(ds) -> str:
+    """InPlanePhaseEncodingDirection as ROW / COL (enhanced objects write COLUMN)."""
+    rc = str(ds.get("InPlanePhaseEncodingDirection", "") or "").upper().strip()
+    return "COL" if rc == "COLUMN" else rc
+
+
 def _phase_encoding(ds, polarity_override: int | None = None) -> dict[str, Any]:
-    rc = str(ds.get("InPlanePhaseEncodingDirection", "") or "").upper()
+    rc = _rc(ds)
     out: dict[str, Any] = {}
     if rc not in ("ROW", "COL"):
         return out
@@ -197,6 +236,14 @@ def _phase_encoding(ds, polarity_override: int | None = None) -> dict[str, Any]:
     positive = None
     if man == "Siemens":
         positive = _siemens_positive(ds)
+        if positive is None:  # XA enhanced/classic: (0021,111C), 1 = positive
+            el = ds.get((0x0021, 0x111C))
+            if el is not None and not isinstance(el.value, (bytes, bytearray)):
+                try:
+                    positive = int(str(el.value[0] if isinstance(el.value, (list, tuple)) or
+                                       type(el.value).__name__ == "MultiValue" else el.value).strip())
+                except (TypeError, ValueError):
+                    positive = None
     elif man == "GE":
         pol = ge_phase_polarity(ds)
         positive = None if pol is None else 1 - pol
@@ -223,13 +270,15 @@ def _phase_encoding(ds, polarity_override: int | None = None) -> dict[str, Any]:
 
 
 def _matrix_pe(ds) -> tuple[int | None, int | None]:
-    rc = str(ds.get("InPlanePhaseEncodingDirection", "") or "").upper()
+    rc = _rc(ds)
     am = ds.get("AcquisitionMatrix")
     acq = None
     if am is not None and len(am) == 4:
         acq = int(am[2]) + int(am[3]) if rc in ("ROW", "COL") else None
         if acq == 0:
             acq = None
+    if acq is None and _f(ds.get("MRAcquisitionPhaseEncodingStepsInPlane")):
+        acq = int(_f(ds.get("MRAcquisitionPhaseEncodingStepsInPlane")))
     recon = None
     if rc == "COL":
         recon = int(ds.get("Rows", 0) or 0) or None
@@ -249,6 +298,8 @@ def _echo_spacing(ds, recon_pe: int | None, accel: float | None) -> dict[str, fl
     elif man == "Siemens":
         el = ds.get((0x0019, 0x1028))  # BandwidthPerPixelPhaseEncode (Hz)
         bw = _f(el.value) if el is not None and not isinstance(el.value, (bytes, bytearray)) else None
+        if bw is None:
+            bw = _f(ds.get("BandwidthPerPixelPhaseEncode"))  # (0018,9058), enhanced MR
         if bw and recon_pe:
             ees = 1.0 / (bw * recon_pe)
     if ees is None or not recon_pe:
@@ -311,7 +362,7 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
         Further fields (e.g. medrecon's own notes), merged last.
     """
     dss = list(datasets)
-    ds = dss[0]
+    ds = _Flat(dss[0])
     man = manufacturer_short(str(ds.get("Manufacturer", "")))
     sc: dict[str, Any] = {}
 
@@ -322,7 +373,11 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
 
     put("Modality", _s(ds.get("Modality")))
     put("MagneticFieldStrength", _num_out(_f(ds.get("MagneticFieldStrength"))))
-    put("ImagingFrequency", _num_out(_f(ds.get("ImagingFrequency")), 9))
+    freq = _f(ds.get("ImagingFrequency"))
+    if freq is None:  # enhanced MR: MR Imaging Modifier macro
+        tf = ds.get("TransmitterFrequency")
+        freq = _f(tf[0] if isinstance(tf, (list, tuple)) or type(tf).__name__ == "MultiValue" else tf)
+    put("ImagingFrequency", _num_out(freq, 9))
     put("Manufacturer", man)
     put("ManufacturersModelName", _s(ds.get("ManufacturerModelName")))
     put("BodyPart", _s(ds.get("BodyPartExamined")))
@@ -338,11 +393,16 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
     if not seq_name and man == "GE":
         el = ds.get((0x0019, 0x109C))
         seq_name = _s(el.value) if el is not None else ""
+    if not seq_name and man == "Philips":
+        el = ds.get((0x2001, 0x1020))  # Scanning Technique Description MR
+        seq_name = _s(el.value) if el is not None and not isinstance(el.value, (bytes, bytearray)) else ""
+    if not seq_name:
+        seq_name = _s(ds.get("PulseSequenceName"))
     put("SequenceName", seq_name)
     itype = list(image_type) if image_type is not None else [str(x) for x in (ds.get("ImageType") or [])]
     put("ImageType", [str(x) for x in itype])
     sn = ds.get("SeriesNumber")
-    put("SeriesNumber", int(sn) + (1000 if polarity_reversed and man == "GE" else 0) if sn not in (None, "") else None)
+    put("SeriesNumber", int(sn) if sn not in (None, "") else None)
     an = ds.get("AcquisitionNumber")
     put("AcquisitionNumber", int(an) if an not in (None, "") else None)
     if philips and man == "Philips":
@@ -375,6 +435,9 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
     if tr:
         put("RepetitionTime", _num_out(tr / 1000.0))
     ti = _f(ds.get("InversionTime"))
+    if not ti and man == "Philips":
+        el = ds.get((0x2001, 0x101B))  # Philips prepulse delay (dcm2niix's InversionTime)
+        ti = _f(el.value) if el is not None and not isinstance(el.value, (bytes, bytearray)) else None
     if ti:
         put("InversionTime", _num_out(ti / 1000.0))
     fa = _f(ds.get("FlipAngle"))
@@ -420,7 +483,7 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
                 break
     if iop is not None and len(iop) == 6:
         sc["ImageOrientationPatientDICOM"] = [_num_out(float(x)) for x in iop]
-    put("InPlanePhaseEncodingDirectionDICOM", _s(ds.get("InPlanePhaseEncodingDirection")))
+    put("InPlanePhaseEncodingDirectionDICOM", _rc(ds))
     if extra:
         sc.update(extra)
     for k in IDENTIFYING_KEYS:
@@ -450,3 +513,29 @@ def write_sidecar(image_path: str | os.PathLike, sidecar: dict[str, Any]) -> Pat
     text = json.dumps(sidecar, indent="\t", ensure_ascii=True) + "\n"
     atomic_write_text(out, text)
     return out
+
+
+def sidecar_for_series(series, philips_scaling: str | None = "precise") -> dict[str, Any]:
+    """The sidecar of one :class:`~medrecon.io.dicom.group.DicomSeries` (headers re-read from the
+    first image of each slice position; one file for a mosaic or a multi-frame object)."""
+    from medrecon.io.dicom.scan import read_dataset
+
+    firsts = [series.frames[pos[0]] for pos in series.slices] if series.slices else series.frames[:1]
+    seen: set = set()
+    dss = []
+    for f in firsts:
+        if f.source in seen:
+            continue
+        seen.add(f.source)
+        res = read_dataset(f.source, stop_before_pixels=True)
+        if res is not None:
+            dss.append(res[0])
+    if not dss:
+        return {"ConversionSoftware": CONVERSION_SOFTWARE}
+    philips = philips_scaling if any(f.extra.get("philips_ss") for f in series.frames) else None
+    extra: dict[str, Any] = {}
+    if series.series_number is not None:
+        extra["SeriesNumber"] = int(series.series_number)
+    itype = list(series.image_type)
+    return sidecar_from_datasets(dss, image_type=itype, polarity_reversed=series.pepolar_reversed,
+                                 philips=philips, extra=extra)

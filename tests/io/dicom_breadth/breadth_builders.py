@@ -100,3 +100,106 @@ def make_symlink_loop(folder: Path) -> Path:
     p = folder / "loop.dcm"
     os.symlink(p.name, p)
     return p
+
+
+# --------------------------------------------------------------------------------------------
+# vendor classes built from the real GE EPI series (64x64, 15 positions x 10 time points)
+# --------------------------------------------------------------------------------------------
+def ge_epi_by_volume() -> list[list[Dataset]]:
+    """The GE EPI datasets grouped by time point (1-based order of InstanceNumber), each
+    volume's slices sorted ascending along the slice normal."""
+    dss = ge_epi_datasets(pixels=True)
+    iop = np.array([float(x) for x in dss[0].ImageOrientationPatient])
+    n = np.cross(iop[:3], iop[3:])
+    by_pos: dict[float, list[Dataset]] = {}
+    for d in dss:
+        key = round(float(np.dot([float(x) for x in d.ImagePositionPatient], n)), 2)
+        by_pos.setdefault(key, []).append(d)
+    positions = sorted(by_pos)
+    for k in positions:
+        by_pos[k].sort(key=lambda d: int(d.InstanceNumber))
+    n_vol = len(by_pos[positions[0]])
+    return [[by_pos[k][v] for k in positions] for v in range(n_vol)]
+
+
+def _private_creator(ds: Dataset, group: int, creator: str) -> None:
+    ds.add_new((group, 0x0010), "LO", creator)
+
+
+def uih_grid_series(folder: Path, n_volumes: int = 3, spacing: bool = True) -> list[Path]:
+    """UIH grid ("mosaic") files: each volume's 15 slices tiled 4x4 into one 256x256 image, the
+    slice count in (0065,1050), the position (IPP) that of the first tile (UIH convention)."""
+    vols = ge_epi_by_volume()[:n_volumes]
+    out = []
+    uid = generate_uid()
+    for v, slices in enumerate(vols):
+        n = len(slices)
+        tiles = int(np.ceil(np.sqrt(n)))
+        r, c = int(slices[0].Rows), int(slices[0].Columns)
+        img = np.zeros((r * tiles, c * tiles), dtype=slices[0].pixel_array.dtype)
+        for s, d in enumerate(slices):
+            img[(s // tiles) * r:(s // tiles + 1) * r, (s % tiles) * c:(s % tiles + 1) * c] = d.pixel_array
+        ds = copy.deepcopy(slices[0])
+        ds.Manufacturer = "UIH"
+        ds.SeriesInstanceUID = uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = v + 1
+        ds.Rows, ds.Columns = img.shape
+        ds.PixelData = img.tobytes()
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+        _private_creator(ds, 0x0065, "Image Private Header")
+        ds.add_new((0x0065, 0x1050), "DS", str(n))
+        if not spacing:
+            for kw in ("SpacingBetweenSlices", "SliceThickness"):
+                if kw in ds:
+                    delattr(ds, kw)
+        out.append(save(ds, folder / f"uih_grid_{v:03d}.dcm"))
+    return out
+
+
+def vframe_object(folder: Path, positions: bool = True, volume: int = 0) -> Path:
+    """A UIH-style classic multi-frame object (ImageType ...\\VFRAME, no functional groups): one
+    GE EPI volume's 15 slices as frames, the top-level IPP that of the first frame and, when
+    ``positions``, every frame's position in a private sequence."""
+    from pydicom.sequence import Sequence
+
+    slices = ge_epi_by_volume()[volume]
+    ds = copy.deepcopy(slices[0])
+    ds.Manufacturer = "UIH"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "VFRAME"]
+    ds.NumberOfFrames = len(slices)
+    ds.PixelData = np.stack([d.pixel_array for d in slices]).tobytes()
+    for kw in ("SpacingBetweenSlices",):
+        if kw in ds:
+            delattr(ds, kw)
+    if positions:
+        _private_creator(ds, 0x0065, "Image Private Header")
+        items = []
+        for d in slices:
+            it = Dataset()
+            it.ImagePositionPatient = d.ImagePositionPatient
+            items.append(it)
+        ds.add_new((0x0065, 0x1051), "SQ", Sequence(items))
+    return save(ds, folder / f"vframe_{'pos' if positions else 'nopos'}.dcm")
+
+
+def pepolar_series(folder: Path, user_data_12: int = 3) -> list[Path]:
+    """The GE EPI series as an ``epi_pepolar`` acquisition: pulse sequence name (0019,109C) and
+    user data 12 (0019,10B3) set; every reversed-polarity volume stored mirrored along the
+    phase-encoding axis (rows), as GE stores them."""
+    from medrecon.io.dicom.vendor import pepolar_reversed
+
+    out = []
+    for v, slices in enumerate(ge_epi_by_volume(), start=1):
+        for d in slices:
+            ds = copy.deepcopy(d)
+            ds[(0x0019, 0x109C)].value = "research/ABCD/epi_pepolar"
+            ds.add_new((0x0019, 0x10B3), "DS", str(user_data_12))
+            if pepolar_reversed(user_data_12, v):
+                ds.PixelData = np.ascontiguousarray(ds.pixel_array[::-1, :]).tobytes()
+            out.append(save(ds, folder / f"pepolar_{int(ds.InstanceNumber):04d}.dcm"))
+    return out
