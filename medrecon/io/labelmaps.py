@@ -90,19 +90,68 @@ def read_labelmap_file(path: str | Path) -> Volume:
     return vol.with_array(as_labelmap(vol.array, path))
 
 
-def read_labelmap(path: str | Path) -> tuple[Volume, dict[int, LabelInfo] | None]:
+def _dicom_label_object(p: Path) -> tuple[str, Path] | None:
+    """``("seg" | "rtstruct", file)`` when ``p`` is a DICOM SEG / RTSTRUCT file, or a folder
+    holding exactly one such object; else None."""
+    import pydicom
+
+    from medrecon.io.dicom.sop_classes import is_rtstruct, is_segmentation, sop_class_of
+
+    def kind_of(f: Path) -> str | None:
+        if f.name.lower().endswith((".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".json", ".txt")):
+            return None
+        try:
+            ds = pydicom.dcmread(str(f), stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        except Exception:  # noqa: BLE001 - not DICOM
+            return None
+        sop = sop_class_of(ds)
+        return "seg" if is_segmentation(sop) else "rtstruct" if is_rtstruct(sop) else None
+
+    if p.is_file():
+        k = kind_of(p)
+        return (k, p) if k else None
+    if p.is_dir():
+        found = [(k, f) for f in sorted(p.rglob("*")) if f.is_file() for k in [kind_of(f)] if k]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def read_labelmap(path: str | Path, reference: Volume | None = None) -> tuple[Volume, dict[int, LabelInfo] | None]:
     """Read a label map and whatever label names travel with it.
 
     Handles Slicer ``.seg.nrrd``, a folder of per-structure NIfTI masks (TotalSegmentator's
     default output), NIfTI files carrying an embedded label table (TotalSegmentator
-    ``--ml``), and any volume the loader reads (names from its metadata, if any).
+    ``--ml``), DICOM SEG (segment names and colours; highdicom), RT Structure Sets (contours
+    rasterised onto ``reference``'s grid, ROI names and colours), and any volume the loader
+    reads (names from its metadata, if any). A folder holding exactly one SEG or RTSTRUCT
+    object counts as that object.
+
+    Parameters
+    ----------
+    reference : Volume, optional
+        The image the label map belongs to; required for an RTSTRUCT (contours have no grid).
 
     Returns
     -------
     (Volume, dict[int, LabelInfo] or None)
-        The label map on its own grid, and its label table when the file names its labels.
+        The label map on its own grid (an RTSTRUCT: on ``reference``'s), and its label table
+        when the file names its labels.
     """
     p = Path(path)
+    dcm = None if str(path).lower().endswith((".nii", ".nii.gz", ".nrrd", ".seg.nrrd")) else _dicom_label_object(p)
+    if dcm is not None:
+        kind, f = dcm
+        if kind == "seg":
+            from medrecon.io.dicom.seg import read_dicom_seg
+
+            return read_dicom_seg(f)
+        if reference is None:
+            raise InputError("an RT Structure Set holds contours, not a grid: it needs the image it was "
+                             "drawn on", f)
+        from medrecon.io.dicom.rtstruct import read_rtstruct
+
+        return read_rtstruct(f, reference)
     if str(path).lower().endswith(".seg.nrrd"):
         from medrecon.io.slicer import read_seg_nrrd
 

@@ -85,7 +85,7 @@ def from_labelmap(volume: Volume, path: str, *, label_table: str | None = None,
 
     if not Path(path).exists():
         raise InputError("label map not found", path)
-    raw, embedded = read_labelmap(path)
+    raw, embedded = read_labelmap(path, reference=volume)  # reference: RTSTRUCT contours
     lab = labelmap_on_grid(raw, volume, where=path)
     table = load_label_table(label_table) if label_table else embedded
     present = present_labels(lab.array)

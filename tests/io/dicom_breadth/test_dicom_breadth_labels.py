@@ -165,3 +165,86 @@ def test_write_dicom_seg_round_trip_references_source(tmp_path):
     k0 = int(P[2, 3])
     assert np.array_equal(back.array, expect[:, :, k0:k0 + back.shape[2]])
     assert np.allclose(table[1].color, (0.8, 0.4, 0.3), atol=0.02)
+
+
+def _mr_series_with_rtstruct(tmp_path):
+    """An MR series (from MR_small) and an RTSTRUCT drawn on it: two discs on slices 1..4."""
+    from medrecon.io.loader import load
+
+    mr_stack(tmp_path / "mr", n=6, step=2.0)
+    vol = load(tmp_path / "mr")
+    A = vol.affine
+    ps = float(np.linalg.norm(A[:3, 0]))
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.481.3", generate_uid()
+    ds.Modality, ds.SeriesInstanceUID = "RTSTRUCT", generate_uid()
+    rois, conts = [], []
+    for number, name, color, (ci, cj, r_mm) in ((1, "tumour", [250, 20, 20], (20.3, 22.2, 3.0)),
+                                                (2, "organ at risk", [20, 120, 250], (42.3, 40.2, 5.0))):
+        roi = Dataset()
+        roi.ROINumber, roi.ROIName = number, name
+        rois.append(roi)
+        c = Dataset()
+        c.ReferencedROINumber, c.ROIDisplayColor = number, color
+        items = []
+        for k in range(1, 5):
+            ctr = (A @ np.array([ci, cj, k, 1.0]))[:3]
+            pts = _circle(ctr, r_mm, 180)
+            it = Dataset()
+            it.ContourGeometricType, it.NumberOfContourPoints = "CLOSED_PLANAR", len(pts)
+            it.ContourData = [f"{v:.4f}" for v in pts.reshape(-1)]
+            items.append(it)
+        c.ContourSequence = Sequence(items)
+        conts.append(c)
+    ds.StructureSetROISequence, ds.ROIContourSequence = Sequence(rois), Sequence(conts)
+    fm = FileMetaDataset()
+    fm.MediaStorageSOPClassUID, fm.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    fm.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = fm
+    rs = save(ds, tmp_path / "rt" / "rtstruct.dcm")
+    return vol, rs, ps
+
+
+def test_labels_option_reads_rtstruct_and_dicom_seg(tmp_path):
+    """``--labels`` (segment.sources.from_labelmap) takes an RTSTRUCT (rasterised on the image
+    grid) and a DICOM SEG, with their names and colours; the two agree voxel for voxel."""
+    from medrecon.io.labelmaps import read_labelmap
+    from medrecon.segment.sources import from_labelmap
+
+    vol, rs, ps = _mr_series_with_rtstruct(tmp_path)
+    seg_rt = from_labelmap(vol, str(rs))
+    names = {v: li.name for v, li in seg_rt.labels.items()}
+    assert names == {1: "tumour", 2: "organ at risk"}
+    assert np.allclose(seg_rt.labels[1].color, (250 / 255, 20 / 255, 20 / 255))
+    vox = ps * ps * 2.0
+    for v, r in ((1, 3.0), (2, 5.0)):
+        assert float((seg_rt.labelmap.array == v).sum()) * vox == pytest.approx(4 * 2.0 * np.pi * r * r, rel=0.05)
+    # the same labels written as DICOM SEG of the source series, then read back through --labels
+    from medrecon.io.dicom.seg import write_dicom_seg_for_source
+
+    out = write_dicom_seg_for_source(seg_rt.labelmap, seg_rt.labels, str(tmp_path / "mr"), tmp_path / "seg" / "s.dcm")
+    seg_dcm = from_labelmap(vol, str(out))
+    assert {li.name for li in seg_dcm.labels.values()} == {"tumour", "organ at risk"}
+    assert np.array_equal(seg_dcm.labelmap.array > 0, seg_rt.labelmap.array > 0)
+    by_name = {li.name: v for v, li in seg_dcm.labels.items()}
+    assert np.array_equal(seg_dcm.labelmap.array == by_name["tumour"], seg_rt.labelmap.array == 1)
+    assert np.allclose(seg_dcm.labels[by_name["organ at risk"]].color, (20 / 255, 120 / 255, 250 / 255), atol=0.02)
+    # a folder holding just the RTSTRUCT counts as it; without the image it is refused
+    lab, _ = read_labelmap(tmp_path / "rt", reference=vol)
+    assert np.array_equal(lab.array, seg_rt.labelmap.array)
+    from medrecon.errors import InputError
+
+    with pytest.raises(InputError):
+        read_labelmap(rs)
+
+
+def test_mesh_cli_with_rtstruct_labels(tmp_path):
+    from medrecon.cli import main
+
+    vol, rs, _ = _mr_series_with_rtstruct(tmp_path)
+    try:
+        main(["mesh", str(tmp_path / "mr"), "--labels", str(rs), "-o", str(tmp_path / "out"), "--no-preview"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    stls = sorted(p.name for p in (tmp_path / "out").rglob("*.stl"))
+    assert any("tumour" in n for n in stls) and any("organ" in n for n in stls), stls
