@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from medrecon.errors import ConfigError, InputError, MeshError, validation_message
 from medrecon.io.meshes import FORMATS
 from medrecon.labelmap import LabelInfo, labelmap_on_grid
-from medrecon.provenance import input_fingerprint, path_token, spec_name, utc_now
+from medrecon.provenance import input_fingerprint, path_token, provenance_record, spec_name, utc_now
 from medrecon.volume import Volume
 
 __all__ = ["MeshConfig", "MeshResult", "run_mesh", "FORMATS", "input_fingerprint", "labelmap_on_grid",
@@ -241,7 +241,8 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
                                 joint=cfg.joint, keep_volume=cfg.keep_volume,
                                 progress=lambda done, total, name: st.report(f"meshing {name}", done, total))
     config = _report_config(cfg)
-    provenance = {"medrecon_version": __version__, "config": config, "input_fingerprint": fingerprint}
+    # the input by its voxel fingerprint only: a path or file name may identify the patient
+    provenance = provenance_record("mesh", config, extra={"input_fingerprint": fingerprint})
     with st.stage("writing meshes"):
         files += write_models(models, outdir, cfg.formats, space=cfg.space, provenance=provenance)
     extras: dict[str, list[Path]] = {}

@@ -46,7 +46,7 @@ def input_section(volume: Volume, fingerprint: dict[str, Any]) -> dict[str, Any]
 
 def structures_section(models: Sequence[SurfaceModel], files: Sequence[Path]) -> list[dict[str, Any]]:
     """One entry per model: name, label, colour, the files named after it, and its QA."""
-    from medrecon.io.mesh_writers import safe_filename
+    from medrecon.io.meshes import safe_filename
 
     per_file: dict[str, list[str]] = {}
     for p in files:

@@ -332,7 +332,7 @@ def test_keep_volume_restores_the_voxel_volume(tmp_path):
 
 def test_slicer_segmentation_as_label_input(tmp_path):
     from medrecon.io.slicer import write_seg_nrrd
-    from medrecon.segment.labels import LabelInfo
+    from medrecon.labelmap import LabelInfo
 
     img, lab, _ = _two_boxes(tmp_path)
     from medrecon.io.nifti import read_nifti

@@ -1,7 +1,7 @@
 """Mesh files, read and written in one place: STL, OBJ, PLY, VTP (one file per structure) and
 GLB, 3MF (one scene file). :data:`MESH_FORMATS` is the one list of formats: what each can do.
 
-Models arrive in **LPS millimetres** (:class:`~medrecon.surface.model.SurfaceModel`). Each
+Models arrive in **LPS millimetres** (:class:`~medrecon.mesh.SurfaceModel`). Each
 format carries the coordinate system the way 3D Slicer reads it:
 
 =======  ===================================================  ==================================
