@@ -197,21 +197,27 @@ def load_depth_model(path: str | os.PathLike) -> DepthModel:
         raise DepthModelError("transformers is not installed: pip install 'medrecon[photo]'", path=p) from None
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
 
+    def first_line(exc: Exception) -> str:
+        text = str(exc).strip()
+        return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
     with _offline():
         try:
             cfg = AutoConfig.from_pretrained(str(p), local_files_only=True)
+        except Exception as exc:
+            raise DepthModelError(f"cannot read config.json ({type(exc).__name__}: {first_line(exc)})", path=p) from None
+        try:
             model = AutoModelForDepthEstimation.from_pretrained(str(p), local_files_only=True)
         except ValueError as exc:
-            raise DepthModelError(f"not a depth-estimation model ({getattr(cfg, 'model_type', '?') if 'cfg' in dir() else '?'}): "
-                                  f"{str(exc).splitlines()[0][:200]}", path=p) from None
+            raise DepthModelError(f"not a depth-estimation model (model_type {getattr(cfg, 'model_type', '?')!r}): "
+                                  f"{first_line(exc)}", path=p) from None
         except Exception as exc:
-            raise DepthModelError(f"cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-                                  path=p) from None
+            raise DepthModelError(f"cannot load the model ({type(exc).__name__}: {first_line(exc)})", path=p) from None
         try:
             proc = AutoImageProcessor.from_pretrained(str(p), local_files_only=True)
         except Exception as exc:
-            raise DepthModelError(f"cannot load preprocessor_config.json ({type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:200]})", path=p) from None
+            raise DepthModelError(f"cannot load preprocessor_config.json ({type(exc).__name__}: {first_line(exc)})",
+                                  path=p) from None
     model.eval()
     return DepthModel(p, "hf", {"output": "disparity"}, _model=model, _processor=proc)
 

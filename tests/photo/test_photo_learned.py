@@ -82,5 +82,24 @@ def test_photo_learned_errors(tmp_path):
     bad.mkdir()
     (bad / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1,
                                                  "num_attention_heads": 1, "intermediate_size": 8}))
-    with pytest.raises(DepthModelError):
+    with pytest.raises(DepthModelError, match="not a depth-estimation model|cannot load"):
         load_depth_model(bad)
+
+
+def test_photo_static_onnx_input_resized(tiny_depth_model, tmp_path):
+    """A graph with a fixed input size gets exactly that size; the output still has the picture's size."""
+    import warnings
+
+    import torch
+
+    net, folder, onnx_path = tiny_depth_model
+    static = tmp_path / "static.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.randn(1, 3, 112, 140),), str(static), input_names=["input"],
+                          output_names=["depth"], dynamo=False, opset_version=17)
+    model = load_depth_model(static)
+    assert model.input_size(300, 200) == (112, 140)
+    for h, w in [(90, 64), (41, 133)]:
+        out = model.predict(np.zeros((h, w, 3), np.uint8) + 128)
+        assert out.shape == (h, w)

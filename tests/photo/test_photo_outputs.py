@@ -158,3 +158,40 @@ def test_photo_cli_errors_exit_2(tmp_path, photo_scene, capsys, args, needle):
     args = [str(tmp_path / "img.png") if a == "IMG" else (str(tmp_path / a) if a == "missing.png" else a) for a in args]
     assert _cli(["photo", *args, "-o", str(tmp_path / "o")]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_photo_viewer_shows_picture_colours(tmp_path):
+    """viewer.html in headless Chromium (offline, SwiftShader): a disc painted half red, half blue
+    shows both colours (one flat model colour would show neither)."""
+    import os
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        msg = "chromium missing: run scripts/install_system_deps.sh"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    n = 160
+    yy, xx = np.mgrid[0:n, 0:n]
+    disc = (xx - n / 2) ** 2 + (yy - n / 2) ** 2 < (0.4 * n) ** 2
+    rgb = np.full((n, n, 3), 245, np.uint8)
+    rgb[disc & (xx < n / 2)] = (210, 40, 40)
+    rgb[disc & (xx >= n / 2)] = (40, 60, 210)
+    Image.fromarray(rgb).save(tmp_path / "two.png")
+    res = run_photo(tmp_path / "two.png", tmp_path / "o", PhotoOptions(faces=10_000, previews=False), viewer=_viewer)
+    assert res.files["viewer_html"] == "viewer.html"
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+                    "--use-angle=swiftshader", "--disable-background-networking", f"--user-data-dir={tmp_path / 'u'}",
+                    "--window-size=800,500", "--virtual-time-budget=8000", f"--screenshot={shot}",
+                    (tmp_path / "o" / "viewer.html").resolve().as_uri()],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    view = img[:, 330:]  # right of the side panel
+    red = (view[..., 0] > view[..., 2] + 60) & (view[..., 0] > 80)
+    blue = (view[..., 2] > view[..., 0] + 60) & (view[..., 2] > 80)
+    assert red.sum() > 3000 and blue.sum() > 3000, (red.sum(), blue.sum())
+    # the red half is on the picture's left, as in the picture
+    assert np.nonzero(red)[1].mean() < np.nonzero(blue)[1].mean()
