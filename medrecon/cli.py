@@ -100,7 +100,7 @@ def mesh(
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
     preset: Optional[str] = typer.Option(None, "--preset", help="HU/intensity preset, e.g. ct-bone."),
     threshold: Optional[str] = typer.Option(None, "--threshold", help="Custom LOW:HIGH threshold."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Label map (NIfTI/NRRD) to mesh."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Label map to mesh: NIfTI/NRRD, .seg.nrrd, DICOM SEG or RTSTRUCT (contours rasterised on the image grid)."),
     label_table: Optional[str] = typer.Option(None, "--label-table", help="Label table: built-in name, Slicer .ctbl/.txt, CSV or JSON."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="MONAI bundle folder to segment with."),
     group: Optional[str] = typer.Option(None, "--group", help="Structure group from the label table, e.g. bones."),
