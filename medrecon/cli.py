@@ -52,8 +52,11 @@ def info(
         for w in common_warnings(rows):
             console.print(f"[yellow]note:[/] {w}", soft_wrap=True, highlight=False)
         n_vol = sum(1 for r in rows if r.get("is_volume", True))
-        console.print(f"{len(rows)} series, {n_vol} loadable as volumes; choose one with --series N "
-                      "(SeriesNumber, or '#N' for the index)", soft_wrap=True, highlight=False)
+        n_obj = sum(1 for r in rows if r.get("kind") == "non-image")
+        console.print(f"{len(rows) - n_obj} series, {n_vol} loadable as volumes"
+                      + (f", {n_obj} kind(s) of non-image object skipped" if n_obj else "")
+                      + "; choose one with --series N (SeriesNumber, or '#N' for the index)",
+                      soft_wrap=True, highlight=False)
 
 
 @app.command()
