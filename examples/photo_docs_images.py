@@ -4,7 +4,7 @@
 
 Three inputs, all drawn here (no downloaded pictures): a synthetic photo (two merged spheres on
 a shadowed background), a flat-colour diagram (a kidney-bean shape with an outline and a
-drawn vessel) and a logo (letters). Each goes through :func:`medrecon.photo.run_photo`; the
+drawn vessel) and a logo (letters); the diagram is also made into a relief (lithophane). Each goes through :func:`medrecon.photo.run_photo`; the
 figure ``photo_<name>.png`` shows the input, its mask, the height map and software renders from
 three angles. ``photo_viewer.png`` is a screenshot of the offline viewer (headless Chromium,
 skipped when it is not installed).
@@ -114,6 +114,7 @@ def main(argv=None) -> int:
         ("sphere_photo", scene(shape_height("two_spheres", 512), "shadow", color=(60, 120, 190)), "inflate"),
         ("diagram", draw_diagram(), "inflate"),
         ("logo", draw_logo(), "slab"),
+        ("relief", draw_diagram(), "relief"),
     ]
     with tempfile.TemporaryDirectory() as td:
         for name, rgb, method in cases:
