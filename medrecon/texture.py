@@ -114,6 +114,9 @@ class TexturedMesh:
     material : PBRMaterial
     extras : dict
         JSON-able facts stored with the object (glTF node ``extras``).
+    colors : (N, 3 or 4) uint8 or None
+        Per-vertex sRGB colours (e.g. a coloured scan without UVs); written as glTF ``COLOR_0``
+        and PLY colours, multiplied with the texture by glTF viewers when both exist.
     """
 
     name: str
@@ -123,6 +126,7 @@ class TexturedMesh:
     texture: np.ndarray | None = None
     material: PBRMaterial = field(default_factory=PBRMaterial)
     extras: dict[str, Any] = field(default_factory=dict)
+    colors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float64).reshape(-1, 3)
@@ -142,6 +146,14 @@ class TexturedMesh:
             if t.ndim != 3 or t.shape[2] not in (3, 4):
                 raise MeshError(f"mesh {self.name!r}: texture must be (H, W, 3|4), got {t.shape}")
             self.texture = np.ascontiguousarray(t)
+        if self.colors is not None:
+            c = np.asarray(self.colors)
+            if np.issubdtype(c.dtype, np.floating):
+                c = np.clip(np.round(c * 255.0), 0, 255)
+            c = np.ascontiguousarray(c.astype(np.uint8))
+            if c.ndim != 2 or c.shape[1] not in (3, 4) or len(c) != len(self.vertices):
+                raise MeshError(f"mesh {self.name!r}: colors must be (N, 3|4) for {len(self.vertices)} vertices")
+            self.colors = c
         if len(self.faces) and (self.faces.min() < 0 or self.faces.max() >= len(self.vertices)):
             raise MeshError(f"mesh {self.name!r}: face index out of range")
 
@@ -180,6 +192,8 @@ def vertex_normals_unit(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def sample_texture(mesh: TexturedMesh) -> np.ndarray:
     """(N, 3) uint8 colour of each vertex, bilinear from the texture at its UV (or the base colour)."""
     n = len(mesh.vertices)
+    if not mesh.has_texture and mesh.colors is not None:
+        return np.ascontiguousarray(mesh.colors[:, :3])
     if not mesh.has_texture:
         return np.tile(np.round(np.asarray(mesh.material.base_color[:3]) * 255).astype(np.uint8), (n, 1))
     tex = mesh.texture[..., :3].astype(np.float32)
@@ -294,6 +308,12 @@ def glb_bytes(meshes: Sequence[TexturedMesh], asset: dict | None = None) -> byte
         mat = m.material
         pbr: dict[str, Any] = {"baseColorFactor": list(mat.base_color), "metallicFactor": mat.metallic,
                                "roughnessFactor": mat.roughness}
+        if m.colors is not None:  # normalised unsigned bytes, sRGB -> linear as glTF requires
+            lin = _srgb_to_linear(m.colors[:, :3].astype(np.float64) / 255.0)
+            rgba = np.column_stack([lin, m.colors[:, 3] / 255.0 if m.colors.shape[1] == 4 else np.ones(len(lin))])
+            attrs["COLOR_0"] = add_accessor(np.ascontiguousarray(np.round(rgba * 255).astype(np.uint8)), 5121,
+                                            "VEC4", 34962)
+            accessors[-1]["normalized"] = True
         if m.has_texture:
             uv = np.column_stack([m.uv[:, 0], 1.0 - m.uv[:, 1]]).astype(np.float32)  # glTF: v down
             attrs["TEXCOORD_0"] = add_accessor(uv, 5126, "VEC2", 34962)
@@ -467,6 +487,10 @@ def _guarded(path: Path, fn) -> Path:
     except OSError as exc:
         raise MeshError(f"cannot write ({exc.strerror or exc})", path=path) from exc
     return Path(out) if out is not None else path
+
+
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
 def _json_default(x: Any) -> Any:

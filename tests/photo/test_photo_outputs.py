@@ -126,11 +126,20 @@ def test_photo_texture_module_glb_valid(tmp_path):
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 200, 255
     meshes = [TexturedMesh("a", view_to_lps(v), f, uv, rgba, PBRMaterial("m1", unlit=True)),
-              TexturedMesh("b", view_to_lps(v + 20), f, None, None, PBRMaterial("m2", base_color=(0.2, 0.4, 0.6)))]
+              TexturedMesh("b", view_to_lps(v + 20), f, None, None, PBRMaterial("m2", base_color=(0.2, 0.4, 0.6))),
+              TexturedMesh("c", view_to_lps(v - 20), f, colors=np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255],
+                                                                        [128, 128, 128]], np.uint8))]
     write_glb(meshes, tmp_path / "t.glb", asset={"generator": "medrecon test", "extras": {"medrecon": {"x": 1}}})
     assert_valid_gltf(tmp_path / "t.glb")
     doc = read_glb_json(tmp_path / "t.glb")
-    assert len(doc["meshes"]) == 2 and len(doc["images"]) == 1
+    assert len(doc["meshes"]) == 3 and len(doc["images"]) == 1
+    col = doc["accessors"][doc["meshes"][2]["primitives"][0]["attributes"]["COLOR_0"]]
+    assert col["normalized"] and col["componentType"] == 5121
+    from medrecon.texture import write_ply
+
+    write_ply(meshes[2], tmp_path / "c.ply")
+    ply = trimesh.load(tmp_path / "c.ply", process=False)
+    assert np.array_equal(np.asarray(ply.visual.vertex_colors)[:, :3], meshes[2].colors)
     assert doc["extensionsUsed"] == ["KHR_materials_unlit"]
 
 
