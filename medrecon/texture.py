@@ -43,7 +43,7 @@ from medrecon.orientation import gltf_to_lps_points, lps_to_gltf_points
 __all__ = [
     "PBRMaterial", "TexturedMesh", "view_to_lps", "lps_to_view", "vertex_normals_unit",
     "sample_texture", "pad_texture", "to_surface_model", "glb_bytes", "write_glb", "write_obj", "write_ply", "write_stl",
-    "png_bytes", "read_glb_json",
+    "png_bytes", "jpeg_bytes", "read_glb_json",
 ]
 
 def view_to_lps(points: np.ndarray) -> np.ndarray:
@@ -248,6 +248,15 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def jpeg_bytes(image: np.ndarray, quality: int = 92) -> bytes:
+    """JPEG encoding of an (H, W, 3) uint8 array (alpha dropped)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.asarray(image)[..., :3])).save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
+
+
 def _check(mesh: TexturedMesh) -> None:
     if mesh.n_triangles == 0 or len(mesh.vertices) == 0:
         raise MeshError(f"mesh {mesh.name!r} has no triangles; nothing to write")
@@ -256,7 +265,7 @@ def _check(mesh: TexturedMesh) -> None:
 
 
 # --------------------------------------------------------------------------- GLB
-def glb_bytes(meshes: Sequence[TexturedMesh], asset: dict | None = None) -> bytes:
+def glb_bytes(meshes: Sequence[TexturedMesh], asset: dict | None = None, image_format: str = "png") -> bytes:
     """One binary glTF 2.0 file holding every mesh (one node each), textures embedded as PNG.
 
     Parameters
@@ -265,6 +274,9 @@ def glb_bytes(meshes: Sequence[TexturedMesh], asset: dict | None = None) -> byte
     asset : dict, optional
         glTF ``asset`` object, e.g. from :func:`medrecon.provenance.gltf_asset`; ``version`` is
         forced to ``"2.0"`` and a ``generator`` added when missing.
+    image_format : "png" or "jpeg"
+        Encoding of embedded textures. JPEG (quality 92) makes photo textures several times
+        smaller; textures with alpha always stay PNG.
     """
     meshes = list(meshes)
     if not meshes:
@@ -317,8 +329,10 @@ def glb_bytes(meshes: Sequence[TexturedMesh], asset: dict | None = None) -> byte
         if m.has_texture:
             uv = np.column_stack([m.uv[:, 0], 1.0 - m.uv[:, 1]]).astype(np.float32)  # glTF: v down
             attrs["TEXCOORD_0"] = add_accessor(uv, 5126, "VEC2", 34962)
-            img_view = add_view(png_bytes(m.texture), None)
-            images.append({"bufferView": img_view, "mimeType": "image/png", "name": safe_filename(m.name)})
+            jpeg = image_format == "jpeg" and m.texture.shape[2] == 3
+            img_view = add_view(jpeg_bytes(m.texture) if jpeg else png_bytes(m.texture), None)
+            images.append({"bufferView": img_view, "mimeType": "image/jpeg" if jpeg else "image/png",
+                           "name": safe_filename(m.name)})
             if not samplers:
                 samplers.append({"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071})
             textures.append({"sampler": 0, "source": len(images) - 1})
@@ -365,12 +379,15 @@ def glb_bytes(meshes: Sequence[TexturedMesh], asset: dict | None = None) -> byte
             + struct.pack("<I4s", len(binary), b"BIN\0") + binary)
 
 
-def write_glb(meshes: TexturedMesh | Sequence[TexturedMesh], path: str | Path, asset: dict | None = None) -> Path:
+def write_glb(meshes: TexturedMesh | Sequence[TexturedMesh], path: str | Path, asset: dict | None = None,
+              image_format: str = "png") -> Path:
     """Write a binary glTF (atomically); see :func:`glb_bytes`. Returns the path."""
     if isinstance(meshes, TexturedMesh):
         meshes = [meshes]
     path = Path(path)
-    return _guarded(path, lambda: atomic_write_bytes(path, glb_bytes(meshes, asset)))
+    if image_format not in ("png", "jpeg"):
+        raise MeshError(f"image_format must be png or jpeg, got {image_format!r}")
+    return _guarded(path, lambda: atomic_write_bytes(path, glb_bytes(meshes, asset, image_format)))
 
 
 def read_glb_json(path_or_bytes: str | Path | bytes) -> dict:

@@ -331,7 +331,9 @@ def run_photo(image: str | os.PathLike, outdir: str | os.PathLike, options: Phot
     d16 = np.round(res.height_mm / mm_per_unit).clip(0, 65535).astype(np.uint16)
     files["depth_png"] = atomic_write_bytes(outdir / "depth16.png", png_bytes(d16))
     files["mask_png"] = atomic_write_bytes(outdir / "mask.png", png_bytes(res.mask.astype(np.uint8) * 255))
-    files["glb"] = write_glb(res.mesh, outdir / "model.glb", asset=gltf_asset(record))
+    jpeg_input = image.suffix.lower() in (".jpg", ".jpeg")  # a photo: keep the GLB small
+    files["glb"] = write_glb(res.mesh, outdir / "model.glb", asset=gltf_asset(record),
+                             image_format="jpeg" if jpeg_input else "png")
     obj = write_obj(res.mesh, outdir / "model.obj", header="units: mm; frame: LPS (view frame x right, y up, z toward the camera -> LPS (x, -z, y))")
     files["obj"], files["mtl"] = obj[0], obj[1]
     if len(obj) > 2:

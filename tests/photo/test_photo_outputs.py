@@ -204,3 +204,12 @@ def test_photo_viewer_shows_picture_colours(tmp_path):
     assert red.sum() > 3000 and blue.sum() > 3000, (red.sum(), blue.sum())
     # the red half is on the picture's left, as in the picture
     assert np.nonzero(red)[1].mean() < np.nonzero(blue)[1].mean()
+
+
+def test_photo_jpeg_input_gives_jpeg_texture_in_glb(tmp_path, photo_scene):
+    rgb, _ = photo_scene("ellipsoid", 160, "gradient")
+    Image.fromarray(rgb).save(tmp_path / "e.jpg", quality=95)
+    res = run_photo(tmp_path / "e.jpg", tmp_path / "o", PhotoOptions(faces=5000, previews=False))
+    assert res.qa["watertight"]
+    assert_valid_gltf(tmp_path / "o" / "model.glb")
+    assert read_glb_json(tmp_path / "o" / "model.glb")["images"][0]["mimeType"] == "image/jpeg"
