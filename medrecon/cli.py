@@ -311,48 +311,89 @@ def photo(
                   "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
 
 
-def _click_exceptions():
-    """click's exception module (typer >= 0.29 vendors click as ``typer._click``)."""
-    try:
-        from typer._click import exceptions  # type: ignore[attr-defined]
-    except ImportError:  # older typer: the real click package
-        from click import exceptions  # type: ignore[no-redef]
-    return exceptions
+#: Top-level packages of the optional extras: a missing one names the extra to install.
+_EXTRAS = {"torch": "ai", "monai": "ai", "slicerio": "slicer", "dask": "cohort", "distributed": "cohort",
+           "bokeh": "cohort", "cv2": "photo", "skimage": "photo", "pyamg": "photo", "onnxruntime": "photo",
+           "onnx": "photo", "onnxscript": "photo", "transformers": "photo"}
+
+
+def _terminal_safe(text: object) -> str:
+    """One line for the terminal: control characters (newlines, ESC, ...) shown as escapes, never
+    raw; rich markup in it (a path like ``a[/]b``) printed literally; no leading blank."""
+    from rich.markup import escape
+
+    out = []
+    for ch in str(text):
+        o = ord(ch)
+        if o < 32 or 127 <= o < 160 or ch in "\u2028\u2029":
+            out.append(repr(ch)[1:-1] if o < 256 else f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return escape("".join(out).strip())
+
+
+def _missing_extra(exc: BaseException) -> Optional[tuple[str, str]]:
+    """(extra, package) when a package of an optional extra is missing, anywhere in the chain."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ImportError):
+            name = (getattr(exc, "name", None) or "").split(".")[0]
+            if name in _EXTRAS:
+                return _EXTRAS[name], name
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _fail(prefix: str, message: str) -> None:
+    err_console.print(f"[red]{prefix}:[/] {message}", soft_wrap=True, highlight=False)
+    sys.exit(2)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point: run the app, mapping MedreconError and usage errors to exit code 2.
+    """Entry point: run the app; every failure is one line on stderr and exit code 2.
 
-    ``--debug`` may stand anywhere on the command line; it shows tracebacks.
+    * :class:`~medrecon.errors.MedreconError` and usage errors: ``error: <message>``;
+    * a missing optional package: ``error: ... needs the [ai] extra: pip install 'medrecon[ai]'``;
+    * anything else (a bug): ``internal error: <type>: <message> (run with --debug ...)``.
+
+    Messages never carry raw control characters or rich markup from file names. Only typer's
+    public API is used (no private click module). ``--debug`` may stand anywhere on the
+    command line; it shows tracebacks.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:  # accepted anywhere, handed to the root callback once
         args = ["--debug"] + [a for a in args if a != "--debug"]
-    cx = _click_exceptions()
     try:
         app(args=args, prog_name="medrecon", standalone_mode=False)
     except MedreconError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
-        sys.exit(2)
-    except cx.ClickException as exc:  # usage errors: unknown option, missing argument...
-        exc.show()
-        sys.exit(2)
-    except getattr(cx, "Abort", KeyboardInterrupt):  # typer >= 0.29's vendored click has no Abort
-        sys.exit(130)
+        _fail("error", _terminal_safe(exc))
     except (typer.Exit, SystemExit) as exc:  # normal exits
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code or 0)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     except Exception as exc:
+        if callable(getattr(exc, "format_message", None)) and hasattr(exc, "exit_code"):
+            # click's usage errors (unknown option, missing argument...), vendored or not
+            if type(exc).__name__ == "Abort":
+                sys.exit(130)
+            hint = ""
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None and getattr(ctx, "command_path", None):
+                hint = f" (see: {_terminal_safe(ctx.command_path)} --help)"
+            _fail("error", _terminal_safe(exc.format_message()) + hint)
         if debug:
             raise
-        err_console.print(f"[red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                          soft_wrap=True, highlight=False)
-        sys.exit(1)
+        missing = _missing_extra(exc)
+        if missing is not None:
+            extra, name = missing
+            _fail("error", _terminal_safe(f"this command needs the optional [{extra}] extra (missing package "
+                                          f"{name!r}): pip install 'medrecon[{extra}]'"))
+        _fail("internal error", _terminal_safe(f"{type(exc).__name__}: {exc}") + " (run with --debug for the traceback)")
 
 
 if __name__ == "__main__":
