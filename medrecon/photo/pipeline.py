@@ -308,7 +308,12 @@ def run_photo(image: str | os.PathLike, outdir: str | os.PathLike, options: Phot
         from medrecon.photo.learned import load_depth_model
 
         model = load_depth_model(opts.depth_model)
-    res = reconstruct(rgb, alpha, user_mask, opts, depth_model=model, progress=progress)
+    try:
+        res = reconstruct(rgb, alpha, user_mask, opts, depth_model=model, progress=progress)
+    except MedreconError as exc:
+        if exc.path is None:  # name the picture in the one-line message
+            raise type(exc)(str(exc), path=image) from None
+        raise
     t = time.perf_counter()
     outdir.mkdir(parents=True, exist_ok=True)
     params = {

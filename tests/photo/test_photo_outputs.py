@@ -160,13 +160,18 @@ def test_photo_cli(tmp_path, photo_scene, capsys):
     (["IMG", "--method", "cubist"], "unknown method"),
     (["IMG", "--depth-model", "depth-anything/Depth-Anything-V2-Small-hf"], "nothing is downloaded"),
     (["IMG", "--size-mm", "-3"], "size-mm"),
+    (["BLANK"], "no foreground"),
 ])
 def test_photo_cli_errors_exit_2(tmp_path, photo_scene, capsys, args, needle):
     rgb, _ = photo_scene("sphere", 48)
     Image.fromarray(rgb).save(tmp_path / "img.png")
-    args = [str(tmp_path / "img.png") if a == "IMG" else (str(tmp_path / a) if a == "missing.png" else a) for a in args]
+    Image.fromarray(np.full((40, 50, 3), 255, np.uint8)).save(tmp_path / "blank.png")
+    names = {"IMG": str(tmp_path / "img.png"), "BLANK": str(tmp_path / "blank.png"),
+             "missing.png": str(tmp_path / "missing.png")}
+    args = [names.get(a, a) for a in args]
     assert _cli(["photo", *args, "-o", str(tmp_path / "o")]) == 2
-    assert needle in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
 
 
 def test_photo_viewer_shows_picture_colours(tmp_path):
