@@ -190,20 +190,17 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
     pixel_mm = float(opts.size_mm) / max(H, W)
     long_px = max(gh, gw)
     if opts.method == "inflate":
-        front = D.inflate(gmask, thickness=opts.thickness)
+        base = D.inflate(gmask, thickness=opts.thickness)
+        front, back = base, base.copy()  # symmetric about the picture plane
         if opts.depth_model is not None or depth_model is not None:
-            from medrecon.photo.learned import load_depth_model
+            from medrecon.photo.learned import fuse_detail, load_depth_model
 
             t_l = time.perf_counter()
             model = depth_model or load_depth_model(opts.depth_model)
-            learned = model.predict(rgb)
+            learned = model.predict(rgb)  # picture size
             g_learned = _resize(learned.astype(np.float32), gw, gh, cv2.INTER_AREA)
-            front = D.inflate(gmask, thickness=opts.thickness)
-            from medrecon.photo.learned import fuse_detail
-
-            front = fuse_detail(front, g_learned, gmask, strength=opts.detail)
+            front = fuse_detail(base, g_learned, gmask, strength=opts.detail)  # detail on the front only
             timings["learned_s"] = time.perf_counter() - t_l
-        back = front.copy() if opts.depth_model is None and depth_model is None else D.inflate(gmask, opts.thickness)
     elif opts.method == "slab":
         front = D.slab(gmask, 0.04 * long_px * opts.thickness)
         back = front.copy()
