@@ -343,13 +343,9 @@ def run_photo(image: str | os.PathLike, outdir: str | os.PathLike, options: Phot
     files["stl"] = write_stl(res.mesh, outdir / "model.stl")
     files["ply"] = write_ply(res.mesh, outdir / "model.ply")
     if opts.previews:
-        from medrecon.photo.render import preview_sheet, render_views
+        from medrecon.photo.render import preview_sheet, render_mesh_views
 
-        import cv2
-
-        gh, gw = res.grid_mask.shape
-        tex = cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_AREA) if (gh, gw) != rgb.shape[:2] else rgb
-        views = render_views(tex, res.grid_mask, res.grid_front, res.grid_back)
+        views = render_mesh_views(res.mesh)
         files["preview_png"] = atomic_write_bytes(outdir / "preview.png", png_bytes(preview_sheet(views)))
         files["depth_preview_png"] = atomic_write_bytes(outdir / "depth_preview.png",
                                                         png_bytes(_depth_preview(res.height_mm, res.mask)))

@@ -1,145 +1,14 @@
-"""Software previews of a photo model: textured, shaded point splats, no OpenGL needed.
+"""Software previews of a textured model: a small numpy z-buffer rasteriser, no OpenGL needed.
 
-The front and back surfaces are sampled densely (one point per picture pixel of the depth
-grid), coloured from the picture, shaded with a head-on light from their normals, rotated,
-projected orthographically and z-buffered. Good enough to show the shape from several angles in
-docs and reports; the real model is the GLB.
+:func:`render_mesh_views` draws the model's real triangles (what the GLB holds), textured
+through its UVs and shaded with one head light, from several angles; :func:`preview_sheet`
+puts the views side by side.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["render_views", "preview_sheet"]
-
-
-def _normals(h: np.ndarray) -> np.ndarray:
-    gy, gx = np.gradient(h)
-    n = np.stack([-gx, gy, np.ones_like(h)], axis=-1)
-    return n / np.linalg.norm(n, axis=-1, keepdims=True)
-
-
-def _side_points(rgb, mask, h, sign):
-    """Points of one side (z = sign * h), densified where the surface is steep so splats close up."""
-    H, W = mask.shape
-    hz = np.where(mask, h, 0.0)
-    n = _normals(hz)
-    if sign < 0:
-        n = n * np.array([1.0, 1.0, -1.0])
-    rr, cc = np.nonzero(mask)
-    P = [np.column_stack([cc + 0.5 - W / 2.0, H / 2.0 - (rr + 0.5), sign * hz[rr, cc]])]
-    N = [n[rr, cc]]
-    C = [rgb[rr, cc].astype(np.float32)]
-    pad = np.pad(mask, 1)
-    for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0)):
-        nb_in = pad[rr + 1 + dr, cc + 1 + dc]
-        r2 = np.clip(rr + dr, 0, H - 1)
-        c2 = np.clip(cc + dc, 0, W - 1)
-        if dr >= 0 and dc >= 0:
-            sel = nb_in  # inner pairs once (right and down)
-            h2 = hz[r2, c2]
-            step = 1.0
-        else:
-            sel = np.zeros_like(nb_in)
-            h2 = None
-        # every side: toward an outside neighbour the surface drops to 0 at the pixel edge
-        out = ~nb_in
-        for which, (selx, hh, dist) in enumerate(((sel, h2, step), (out, None, 0.5))):
-            if not selx.any():
-                continue
-            i = np.nonzero(selx)[0]
-            h1 = hz[rr[i], cc[i]]
-            hb = np.zeros_like(h1) if hh is None else hh[i]
-            k = np.ceil(np.abs(h1 - hb) / 0.6).astype(np.int64)
-            k = np.where(which == 1, np.maximum(k, 1), k)
-            tot = int(k.sum())
-            if tot == 0:
-                continue
-            rep = np.repeat(np.arange(len(i)), k)
-            first = np.repeat(np.cumsum(k) - k, k)
-            t = (np.arange(tot) - first + 1) / (np.repeat(k, k) + (0 if which == 1 else 1))
-            x0 = cc[i][rep] + 0.5 - W / 2.0
-            y0 = H / 2.0 - (rr[i][rep] + 0.5)
-            P.append(np.column_stack([x0 + t * dist * dc, y0 - t * dist * dr,
-                                      sign * (h1[rep] * (1 - t) + hb[rep] * t)]))
-            nn = n[rr[i], cc[i]][rep].copy()
-            if which == 1:  # rim: the normal turns outward
-                w = t[:, None]
-                nn = nn * (1 - w) + w * np.column_stack([np.full(tot, float(dc)), np.full(tot, -float(dr)), np.zeros(tot)])
-                nn /= np.maximum(np.linalg.norm(nn, axis=1, keepdims=True), 1e-9)
-            N.append(nn)
-            C.append(rgb[rr[i], cc[i]][rep].astype(np.float32))
-    return np.concatenate(P), np.concatenate(N), np.concatenate(C)
-
-
-def _surface_points(rgb, mask, front, back):
-    pf, nf, cf = _side_points(rgb, mask, front, 1.0)
-    pb, nb, cb = _side_points(rgb, mask, back, -1.0)
-    return np.concatenate([pf, pb]), np.concatenate([nf, nb]), np.concatenate([cf, cb])
-
-
-def render_views(rgb: np.ndarray, mask: np.ndarray, front: np.ndarray, back: np.ndarray,
-                 angles_deg=(0.0, 35.0, 90.0), size: int = 360, elevation_deg: float = 15.0,
-                 background=(26, 28, 32)) -> list[np.ndarray]:
-    """Views of the solid ``-back <= z <= front`` over ``mask`` turned about the vertical axis.
-
-    Parameters
-    ----------
-    rgb : (H, W, 3) uint8 texture on the same grid as the heights
-    mask, front, back : (H, W) grid mask and heights (pixels)
-    angles_deg : rotations about the picture's vertical axis (0 = facing the camera)
-    size : output image side (pixels)
-
-    Returns
-    -------
-    list of (size, size, 3) uint8 images
-    """
-    import cv2
-
-    H, W = mask.shape
-    s = min(1.0, 700.0 / max(H, W))  # at most ~0.5 M points per side
-    if s < 1.0:
-        nh, nw = max(2, int(H * s)), max(2, int(W * s))
-        rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(bool)
-        front = cv2.resize(front.astype(np.float32), (nw, nh), interpolation=cv2.INTER_LINEAR) * s
-        back = cv2.resize(back.astype(np.float32), (nw, nh), interpolation=cv2.INTER_LINEAR) * s
-        H, W = nh, nw
-    pts, nrm, cols = _surface_points(rgb, mask, front, back)
-    # points on the rim (front and back meet) fill the silhouette edge from the side
-    ext = max(H, W) * 1.08
-    scale = size / ext
-    out = []
-    light = np.array([-0.3, 0.45, 0.84])
-    light /= np.linalg.norm(light)
-    el = np.radians(elevation_deg)
-    rx = np.array([[1, 0, 0], [0, np.cos(el), -np.sin(el)], [0, np.sin(el), np.cos(el)]])
-    for a in angles_deg:
-        t = np.radians(a)
-        ry = np.array([[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]])
-        R = rx @ ry if a != 0 else np.eye(3)
-        p = pts @ R.T
-        n = nrm @ R.T
-        vis = n[:, 2] > -0.05
-        shade = 0.35 + 0.65 * np.clip(n @ light, 0, 1)
-        c = np.clip(cols * shade[:, None], 0, 255)
-        px = np.round(p[:, 0] * scale + size / 2).astype(np.int64)
-        py = np.round(size / 2 - p[:, 1] * scale).astype(np.int64)
-        ok = vis & (px >= 0) & (px < size) & (py >= 0) & (py < size)
-        img = np.empty((size, size, 3), np.uint8)
-        img[:] = background
-        z = np.full(size * size, -np.inf)
-        splat = max(1, int(np.ceil(scale)))
-        order = np.argsort(p[ok, 2])  # far to near: nearer points written last win
-        idx_pts = np.nonzero(ok)[0][order]
-        for dy in range(splat):
-            for dx in range(splat):
-                qx, qy = np.clip(px[idx_pts] + dx, 0, size - 1), np.clip(py[idx_pts] + dy, 0, size - 1)
-                lin = qy * size + qx
-                sel = p[idx_pts, 2] >= z[lin]
-                z[lin[sel]] = p[idx_pts[sel], 2]
-                img.reshape(-1, 3)[lin[sel]] = c[idx_pts[sel]].astype(np.uint8)
-        out.append(img)
-    return out
+__all__ = ["render_mesh_views", "preview_sheet"]
 
 
 def preview_sheet(views: list[np.ndarray], gap: int = 6, background=(14, 15, 18)) -> np.ndarray:
@@ -153,3 +22,104 @@ def preview_sheet(views: list[np.ndarray], gap: int = 6, background=(14, 15, 18)
         sheet[gap:gap + v.shape[0], x:x + v.shape[1]] = v
         x += v.shape[1] + gap
     return sheet
+
+
+def render_mesh_views(mesh, angles_deg=(0.0, 35.0, 90.0), size: int = 360, elevation_deg: float = 15.0,
+                      background=(26, 28, 32)) -> list[np.ndarray]:
+    """Software renders of a :class:`~medrecon.texture.TexturedMesh` (its real triangles).
+
+    A small z-buffer rasteriser in numpy: back faces culled, per-pixel barycentric UVs looked up
+    in the texture (so the picture keeps its full detail), smooth normals, one head light.
+    The mesh is shown in its view frame (picture facing the camera at 0 degrees) turned about
+    the vertical axis by each angle.
+
+    Returns
+    -------
+    list of (size, size, 3) uint8 images
+    """
+    from medrecon.texture import lps_to_view, sample_texture, vertex_normals_unit
+
+    v0 = lps_to_view(mesh.vertices)
+    f = np.asarray(mesh.faces, np.int64)
+    n0 = vertex_normals_unit(v0, f)
+    centre = (v0.min(0) + v0.max(0)) / 2
+    ext = float(np.max(v0.max(0) - v0.min(0))) * 1.08
+    scale = size / max(ext, 1e-9)
+    tex = mesh.texture[..., :3] if mesh.has_texture else None
+    vcol = None if tex is not None else sample_texture(mesh).astype(np.float32)
+    light = np.array([-0.3, 0.45, 0.84])
+    light /= np.linalg.norm(light)
+    el = np.radians(elevation_deg)
+    rx = np.array([[1, 0, 0], [0, np.cos(el), -np.sin(el)], [0, np.sin(el), np.cos(el)]])
+    out = []
+    for a in angles_deg:
+        t = np.radians(a)
+        ry = np.array([[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]])
+        R = rx @ ry if a != 0 else np.eye(3)
+        p = (v0 - centre) @ R.T
+        nr = n0 @ R.T
+        sx = p[:, 0] * scale + size / 2
+        sy = size / 2 - p[:, 1] * scale
+        tri = np.stack([np.column_stack([sx[f[:, k]], sy[f[:, k]]]) for k in range(3)], axis=1)  # (M, 3, 2)
+        # front faces: counter-clockwise seen from the camera (+z); screen y points down
+        e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+        area = -(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+        keep = np.nonzero(area > 1e-12)[0]
+        best_z = np.full(size * size, -np.inf)
+        best_f = np.full(size * size, -1, np.int64)
+        best_b = np.zeros((size * size, 3))
+        lo = np.floor(tri[keep].min(1)).astype(np.int64)
+        hi = np.floor(tri[keep].max(1)).astype(np.int64)
+        span = np.maximum(hi - lo + 1, 1).max(1)
+        for bucket in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024):
+            sel = keep[(span <= bucket) & (span > bucket // 2 if bucket > 1 else span >= 0)]
+            if len(sel) == 0:
+                continue
+            oy, ox = np.mgrid[0:bucket, 0:bucket]
+            ox, oy = ox.ravel(), oy.ravel()
+            chunk = max(1, 2_000_000 // (bucket * bucket))
+            for c0 in range(0, len(sel), chunk):
+                fi = sel[c0:c0 + chunk]
+                l0 = np.floor(tri[fi].min(1)).astype(np.int64)
+                px = l0[:, 0:1] + ox[None]
+                py = l0[:, 1:2] + oy[None]
+                cx, cy = px + 0.5, py + 0.5
+                a_, b_, c_ = tri[fi, 0], tri[fi, 1], tri[fi, 2]
+                den = ((b_[:, 1] - c_[:, 1]) * (a_[:, 0] - c_[:, 0]) + (c_[:, 0] - b_[:, 0]) * (a_[:, 1] - c_[:, 1]))[:, None]
+                w0 = ((b_[:, 1:2] - c_[:, 1:2]) * (cx - c_[:, 0:1]) + (c_[:, 0:1] - b_[:, 0:1]) * (cy - c_[:, 1:2])) / den
+                w1 = ((c_[:, 1:2] - a_[:, 1:2]) * (cx - c_[:, 0:1]) + (a_[:, 0:1] - c_[:, 0:1]) * (cy - c_[:, 1:2])) / den
+                w2 = 1.0 - w0 - w1
+                inside = (w0 >= -1e-9) & (w1 >= -1e-9) & (w2 >= -1e-9) & (px >= 0) & (px < size) & (py >= 0) & (py < size)
+                if not inside.any():
+                    continue
+                ti, ci = np.nonzero(inside)
+                ff = fi[ti]
+                bw = np.column_stack([w0[ti, ci], w1[ti, ci], w2[ti, ci]])
+                z = (bw * p[f[ff], 2]).sum(1)
+                lin = py[ti, ci] * size + px[ti, ci]
+                order = np.lexsort((-z, lin))  # per pixel, nearest first
+                lin, z, ff, bw = lin[order], z[order], ff[order], bw[order]
+                first = np.ones(len(lin), bool)
+                first[1:] = lin[1:] != lin[:-1]
+                lin, z, ff, bw = lin[first], z[first], ff[first], bw[first]
+                better = z > best_z[lin]
+                best_z[lin[better]] = z[better]
+                best_f[lin[better]] = ff[better]
+                best_b[lin[better]] = bw[better]
+        img = np.empty((size * size, 3), np.float32)
+        img[:] = background
+        hit = best_f >= 0
+        fh, bh = best_f[hit], best_b[hit]
+        nn = (bh[:, :, None] * nr[f[fh]]).sum(1)
+        nn /= np.maximum(np.linalg.norm(nn, axis=1, keepdims=True), 1e-9)
+        shade = 0.35 + 0.65 * np.clip(nn @ light, 0, 1)
+        if tex is not None:
+            uv = (bh[:, :, None] * mesh.uv[f[fh]]).sum(1)
+            th, tw = tex.shape[:2]
+            col = tex[np.clip(((1 - uv[:, 1]) * th).astype(int), 0, th - 1),
+                      np.clip((uv[:, 0] * tw).astype(int), 0, tw - 1)].astype(np.float32)
+        else:
+            col = (bh[:, :, None] * vcol[f[fh]]).sum(1)
+        img[hit] = col * shade[:, None]
+        out.append(np.clip(img, 0, 255).astype(np.uint8).reshape(size, size, 3))
+    return out
