@@ -1,0 +1,394 @@
+"""Cameras: structure from motion with pycolmap (CPU), COLMAP text models in and out, pose metrics.
+
+Frames and units: a :class:`CameraSet` uses the COLMAP convention, ``x_cam = R @ x_world + t``,
+pixels ``K @ x_cam / z`` with the image's top-left corner at (0, 0). World units are those of
+the cameras (arbitrary after SfM; millimetres once a scale is applied; the given cameras' units
+with ``--cameras``). Distortion is kept as one radial coefficient ``k1`` (SIMPLE_RADIAL/RADIAL
+style: ``x_d = x (1 + k1 r^2)`` on normalised coordinates); dense stages undistort first.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import InputError, MedreconError
+
+Progress = Callable[[str, int, int], None]
+
+
+class CameraError(MedreconError):
+    """Camera estimation failed or a camera model file is unreadable."""
+
+
+@dataclass
+class CameraSet:
+    """Registered cameras (one entry per image that has a pose).
+
+    Attributes
+    ----------
+    names : image file names (as ingested)
+    K : (N, 3, 3) intrinsics in pixels
+    R, t : (N, 3, 3), (N, 3) world -> camera
+    sizes : (N, 2) image width, height in pixels
+    k1 : (N,) radial distortion coefficient (0 for pinhole)
+    points, colors : sparse 3D points (M, 3) world units and their RGB uint8 colours (M, 3)
+    reprojection_error_px : mean reprojection error of the sparse model (None if unknown)
+    total : number of images offered to SfM (registered + not registered)
+    """
+
+    names: list[str]
+    K: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+    sizes: np.ndarray
+    k1: np.ndarray
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    colors: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.uint8))
+    reprojection_error_px: float | None = None
+    total: int = 0
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def centres(self) -> np.ndarray:
+        """Camera centres (N, 3) in world units."""
+        return -np.einsum("nji,nj->ni", self.R, self.t)
+
+    def subset(self, idx: Sequence[int]) -> "CameraSet":
+        idx = list(idx)
+        return CameraSet([self.names[i] for i in idx], self.K[idx], self.R[idx], self.t[idx], self.sizes[idx],
+                         self.k1[idx], self.points, self.colors, self.reprojection_error_px, self.total)
+
+    def transformed(self, s: float, Rw: np.ndarray, tw: np.ndarray) -> "CameraSet":
+        """Apply the similarity x' = s Rw x + tw to the world (cameras and points)."""
+        R = self.R @ Rw.T
+        t = s * self.t - np.einsum("nij,j->ni", R, tw)
+        pts = (s * (Rw @ self.points.T)).T + tw if len(self.points) else self.points
+        return CameraSet(list(self.names), self.K.copy(), R, t, self.sizes.copy(), self.k1.copy(), pts,
+                         self.colors, self.reprojection_error_px, self.total)
+
+
+# ---------------------------------------------------------------------------------------------
+# COLMAP text model (cameras.txt, images.txt, points3D.txt)
+
+def read_colmap_text(folder: str | Path) -> CameraSet:
+    """Read a COLMAP text model (``cameras.txt`` and ``images.txt``; ``points3D.txt`` optional).
+
+    Supported camera models: SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL (k2 ignored),
+    OPENCV (only fx, fy, cx, cy, k1 are used).
+    """
+    folder = Path(folder)
+    cams_txt, imgs_txt = folder / "cameras.txt", folder / "images.txt"
+    for f in (cams_txt, imgs_txt):
+        if not f.is_file():
+            raise CameraError("COLMAP text model needs cameras.txt and images.txt", f)
+    cams = {}
+    for line in cams_txt.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split()
+        try:
+            cid, model, w, h = int(parts[0]), parts[1], int(parts[2]), int(parts[3])
+            p = [float(x) for x in parts[4:]]
+        except (ValueError, IndexError):
+            raise CameraError(f"bad camera line {line!r}", cams_txt) from None
+        if model == "SIMPLE_PINHOLE":
+            fx = fy = p[0]; cx, cy = p[1], p[2]; k1 = 0.0
+        elif model == "PINHOLE":
+            fx, fy, cx, cy = p[:4]; k1 = 0.0
+        elif model in ("SIMPLE_RADIAL", "RADIAL"):
+            fx = fy = p[0]; cx, cy = p[1], p[2]; k1 = p[3]
+        elif model in ("OPENCV", "FULL_OPENCV"):
+            fx, fy, cx, cy, k1 = p[:5]
+        else:
+            raise CameraError(f"camera model {model} not supported (use PINHOLE, SIMPLE_RADIAL or OPENCV)", cams_txt)
+        cams[cid] = (np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), (w, h), k1)
+    lines = [ln for ln in imgs_txt.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    names, Ks, Rs, ts, sizes, k1s = [], [], [], [], [], []
+    # images.txt alternates a pose line and a 2D-points line; the points line may be empty, which the
+    # filter above dropped, so detect pose lines by their shape (10 fields, ends with a name).
+    for ln in lines:
+        parts = ln.split()
+        if len(parts) != 10:
+            continue
+        try:
+            qw, qx, qy, qz, tx, ty, tz = (float(x) for x in parts[1:8])
+            cid = int(parts[8])
+        except ValueError:
+            continue
+        if cid not in cams:
+            raise CameraError(f"image {parts[9]} refers to unknown camera {cid}", imgs_txt)
+        K, wh, k1 = cams[cid]
+        names.append(parts[9]); Ks.append(K); Rs.append(quat_to_rot([qw, qx, qy, qz]))
+        ts.append([tx, ty, tz]); sizes.append(wh); k1s.append(k1)
+    if not names:
+        raise CameraError("no images in the model", imgs_txt)
+    pts, cols = np.zeros((0, 3)), np.zeros((0, 3), np.uint8)
+    p3 = folder / "points3D.txt"
+    if p3.is_file():
+        rows = [ln.split() for ln in p3.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        if rows:
+            pts = np.array([[float(r[1]), float(r[2]), float(r[3])] for r in rows])
+            cols = np.array([[int(r[4]), int(r[5]), int(r[6])] for r in rows], np.uint8)
+    return CameraSet(names, np.array(Ks), np.array(Rs), np.array(ts, float), np.array(sizes), np.array(k1s, float),
+                     pts, cols, None, len(names))
+
+
+def write_colmap_text(cams: CameraSet, folder: str | Path) -> Path:
+    """Write ``cams`` as a COLMAP text model (one PINHOLE/RADIAL camera per image) into ``folder``."""
+    from ..io.atomic import atomic_write_text
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cl = ["# Camera list: CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]"]
+    il = ["# Image list: IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME", "#   POINTS2D[] (not stored)"]
+    for i, name in enumerate(cams.names):
+        K = cams.K[i]
+        w, h = (int(x) for x in cams.sizes[i])
+        if cams.k1[i] != 0:
+            cl.append(f"{i + 1} OPENCV {w} {h} {float(K[0, 0])!r} {float(K[1, 1])!r} {float(K[0, 2])!r} {float(K[1, 2])!r} {float(cams.k1[i])!r} 0 0 0")
+        else:
+            cl.append(f"{i + 1} PINHOLE {w} {h} {float(K[0, 0])!r} {float(K[1, 1])!r} {float(K[0, 2])!r} {float(K[1, 2])!r}")
+        q = [float(x) for x in rot_to_quat(cams.R[i])]
+        t = [float(x) for x in cams.t[i]]
+        il.append(f"{i + 1} {q[0]!r} {q[1]!r} {q[2]!r} {q[3]!r} {t[0]!r} {t[1]!r} {t[2]!r} {i + 1} {name}")
+        il.append("")
+    pl = ["# 3D point list: POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] (tracks not stored)"]
+    for j, (p, c) in enumerate(zip(cams.points, cams.colors)):
+        p = [float(x) for x in p]
+        pl.append(f"{j + 1} {p[0]!r} {p[1]!r} {p[2]!r} {int(c[0])} {int(c[1])} {int(c[2])} 0")
+    atomic_write_text(folder / "cameras.txt", "\n".join(cl) + "\n")
+    atomic_write_text(folder / "images.txt", "\n".join(il) + "\n")
+    atomic_write_text(folder / "points3D.txt", "\n".join(pl) + "\n")
+    return folder
+
+
+def quat_to_rot(q) -> np.ndarray:
+    """Rotation matrix from a unit quaternion (w, x, y, z) (Hamilton, as COLMAP)."""
+    w, x, y, z = np.asarray(q, float) / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def rot_to_quat(R: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z), w >= 0, of a rotation matrix."""
+    from scipy.spatial.transform import Rotation
+
+    x, y, z, w = Rotation.from_matrix(R).as_quat()
+    q = np.array([w, x, y, z])
+    return q if w >= 0 else -q
+
+
+# ---------------------------------------------------------------------------------------------
+# Structure from motion (pycolmap, CPU)
+
+def _from_pycolmap(rec, total: int) -> CameraSet:
+    names, Ks, Rs, ts, sizes, k1s = [], [], [], [], [], []
+    for iid in sorted(rec.reg_image_ids(), key=lambda i: rec.image(i).name):
+        im = rec.image(iid)
+        cam = rec.camera(im.camera_id)
+        pose = im.cam_from_world() if callable(im.cam_from_world) else im.cam_from_world
+        M = np.asarray(pose.matrix())
+        K = np.asarray(cam.calibration_matrix())
+        p = list(cam.params)
+        model = cam.model_name if hasattr(cam, "model_name") else str(cam.model)
+        k1 = p[3] if "RADIAL" in model else (p[4] if "OPENCV" in model else 0.0)
+        names.append(im.name); Ks.append(K); Rs.append(M[:, :3]); ts.append(M[:, 3])
+        sizes.append((cam.width, cam.height)); k1s.append(k1)
+    pts = [(p.xyz, p.color) for p in rec.points3D.values()]
+    P = np.array([p[0] for p in pts]) if pts else np.zeros((0, 3))
+    C = np.array([p[1] for p in pts], np.uint8) if pts else np.zeros((0, 3), np.uint8)
+    err = float(rec.compute_mean_reprojection_error()) if pts else None
+    return CameraSet(names, np.array(Ks), np.array(Rs), np.array(ts), np.array(sizes), np.array(k1s, float),
+                     P, C, err, total)
+
+
+def run_sfm(image_dir: str | Path, work_dir: str | Path, *, matcher: str = "exhaustive",
+            mapper: str = "auto", focal_px: float | None = None, max_features: int = 4096,
+            num_threads: int = -1, sequential_overlap: int = 8, min_registered: float = 0.9,
+            progress: Progress | None = None, timings: dict | None = None) -> tuple[CameraSet, dict]:
+    """Estimate cameras for every image in ``image_dir`` with pycolmap on the CPU.
+
+    SIFT features, ``matcher`` = ``"exhaustive"`` (photo sets) or ``"sequential"`` (video
+    keyframes, in name order), then incremental mapping; when fewer than ``min_registered`` of
+    the images register (``mapper="auto"``), global mapping (GLOMAP) is tried on the same matches
+    and the model with more registered images wins. One shared camera (SIMPLE_RADIAL), focal
+    initialised from ``focal_px`` (EXIF) when given.
+
+    Returns the largest model as a :class:`CameraSet` and an info dict (mapper used, counts).
+    """
+    import pycolmap
+
+    image_dir, work_dir = Path(image_dir), Path(work_dir)
+    names = sorted(p.name for p in image_dir.iterdir() if p.is_file())
+    if len(names) < 3:
+        raise InputError("structure from motion needs at least 3 images", image_dir)
+    if work_dir.exists():
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True)
+    db = work_dir / "database.db"
+    timings = timings if timings is not None else {}
+    prog = progress or (lambda *a: None)
+
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = "SIMPLE_RADIAL"
+    if focal_px:
+        import PIL.Image
+
+        with PIL.Image.open(image_dir / names[0]) as im0:
+            w, h = im0.size
+        reader.camera_params = f"{focal_px},{w / 2},{h / 2},0"
+    ext = pycolmap.FeatureExtractionOptions()
+    ext.sift.max_num_features = max_features
+    ext.num_threads = num_threads
+    t0 = time.perf_counter()
+    prog("features", 0, len(names))
+    pycolmap.extract_features(db, image_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
+                              reader_options=reader, extraction_options=ext, device=pycolmap.Device.cpu)
+    timings["features_s"] = time.perf_counter() - t0
+    prog("features", len(names), len(names))
+    t0 = time.perf_counter()
+    mopt = pycolmap.FeatureMatchingOptions()
+    mopt.num_threads = num_threads
+    if matcher == "sequential":
+        pair = pycolmap.SequentialPairingOptions()
+        pair.overlap = sequential_overlap
+        pair.loop_detection = False
+        pycolmap.match_sequential(db, matching_options=mopt, pairing_options=pair, device=pycolmap.Device.cpu)
+    elif matcher == "exhaustive":
+        pycolmap.match_exhaustive(db, matching_options=mopt, device=pycolmap.Device.cpu)
+    else:
+        raise ValueError(f"matcher must be exhaustive or sequential, not {matcher!r}")
+    timings["matching_s"] = time.perf_counter() - t0
+    prog("matching", 1, 1)
+
+    best, used = None, None
+    t0 = time.perf_counter()
+    if mapper in ("auto", "incremental"):
+        opts = pycolmap.IncrementalPipelineOptions()
+        opts.num_threads = num_threads
+        opts.random_seed = 0
+        out = work_dir / "incremental"
+        out.mkdir()
+        recs = pycolmap.incremental_mapping(db, image_dir, out, options=opts)
+        if recs:
+            best = max(recs.values(), key=lambda r: r.num_reg_images())
+            used = "incremental"
+    timings["mapping_s"] = time.perf_counter() - t0
+    n_inc = best.num_reg_images() if best is not None else 0
+    if mapper == "global" or (mapper == "auto" and n_inc < min_registered * len(names)):
+        t0 = time.perf_counter()
+        gopt = pycolmap.GlobalPipelineOptions()
+        gopt.num_threads = num_threads
+        gopt.random_seed = 0
+        out = work_dir / "global"
+        out.mkdir()
+        try:
+            recs = pycolmap.global_mapping(db, image_dir, out, gopt)
+        except Exception:  # pragma: no cover - GLOMAP failure leaves the incremental model
+            recs = {}
+        if recs:
+            g = max(recs.values(), key=lambda r: r.num_reg_images())
+            if g.num_reg_images() > n_inc:
+                best, used = g, "global"
+        timings["global_mapping_s"] = time.perf_counter() - t0
+    prog("mapping", 1, 1)
+    if best is None or best.num_reg_images() < 2:
+        raise CameraError("no camera poses could be estimated (too little texture or overlap?)", image_dir)
+    cams = _from_pycolmap(best, len(names))
+    info = {"mapper": used, "matcher": matcher, "incremental_registered": n_inc,
+            "cameras_registered": len(cams), "cameras_total": len(names),
+            "reprojection_error_px": cams.reprojection_error_px, "points": int(len(cams.points))}
+    return cams, info
+
+
+def triangulate_known(cams: CameraSet, image_dir: str | Path, work_dir: str | Path,
+                      num_threads: int = -1) -> CameraSet:
+    """Sparse points for known cameras (features, exhaustive matching, triangulation; poses fixed)."""
+    import pycolmap
+
+    image_dir, work_dir = Path(image_dir), Path(work_dir)
+    if work_dir.exists():
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True)
+    db = work_dir / "database.db"
+    ext = pycolmap.FeatureExtractionOptions()
+    ext.num_threads = num_threads
+    ext.sift.max_num_features = 4096
+    pycolmap.extract_features(db, image_dir, image_names=list(cams.names), camera_mode=pycolmap.CameraMode.PER_IMAGE,
+                              extraction_options=ext, device=pycolmap.Device.cpu)
+    pycolmap.match_exhaustive(db, device=pycolmap.Device.cpu)
+    # Build a reconstruction whose image ids/camera ids follow the database.
+    dbase = pycolmap.Database.open(str(db)) if hasattr(pycolmap.Database, "open") else pycolmap.Database(str(db))
+    rec = pycolmap.Reconstruction()
+    by_name = {n: i for i, n in enumerate(cams.names)}
+    for im in dbase.read_all_images():
+        i = by_name[im.name]
+        K = cams.K[i]
+        w, h = (int(x) for x in cams.sizes[i])
+        cam = pycolmap.Camera.create_from_model_name(im.camera_id, "PINHOLE", K[0, 0], w, h) \
+            if hasattr(pycolmap.Camera, "create_from_model_name") else None
+        cam.params = [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]
+        rec.add_camera_with_trivial_rig(cam)
+        img = pycolmap.Image(name=im.name, camera_id=im.camera_id, image_id=im.image_id)
+        pose = pycolmap.Rigid3d(pycolmap.Rotation3d(cams.R[i]), cams.t[i])
+        rec.add_image_with_trivial_frame(img, pose)
+    dbase.close()
+    out = work_dir / "tri"
+    out.mkdir()
+    rec = pycolmap.triangulate_points(rec, db, image_dir, out)
+    pts = np.array([p.xyz for p in rec.points3D.values()]) if rec.num_points3D() else np.zeros((0, 3))
+    col = np.array([p.color for p in rec.points3D.values()], np.uint8) if rec.num_points3D() else np.zeros((0, 3), np.uint8)
+    res = CameraSet(list(cams.names), cams.K, cams.R, cams.t, cams.sizes, cams.k1, pts, col,
+                    float(rec.compute_mean_reprojection_error()) if rec.num_points3D() else None, cams.total)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Similarity alignment and pose errors
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity (s, R, t) minimising ||s R src + t - dst||^2 (Umeyama 1991). Points are (N, 3)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    cov = xd.T @ xs / len(src)
+    U, D, Vt = np.linalg.svd(cov)
+    S = np.eye(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        S[2, 2] = -1
+    R = U @ S @ Vt
+    var = (xs ** 2).sum() / len(src)
+    s = float(np.trace(np.diag(D) @ S) / var)
+    t = mu_d - s * R @ mu_s
+    return s, R, t
+
+
+def pose_errors(est: CameraSet, truth: CameraSet) -> dict:
+    """Align ``est`` to ``truth`` by a similarity of the camera centres (images matched by name).
+
+    Returns rotation errors (degrees), centre errors as a fraction of each truth camera's
+    distance to the truth cameras' look-at centroid, and the fraction registered.
+    """
+    idx_t = {n: i for i, n in enumerate(truth.names)}
+    common = [n for n in est.names if n in idx_t]
+    ie = [est.names.index(n) for n in common]
+    it = [idx_t[n] for n in common]
+    ce, ct = est.centres[ie], truth.centres[it]
+    s, Rw, tw = umeyama(ce, ct)
+    aligned = est.transformed(s, Rw, tw)
+    rot = []
+    for a, b in zip(ie, it):
+        dR = aligned.R[a] @ truth.R[b].T
+        rot.append(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1))))
+    target = truth.points.mean(0) if len(truth.points) else ct.mean(0)
+    dist = np.linalg.norm(ct - target, axis=1)
+    cerr = np.linalg.norm(aligned.centres[ie] - ct, axis=1) / dist
+    return {"registered_fraction": len(common) / max(len(truth.names), 1), "rotation_error_deg": np.array(rot),
+            "centre_error_rel": cerr, "scale": s, "R": Rw, "t": tw}

@@ -1,0 +1,488 @@
+"""Photos or a video -> cameras -> dense surface -> textured model, with report and provenance.
+
+:func:`reconstruct_multiview` runs the stages of :mod:`medrecon.multiview` and writes the outputs.
+
+Output frame: the reconstruction's world rotated so that the cameras' mean "up" (image -y) is
+LPS +z (superior; glTF +Y), centred on the object, and scaled to millimetres when a scale is
+known (ArUco board or ``scale_points``). Without a scale the model is unitless: SfM units are
+rescaled so the object's bounding-box diagonal is 100 units, and the report says ``"units":
+"unitless"``. With ``cameras_dir`` and no other scale, the given cameras' units are kept (x1)
+and reported as ``"camera units"``. ``cameras/`` holds the cameras in that same output frame.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import InputError, MedreconError
+from .cameras import CameraSet, read_colmap_text, run_sfm, write_colmap_text
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class MultiviewOptions:
+    """Settings of :func:`reconstruct_multiview` (see the CLI help for each)."""
+
+    method: str = "stereo"  # stereo | neural
+    device: str = "auto"
+    max_images: int | None = None
+    max_size: int = 1600
+    faces: int = 60000
+    masks: str | None = "auto"  # "auto", a folder, or None
+    scale_points: str | None = None  # "IMAGE:x1,y1:x2,y2:MM"
+    aruco_mm: float | None = None  # side of the ArUco markers in mm
+    dense_size: int = 640  # longest image side used for depth maps
+    planes: int = 48
+    resolution: int = 200  # voxels along the object's longest side
+    texture_px: int = 1024
+    keep_all: bool = False  # keep every surface component (no cleaning)
+    matcher: str | None = None  # default: sequential for video, exhaustive for photos
+    roughness: float = 0.9
+    metallic: float = 0.0
+
+
+@dataclass
+class MultiviewResult:
+    cameras: CameraSet
+    vertices: np.ndarray  # output frame
+    faces: np.ndarray
+    report: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    mesh: Any = None
+
+
+def _load_images(image_dir: Path, names: Sequence[str]) -> list[np.ndarray]:
+    import PIL.Image
+
+    out = []
+    for n in names:
+        with PIL.Image.open(image_dir / n) as im:
+            out.append(np.asarray(im.convert("RGB")))
+    return out
+
+
+def _match_names(cams: CameraSet, names: Sequence[str], where: Path) -> CameraSet:
+    """Keep the given cameras whose image (by file stem) was ingested; rename to the ingested names."""
+    stems = {Path(n).stem: n for n in names}
+    keep, new = [], []
+    for i, n in enumerate(cams.names):
+        if Path(n).stem in stems:
+            keep.append(i)
+            new.append(stems[Path(n).stem])
+    if len(keep) < 3:
+        raise InputError("fewer than 3 of the given cameras match the input images by name", where)
+    sub = cams.subset(keep)
+    sub.names = new
+    sub.total = len(names)
+    return sub
+
+
+def _undistort(images, cams: CameraSet):
+    import cv2
+
+    out = []
+    for img, K, k1 in zip(images, cams.K, cams.k1):
+        out.append(img if abs(k1) < 1e-9 else cv2.undistort(img, K, np.array([k1, 0, 0, 0.0])))
+    return out
+
+
+def _resize_for_dense(images, masks, cams: CameraSet, size: int):
+    import cv2
+
+    s = min(1.0, size / max(images[0].shape[:2]))
+    if s >= 0.999:
+        return images, masks, cams
+    ims = [cv2.resize(im, (round(im.shape[1] * s), round(im.shape[0] * s)), interpolation=cv2.INTER_AREA) for im in images]
+    ms = None
+    if masks is not None:
+        ms = [cv2.resize(m.astype(np.uint8), (ims[0].shape[1], ims[0].shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+              for m in masks]
+    K = cams.K.copy()
+    sx = ims[0].shape[1] / images[0].shape[1]
+    sy = ims[0].shape[0] / images[0].shape[0]
+    K[:, 0] *= sx
+    K[:, 1] *= sy
+    c = CameraSet(cams.names, K, cams.R, cams.t, np.array([(ims[0].shape[1], ims[0].shape[0])] * len(ims)),
+                  np.zeros(len(ims)), cams.points, cams.colors, cams.reprojection_error_px, cams.total)
+    return ims, ms, c
+
+
+def _masks(option, images, names, image_dir: Path):
+    from .ingest import auto_mask
+
+    if option is None:
+        return None
+    if option == "auto":
+        ms = [auto_mask(im) for im in images]
+        cover = np.mean([m.mean() for m in ms])
+        # a backdrop that is not uniform gives masks that cover (almost) everything: no masks then
+        return ms if 0.01 < cover < 0.85 else None
+    folder = Path(option)
+    import PIL.Image
+
+    ms = []
+    for n, im in zip(names, images):
+        cands = [p for p in folder.glob(Path(n).stem + ".*")]
+        if not cands:
+            raise InputError(f"no mask for image {n}", folder)
+        with PIL.Image.open(cands[0]) as m:
+            a = np.asarray(m.convert("L").resize((im.shape[1], im.shape[0]))) > 127
+        ms.append(a)
+    return ms
+
+
+def clean_mesh(v: np.ndarray, f: np.ndarray, up: np.ndarray | None = None, keep_all: bool = False,
+               min_fraction: float = 0.05) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Keep the object: components with at least ``min_fraction`` of the largest one's faces,
+    then drop a flat ground (a plane with normal along ``up`` under the object holding >= 15 %
+    of the vertices, found by RANSAC) and any remaining small pieces."""
+    import trimesh
+
+    info: dict[str, Any] = {"components_in": 0, "ground_removed": False}
+    if keep_all or len(f) == 0:
+        return v, f, info
+    m = trimesh.Trimesh(v, f, process=False)
+    parts = m.split(only_watertight=False)
+    info["components_in"] = len(parts)
+    if not parts:
+        return v, f, info
+    big = max(len(p.faces) for p in parts)
+    m = trimesh.util.concatenate([p for p in parts if len(p.faces) >= min_fraction * big])
+    if up is not None and len(m.vertices) > 100:
+        rng = np.random.default_rng(0)
+        P = m.vertices
+        ext = np.ptp(P, axis=0).max()
+        best, best_n = None, 0
+        for _ in range(200):
+            a, b, c = P[rng.choice(len(P), 3, replace=False)]
+            n = np.cross(b - a, c - a)
+            if np.linalg.norm(n) < 1e-12:
+                continue
+            n /= np.linalg.norm(n)
+            if abs(n @ up) < 0.9:
+                continue
+            d = np.abs((P - a) @ n)
+            cnt = int((d < 0.01 * ext).sum())
+            if cnt > best_n:
+                best, best_n = (a, n if n @ up > 0 else -n), cnt
+        if best is not None and best_n >= 0.15 * len(P):
+            a, n = best
+            h = (P - a) @ n
+            if np.median(h) > 0.05 * ext:  # the plane is under most of the model: it is the ground
+                keepv = h > 0.015 * ext
+                fk = keepv[m.faces].all(1)
+                m = trimesh.Trimesh(m.vertices, m.faces[fk], process=False)
+                m.remove_unreferenced_vertices()
+                parts = m.split(only_watertight=False)
+                if parts:
+                    big = max(len(p.faces) for p in parts)
+                    m = trimesh.util.concatenate([p for p in parts if len(p.faces) >= min_fraction * big])
+                info["ground_removed"] = True
+    return np.asarray(m.vertices), np.asarray(m.faces), info
+
+
+def decimate(v: np.ndarray, f: np.ndarray, faces: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quadric decimation (fast-simplification) down to about ``faces`` triangles."""
+    if len(f) <= faces:
+        return v, f
+    import fast_simplification
+
+    vo, fo = fast_simplification.simplify(v.astype(np.float32), f.astype(np.int32), target_reduction=1 - faces / len(f))
+    return np.asarray(vo, float), np.asarray(fo, np.int64)
+
+
+def parse_scale_points(spec: str) -> tuple[str, np.ndarray, np.ndarray, float]:
+    """``IMAGE:x1,y1:x2,y2:MM`` -> (image name, p1, p2, distance mm)."""
+    try:
+        name, a, b, mm = spec.rsplit(":", 3)
+        p1 = np.array([float(x) for x in a.split(",")])
+        p2 = np.array([float(x) for x in b.split(",")])
+        d = float(mm)
+        assert p1.shape == (2,) and p2.shape == (2,) and d > 0
+    except (ValueError, AssertionError):
+        raise InputError(f"--scale-points must be IMAGE:x1,y1:x2,y2:MM, got {spec!r}") from None
+    return name, p1, p2, d
+
+
+def _depth_at(depth: np.ndarray, p: np.ndarray, r: int = 4) -> float:
+    H, W = depth.shape
+    x, y = int(p[0]), int(p[1])
+    win = depth[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1]
+    vals = win[win > 0]
+    return float(np.median(vals)) if vals.size else 0.0
+
+
+def scale_from_points(spec: str, cams: CameraSet, depths: np.ndarray, size_scale: float) -> float:
+    """Millimetres per world unit from two pixels of one image and their true distance.
+
+    The pixels are lifted to 3D with that view's dense depth (median in a 9x9 window).
+    ``size_scale`` converts original pixel coordinates to the dense images' pixels.
+    """
+    name, p1, p2, mm = parse_scale_points(spec)
+    idx = [i for i, n in enumerate(cams.names) if n == name or Path(n).stem == Path(name).stem]
+    if not idx:
+        raise InputError(f"--scale-points: image {name} is not among the registered images")
+    i = idx[0]
+    X = []
+    for p in (p1 * size_scale, p2 * size_scale):
+        d = _depth_at(depths[i], p)
+        if d <= 0:
+            raise MedreconError(f"--scale-points: no surface depth at pixel {p / size_scale} of {name}")
+        ray = np.linalg.inv(cams.K[i]) @ np.array([p[0], p[1], 1.0])
+        X.append(cams.R[i].T @ (ray * d - cams.t[i]))
+    dist = float(np.linalg.norm(X[0] - X[1]))
+    if dist <= 0:
+        raise MedreconError("--scale-points: the two points coincide in 3D")
+    return mm / dist
+
+
+def scale_from_aruco(images, cams: CameraSet, marker_mm: float) -> tuple[float, int] | None:
+    """Millimetres per world unit from ArUco markers (4x4, 5x5, 6x6 dictionaries, OpenCV).
+
+    Each marker's corners seen in >= 2 registered views are triangulated (linear, all views);
+    the scale is ``marker_mm`` over the median triangulated side. Returns (scale, markers) or None.
+    """
+    import cv2
+
+    dicts = [cv2.aruco.DICT_4X4_50, cv2.aruco.DICT_5X5_100, cv2.aruco.DICT_6X6_250]
+    best = None
+    for dname in dicts:
+        det = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(dname), cv2.aruco.DetectorParameters())
+        obs: dict[int, list] = {}
+        for i, im in enumerate(images):
+            corners, ids, _ = det.detectMarkers(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY))
+            if ids is None:
+                continue
+            for c, mid in zip(corners, ids.ravel()):
+                obs.setdefault(int(mid), []).append((i, c.reshape(4, 2)))
+        sides = []
+        for mid, lst in obs.items():
+            if len(lst) < 2:
+                continue
+            P3 = []
+            for k in range(4):
+                A = []
+                for i, c in lst:
+                    Pm = cams.K[i] @ np.hstack([cams.R[i], cams.t[i][:, None]])
+                    x, y = c[k] + 0.5  # OpenCV pixel centres are integers; ours are +0.5
+                    A.append(x * Pm[2] - Pm[0])
+                    A.append(y * Pm[2] - Pm[1])
+                _, _, Vt = np.linalg.svd(np.array(A))
+                X = Vt[-1]
+                P3.append(X[:3] / X[3])
+            P3 = np.array(P3)
+            sides += [np.linalg.norm(P3[k] - P3[(k + 1) % 4]) for k in range(4)]
+        if sides and (best is None or len(sides) > best[1] * 4):
+            best = (marker_mm / float(np.median(sides)), len(sides) // 4)
+    return best
+
+
+def up_vector(cams: CameraSet) -> np.ndarray:
+    """Mean world direction of the cameras' image "up" (-y of the camera)."""
+    u = -cams.R[:, 1, :].mean(0)
+    return u / max(np.linalg.norm(u), 1e-12)
+
+
+def frame_transform(up: np.ndarray, centre: np.ndarray, scale: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity (s, R, t) world -> output frame: ``up`` -> +z, ``centre`` -> 0, units x ``scale``."""
+    z = up / np.linalg.norm(up)
+    a = np.array([1.0, 0, 0]) if abs(z[0]) < 0.9 else np.array([0, 1.0, 0])
+    x = np.cross(a, z); x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    R = np.stack([x, y, z])
+    return scale, R, -scale * R @ centre
+
+
+def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras_dir: str | Path | None = None,
+                          options: MultiviewOptions | None = None, progress: Progress | None = None,
+                          viewer: Callable | None = None, previews: Callable | None = None,
+                          sign_key: str | Path | None = None, sign_cert: str | Path | None = None) -> MultiviewResult:
+    """Run the whole multi-view pipeline and write every output into ``outdir``.
+
+    Parameters
+    ----------
+    input_path : folder of photos or a video file
+    outdir : output folder (``work/`` inside holds intermediate frames and the SfM database)
+    cameras_dir : COLMAP text model of known cameras (image names matched by file stem)
+    options : MultiviewOptions
+    progress : callable(stage, done, total)
+    viewer : callable(TexturedMesh, html_path) -> path, writes ``viewer.html`` (the CLI passes medrecon's viewer)
+    previews : callable(TexturedMesh, png_path) -> path, writes ``preview.png``
+    sign_key, sign_cert : PEM private key and certificate chain: C2PA-sign the preview PNG and
+        write a ``model.glb.c2pa`` sidecar manifest
+
+    Returns
+    -------
+    MultiviewResult (cameras and mesh in the output frame, report dict, files)
+    """
+    import torch
+
+    from ..io.atomic import atomic_write_bytes
+    from ..provenance import gltf_asset, path_token, provenance_record
+    from ..report import write_report
+    from ..texture import PBRMaterial, TexturedMesh, png_bytes, write_glb, write_obj, write_ply, write_stl
+    from . import appearance as A
+    from . import dense as D
+    from .export import write_usdz
+    from .ingest import ingest
+
+    opts = options or MultiviewOptions()
+    if opts.method not in ("stereo", "neural"):
+        raise InputError(f"--method must be stereo or neural, not {opts.method!r}")
+    if bool(sign_key) != bool(sign_cert):
+        raise InputError("--sign-key and --sign-cert go together")
+    input_path, outdir = Path(input_path), Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    work = outdir / "work"
+    T: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ing = ingest(input_path, work / "images", max_images=opts.max_images, max_size=opts.max_size, progress=progress)
+    T["ingest_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    sfm_info: dict[str, Any] = {}
+    if cameras_dir is not None:
+        cams = _match_names(read_colmap_text(cameras_dir), ing.names, Path(cameras_dir))
+        camera_source = "given (COLMAP text model)"
+    else:
+        matcher = opts.matcher or ("sequential" if ing.kind == "video" else "exhaustive")
+        cams, sfm_info = run_sfm(ing.image_dir, work / "sfm", matcher=matcher, focal_px=ing.focal_px,
+                                 progress=progress, timings=T)
+        camera_source = f"structure from motion (pycolmap {sfm_info['mapper']} mapping, {matcher} matching)"
+    T["cameras_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    images = _undistort(_load_images(ing.image_dir, cams.names), cams)
+    masks = _masks(opts.masks, images, cams.names, ing.image_dir)
+    d_images, d_masks, d_cams = _resize_for_dense(images, masks, cams, opts.dense_size)
+    size_scale = d_images[0].shape[1] / images[0].shape[1]
+    if len(cams.points) >= 20:
+        bbox = D.points_bbox(cams.points)
+    else:
+        bbox = D.cameras_bbox(cams)
+    if d_masks is not None:
+        bbox = D.visual_hull_bbox(d_cams, d_masks, bbox if len(cams.points) >= 20 else D.cameras_bbox(cams))
+    dev = D.resolve_device(opts.device)
+    if opts.method == "neural":
+        raise MedreconError("--method neural is not available in this version (see docs/multiview.md)")
+    res = D.depth_maps(d_images, d_cams, bbox, masks=d_masks, planes=opts.planes, device=dev, progress=progress)
+    T["depth_maps_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fd = D.filter_depths(res, d_cams, device=dev)
+    carve = None
+    if d_masks is not None:
+        import cv2
+
+        carve = [cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) for m in d_masks]
+    voxel = float(np.ptp(bbox, axis=0).max() / opts.resolution)
+    vol = D.tsdf_fuse(fd, d_cams, bbox, voxel=voxel, masks=carve, weights=[np.clip(s, 0, 1) for s in res.score],
+                      device=dev, progress=progress)
+    v, f = D.extract_mesh(vol)
+    if len(f) == 0:
+        raise MedreconError("dense reconstruction produced no surface (too little texture, or wrong cameras?)", input_path)
+    up = up_vector(cams)
+    v, f, clean_info = clean_mesh(v, f, up=up, keep_all=opts.keep_all)
+    v, f = decimate(v, f, opts.faces)
+    T["fusion_mesh_s"] = time.perf_counter() - t0
+
+    # scale
+    t0 = time.perf_counter()
+    scale_source, units, mm_per_unit = "none", "unitless", None
+    if opts.scale_points:
+        mm_per_unit = scale_from_points(opts.scale_points, d_cams, fd, size_scale)
+        scale_source, units = "scale points (--scale-points)", "mm"
+    elif opts.aruco_mm:
+        r = scale_from_aruco(images, cams, opts.aruco_mm)
+        if r is not None:
+            mm_per_unit = r[0]
+            scale_source, units = f"ArUco markers ({r[1]} seen in >= 2 views, side {opts.aruco_mm} mm)", "mm"
+    if mm_per_unit is None and cameras_dir is not None:
+        s_out, units, scale_source = 1.0, "camera units", "given cameras"
+    elif mm_per_unit is None:
+        s_out = 100.0 / max(float(np.linalg.norm(np.ptp(v, axis=0))), 1e-12)
+    else:
+        s_out = mm_per_unit
+    centre = 0.5 * (v.min(0) + v.max(0))
+    s, Rw, tw = frame_transform(up, centre, s_out)
+    out_cams = cams.transformed(s, Rw, tw)
+    d_out = d_cams.transformed(s, Rw, tw)
+    vo = (s * (Rw @ v.T)).T + tw
+
+    # appearance
+    vu, fu, uv, vmap = A.unwrap(vo, f)
+    S = opts.texture_px
+    tex = A.texel_surface(vu, fu, uv, S)
+    shaded, used = A.bake(tex, d_images, d_out, S, masks=carve)
+    albedo, sh = A.delight(shaded, used, tex)
+    T["texture_s"] = time.perf_counter() - t0
+
+    # outputs
+    t0 = time.perf_counter()
+    params = {"method": opts.method, "device": str(dev), "max_images": opts.max_images, "faces": opts.faces,
+              "masks": opts.masks if opts.masks in (None, "auto") else path_token(opts.masks),
+              "cameras": path_token(cameras_dir) if cameras_dir else None, "scale_points": opts.scale_points,
+              "aruco_mm": opts.aruco_mm, "dense_size": opts.dense_size, "planes": opts.planes,
+              "resolution": opts.resolution, "texture_px": S}
+    inputs = ing.sources if ing.kind == "video" else ing.sources
+    record = provenance_record("multiview", params, inputs=inputs,
+                               extra={"digital_source_type": "compositeCapture (photogrammetry of real photographs)"})
+    mat = PBRMaterial(name="multiview", metallic=opts.metallic, roughness=opts.roughness)
+    mesh = TexturedMesh("multiview", vu, fu, uv=uv, texture=albedo, material=mat,
+                        extras={"units": units, "scale_source": scale_source})
+    files: dict[str, Path] = {}
+    files["glb"] = write_glb(mesh, outdir / "model.glb", asset=gltf_asset(record))
+    obj = write_obj(mesh, outdir / "model.obj", header=f"medrecon multiview; units: {units}; frame: object (+z up)")
+    files["obj"], files["mtl"] = obj[0], obj[1]
+    if len(obj) > 2:
+        files["texture_png"] = obj[2]
+    files["ply"] = write_ply(mesh, outdir / "model.ply")
+    files["stl"] = write_stl(mesh, outdir / "model.stl")
+    files["usdz"] = write_usdz(mesh, outdir / "model.usdz")
+    files["texture_shaded_png"] = atomic_write_bytes(outdir / "texture_shaded.png", png_bytes(shaded))
+    files["cameras"] = write_colmap_text(out_cams, outdir / "cameras")
+    if previews is not None:
+        files["preview_png"] = Path(previews(mesh, outdir / "preview.png"))
+    if viewer is not None:
+        files["viewer_html"] = Path(viewer(mesh, outdir / "viewer.html"))
+    T["write_s"] = time.perf_counter() - t0
+    signed = None
+    if sign_key:
+        from ..provenance import c2pa_sign_outputs
+
+        signed = c2pa_sign_outputs(files, record, sign_key, sign_cert)
+        files.update(signed)
+    ext = np.ptp(vu, axis=0)
+    report = {
+        "command": "multiview",
+        "provenance": record,
+        "input": {"kind": ing.kind, "images": len(ing.names), "frames_decoded": ing.frames_decoded or None,
+                  "keyframes": ing.keyframe_indices or None},
+        "cameras_registered": int(len(cams)),
+        "cameras_total": int(cams.total or len(ing.names)),
+        "camera_source": camera_source,
+        "sfm": sfm_info or None,
+        "reprojection_error_px": cams.reprojection_error_px,
+        "masks": "auto (uniform backdrop)" if (masks is not None and opts.masks == "auto") else (
+            None if masks is None else "given"),
+        "scale": {"source": scale_source, "units": units, "mm_per_world_unit": mm_per_unit,
+                  "output_per_world_unit": s},
+        "frame": "object frame: cameras' mean up = +z (glTF +Y), centred on the object's box; cameras/ in the same frame",
+        "mesh": {"faces": int(len(fu)), "vertices": int(len(vu)), "extent": ext.tolist(), "units": units,
+                 "clean": clean_info, "bbox_reconstruction_world": bbox.tolist()},
+        "dense": {"method": "plane-sweep NCC + geometric consistency + TSDF (PyTorch)", "device": str(dev),
+                  "pixels_with_depth": float((fd > 0).mean()), "voxel_world": voxel},
+        "material": {"base_color": "albedo texture (lighting divided out by a 9-coefficient SH fit)",
+                     "metallic": opts.metallic, "roughness": opts.roughness,
+                     "roughness_metallic_note": "defaults, not measured", "sh_coefficients": sh.tolist()},
+        "c2pa": {k: str(Path(p).name) for k, p in (signed or {}).items()} or None,
+        "timings_s": {k: round(float(x), 3) for k, x in T.items()},
+        "files": {k: Path(p).name for k, p in files.items()},
+    }
+    write_report(outdir / "report.json", report)
+    return MultiviewResult(out_cams, vu, fu, report, files, mesh)
