@@ -83,7 +83,7 @@ def _study_input(folder: Path) -> str:
     """A sub-folder's input: its only volume file, else the folder itself."""
     with os.scandir(folder) as it:
         entries = _visible(it)
-    files = [e for e in entries if e.is_file()]
+    files = [e for e in entries if not e.is_dir()]
     vols = [e for e in files if _is_volume(Path(e.name))]
     others = [e for e in files if not _is_volume(Path(e.name)) and not e.name.lower().endswith(
         (".txt", ".json", ".csv", ".md", ".ctbl", ".yaml", ".yml"))]
@@ -130,7 +130,7 @@ def discover(input: str | os.PathLike, layout: str = "auto", exclude: Iterable[s
                 if p.resolve() in skip:
                     continue
                 studies.append(Study(safe_study_id(e.name), _study_input(p)))
-            elif e.is_file() and _is_volume(p):
+            elif not e.is_dir() and _is_volume(p):
                 studies.append(Study(safe_study_id(_strip_suffix(e.name)), str(p)))
     if not studies:
         raise InputError("no studies found (expected one sub-folder or volume file per study)", src)

@@ -272,7 +272,8 @@ def run(input: str | os.PathLike, outdir: str | os.PathLike, config: Any = None,
     scheduler : ``tcp://HOST:8786`` (or a scheduler JSON file) of a running Dask cluster.
     retries : Dask retries of a study after an unexpected error or a dead worker (bad input,
         a :class:`MedreconError`, fails at once).
-    timeout : per study (``"30m"``); a study still running then is failed and its worker restarted.
+    timeout : per study stage attempt (``"30m"``); a study whose stage is still running then is
+        failed and its worker restarted.
     resume : skip studies done with the same input fingerprint and config hash (default).
     rerun_failed : compute only the studies that failed before.
     dry_run : plan only: nothing is written, no cluster started.
@@ -384,7 +385,9 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
         _, msg = event
         sid = msg.get("study_id")
         if sid in tokens and msg.get("token") == tokens[sid] and msg.get("event") == "start":
-            running.setdefault(sid, (msg.get("t", time.time()), msg.get("worker")))
+            # the clock restarts at every stage and every retry (a study moved off a restarted
+            # worker starts afresh)
+            running[sid] = (msg.get("t", time.time()), msg.get("worker"))
 
     t_cluster = time.perf_counter()
     with dask.config.set(cfg), contextlib.ExitStack() as stack:
@@ -418,6 +421,8 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
                                            + (f", scheduler {client.scheduler.address}" if scheduler else ""),
                            elapsed_s=time.perf_counter() - t_start))
         client.subscribe_topic(tasks.EVENT_TOPIC, on_event)
+        with contextlib.suppress(Exception):  # imports once per worker, before any study's clock starts
+            client.run(tasks.warm_up)
 
         futures: dict[Any, PlanItem] = {}
         chains: dict[str, list] = {}

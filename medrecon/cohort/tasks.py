@@ -28,13 +28,26 @@ from typing import Any
 
 from medrecon.errors import MedreconError
 
-__all__ = ["process_study", "load_stage", "segment_stage", "mesh_stage", "EVENT_TOPIC", "MARKER", "read_marker",
+__all__ = ["warm_up", "process_study", "load_stage", "segment_stage", "mesh_stage", "EVENT_TOPIC", "MARKER", "read_marker",
            "model_cache_info"]
 
 EVENT_TOPIC = "medrecon-cohort"
 MARKER = "cohort.json"
 _BUNDLE_CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_STATS = {"loads": 0, "hits": 0, "load_s": 0.0}
+
+
+def warm_up() -> float:
+    """Import the pipeline's modules in this worker process (run once per worker before the first
+    study, so import time counts neither against ``--timeout`` nor in a study's timings)."""
+    t0 = time.perf_counter()
+    import medrecon.io.loader  # noqa: F401
+    import medrecon.pipeline  # noqa: F401
+    import medrecon.surface  # noqa: F401
+    from medrecon.pipeline import MeshConfig
+
+    MeshConfig(input="x", outdir="y", preset="ct-bone")  # pulls in the mesh writers' format parser
+    return time.perf_counter() - t0
 
 
 def _event(job: dict, event: str, stage: str) -> None:

@@ -64,3 +64,9 @@ def recipe(tmp_path) -> Path:
     p = tmp_path / "recipe.yaml"
     p.write_text("recipe: test-bone\nmesh:\n  preset: ct-bone\n  formats: [stl]\n  preview: false\n")
     return p
+
+
+@pytest.fixture
+def good_synthetic() -> list[str]:
+    """Ids of the synthetic studies that must end ``done``."""
+    return list(GOOD_SYNTHETIC)

@@ -10,7 +10,6 @@ import pytest
 
 torch = pytest.importorskip("torch")  # the `ai` extra is part of the default install
 
-from conftest import GOOD_SYNTHETIC  # noqa: E402  (tests/cohort/conftest.py)
 
 THRESHOLD_HU = 200.0
 
@@ -49,7 +48,7 @@ def _threshold_bundle(root: Path) -> Path:
     return root
 
 
-def test_cohort_bundle_recipe_split_stages_on_cpu(small_cohort, tmp_path):
+def test_cohort_bundle_recipe_split_stages_on_cpu(small_cohort, tmp_path, good_synthetic):
     from medrecon.cohort import run
 
     bundle = _threshold_bundle(tmp_path / "bundle")
@@ -57,10 +56,10 @@ def test_cohort_bundle_recipe_split_stages_on_cpu(small_cohort, tmp_path):
     recipe.write_text(f"recipe: b\nmesh:\n  bundle: {bundle}\n  device: auto\n  formats: [stl]\n  preview: false\n")
     out = tmp_path / "out"
     res = run(small_cohort, out, config=recipe, workers=1, gpus="none", dashboard=False)
-    assert res.counts["done"] == len(GOOD_SYNTHETIC) and set(res.failures) == {"corrupt"}
+    assert res.counts["done"] == len(good_synthetic) and set(res.failures) == {"corrupt"}
     assert "truncated" in res.failures["corrupt"]  # failed in the decode stage, later stages skipped
     loads = []
-    for sid in GOOD_SYNTHETIC:
+    for sid in good_synthetic:
         folder = out / "studies" / sid
         marker = json.loads((folder / "cohort.json").read_text())
         t = marker["timings_s"]

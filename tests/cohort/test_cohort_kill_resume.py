@@ -15,9 +15,7 @@ import pytest
 
 from medrecon.cohort.summary import CSV_COLUMNS
 
-from conftest import GOOD_SYNTHETIC  # tests/cohort/conftest.py
 
-GOOD = sorted(GOOD_SYNTHETIC + ["a_real"])
 
 
 def _cli(*args: str) -> list[str]:
@@ -45,7 +43,8 @@ def _no_half_written(out: Path) -> None:
         assert not p.name.startswith("."), f"temporary file left: {p}"
 
 
-def test_cohort_sigkill_then_resume(cohort_dir, recipe, tmp_path):
+def test_cohort_sigkill_then_resume(cohort_dir, recipe, tmp_path, good_synthetic):
+    GOOD = sorted(good_synthetic + ["a_real"])
     out = tmp_path / "out"
     args = _cli(str(cohort_dir), "-o", str(out), "--config", str(recipe), "--workers", "2",
                 "--progress", "json", "--no-dashboard")
@@ -76,8 +75,10 @@ def test_cohort_sigkill_then_resume(cohort_dir, recipe, tmp_path):
 
     # resume (default): finishes the rest
     r = subprocess.run(_cli(str(cohort_dir), "-o", str(out), "--config", str(recipe), "--workers", "2",
-                            "--progress", "plain", "--no-dashboard"), capture_output=True, text=True, timeout=300)
+                            "--progress", "rich", "--no-dashboard"), capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stdout + r.stderr  # 3: some study failed (the corrupt one)
+    assert "running" in r.stderr and "ETA" in r.stderr  # the rich bar (stderr)
+    assert "done" in r.stdout and "summary:" in r.stdout  # the result line
     rows = _rows(out)
     assert set(rows) == set(GOOD) | {"corrupt"}
     for sid in GOOD:
@@ -117,12 +118,12 @@ def test_cohort_sigkill_then_resume(cohort_dir, recipe, tmp_path):
     assert all(v["computed"] == 1 for k, v in _rows(out).items() if k != "corrupt")
 
 
-def test_cohort_rerun_failed_only_and_changed_input(small_cohort, recipe, tmp_path):
+def test_cohort_rerun_failed_only_and_changed_input(small_cohort, recipe, tmp_path, good_synthetic):
     from medrecon.cohort import run
 
     out = tmp_path / "out"
     first = run(small_cohort, out, config=recipe, workers=2, dashboard=False)
-    assert first.counts["done"] == len(GOOD_SYNTHETIC) and set(first.failures) == {"corrupt"}
+    assert first.counts["done"] == len(good_synthetic) and set(first.failures) == {"corrupt"}
     # repair the corrupt study: --rerun-failed computes it and nothing else
     import shutil
 
@@ -145,7 +146,7 @@ def test_cohort_rerun_failed_only_and_changed_input(small_cohort, recipe, tmp_pa
 
 
 @pytest.mark.parametrize("retries", [1])
-def test_cohort_worker_killer_is_failed_not_retried_forever(small_cohort, recipe, tmp_path, retries):
+def test_cohort_worker_killer_is_failed_not_retried_forever(small_cohort, recipe, tmp_path, retries, good_synthetic):
     """A study that needs far more memory than the worker limit kills its worker each time;
     after retries + 1 deaths it is failed with a reason, and the other studies finish."""
     import numpy as np
@@ -163,4 +164,28 @@ def test_cohort_worker_killer_is_failed_not_retried_forever(small_cohort, recipe
               dashboard=False)
     assert "huge" in res.failures
     assert "worker died" in res.failures["huge"]
-    assert res.counts["done"] == len(GOOD_SYNTHETIC)
+    assert res.counts["done"] == len(good_synthetic)
+
+
+def test_cohort_timeout_fails_the_slow_study_only(small_cohort, recipe, tmp_path, good_synthetic):
+    """--timeout: a study whose stage is still running after the limit is failed (its worker
+    restarted); the others finish and nothing half-written stays behind. The slow study is
+    200^3 voxels of noise: meshing it at the bone threshold takes minutes."""
+    import numpy as np
+
+    from medrecon.io.writers import save_volume
+    from medrecon.volume import Volume
+
+    slow = small_cohort / "zz_slow"
+    slow.mkdir()
+    noise = np.random.default_rng(0).integers(-1000, 1000, size=(200, 200, 200)).astype(np.int16)
+    save_volume(Volume(noise, np.eye(4), {"modality": "CT"}), slow / "ct.nii.gz")
+    from medrecon.cohort import run
+
+    out = tmp_path / "out"
+    res = run(small_cohort, out, config=recipe, workers=2, timeout="15s", dashboard=False)
+    assert "timed out after 15 s" in res.failures["zz_slow"]
+    assert res.counts["done"] == len(good_synthetic), res.failures
+    assert set(res.failures) == {"zz_slow", "corrupt"}
+    assert not (out / "studies" / "zz_slow").exists()
+    _no_half_written(out)

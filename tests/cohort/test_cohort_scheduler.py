@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import GOOD_SYNTHETIC  # tests/cohort/conftest.py
 
 
 def _free_port() -> int:
@@ -37,7 +36,7 @@ def _stop(p: subprocess.Popen) -> None:
             p.wait(timeout=15)
 
 
-def test_cohort_on_external_scheduler(small_cohort, recipe, tmp_path):
+def test_cohort_on_external_scheduler(small_cohort, recipe, tmp_path, good_synthetic):
     from distributed import Client
 
     port = _free_port()
@@ -67,13 +66,13 @@ def test_cohort_on_external_scheduler(small_cohort, recipe, tmp_path):
         infos = [e["message"] for e in events if e.get("kind") == "info"]
         assert any(f"scheduler {addr}" in m and "1 workers" in m for m in infos), infos
         result = events[-1]
-        assert result["kind"] == "result" and result["done"] == len(GOOD_SYNTHETIC) and result["failed"] == 1
+        assert result["kind"] == "result" and result["done"] == len(good_synthetic) and result["failed"] == 1
         db = sqlite3.connect(str(out / "cohort.sqlite"))
         status = dict(db.execute("SELECT study_id, status FROM studies"))
         db.close()
-        assert status == {**{s: "done" for s in GOOD_SYNTHETIC}, "corrupt": "failed"}
+        assert status == {**{s: "done" for s in good_synthetic}, "corrupt": "failed"}
         # the external worker did the work: each study's stage timings came back from it
-        for s in GOOD_SYNTHETIC:
+        for s in good_synthetic:
             marker = json.loads((out / "studies" / s / "cohort.json").read_text())
             assert marker["timings_s"]["compute_s"] > 0
         # the scheduler outlives the run (the run only disconnects)
