@@ -114,6 +114,33 @@ def _read_native(fh: FrameHeader, frames: Sequence[FrameHeader]) -> np.ndarray:
     return arr[idx] if len(idx) != arr.shape[0] or idx != list(range(arr.shape[0])) else arr
 
 
+def _read_singles_into(frames, singles, shape, place) -> None:
+    """Native single-frame files read with ``readinto`` into one array (same checks and errors
+    as :func:`_read_native`), BitsStored fixed once, then placed."""
+    f0 = frames[singles[0][1][0]]
+    dtype = _stored_dtype(f0)
+    buf = np.empty((len(singles),) + shape, dtype=dtype)
+    need = f0.frame_bytes
+    for k, (src, positions) in enumerate(singles):
+        fh = frames[positions[0]]
+        if fh.frame_bytes != need:
+            raise DicomError(f"frame size differs from the series ({fh.rows}x{fh.cols})", fh.source.name)
+        if fh.pixel_length is not None and fh.pixel_length < need:
+            raise DicomError(f"pixel data shorter than the header says ({fh.pixel_length} of {need} bytes)",
+                             fh.source.name)
+        try:
+            with open(fh.source.path, "rb") as f:
+                f.seek(fh.pixel_offset)
+                got = f.readinto(memoryview(buf[k]).cast("B"))
+        except OSError as exc:
+            raise DicomError(f"cannot read file ({exc.strerror})", fh.source.name) from exc
+        if got < need:
+            raise DicomError(f"file truncated: pixel data shorter than the header says ({got} of {need} bytes)",
+                             fh.source.name)
+    buf = fix_bits(buf, f0.bits_stored, f0.high_bit, f0.pixel_representation == 1)
+    place([positions[0] for _, positions in singles], buf)
+
+
 def _decode_with_pydicom(src: Source, frame_idx: Sequence[int | None], ts: str) -> np.ndarray:
     """Decode the given frames of one file with pydicom (any transfer syntax it supports)."""
     from pydicom.pixels import pixel_array
@@ -207,6 +234,14 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
         if progress is not None:
             progress(done, total)
 
+    singles = [(src, pos) for src, pos in native_jobs
+               if len(pos) == 1 and frames[pos[0]].n_frames_in_file == 1 and frames[pos[0]].samples_per_pixel == 1]
+    if len(singles) > 1 and len({(_stored_dtype(frames[p[0]]), frames[p[0]].bits_stored, frames[p[0]].high_bit)
+                                 for _, p in singles}) == 1:
+        # many single-frame files (the many-small-files case): read every file straight into one
+        # array, then mask/sign-extend all of it at once (no per-file array round trip)
+        _read_singles_into(frames, singles, shape, place)
+        native_jobs = [j for j in native_jobs if j not in singles]
     for src, positions in native_jobs:
         place(positions, _read_native(frames[positions[0]], [frames[p] for p in positions]))
 

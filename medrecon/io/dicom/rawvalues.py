@@ -70,7 +70,8 @@ def raw_get(ds, key, default=None) -> Any:
         n = len(raw) // size
         if n == 0:
             return default
-        vals = struct.unpack(("<" if _little(ds) else ">") + fmt * n, raw[: n * size])
+        little = elem.is_little_endian if elem.is_little_endian is not None else _little(ds)
+        vals = struct.unpack(("<" if little else ">") + fmt * n, raw[: n * size])
         return vals[0] if n == 1 else list(vals)
     return ds[tag].value
 

@@ -104,6 +104,10 @@ def discover(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[So
 # --------------------------------------------------------------------------------------------
 # header reading
 # --------------------------------------------------------------------------------------------
+#: Read plain little-endian files with :mod:`medrecon.io.dicom.fastparse` (pydicom otherwise).
+FAST_HEADERS = True
+
+
 def _looks_like_image_dataset(ds: Dataset) -> bool:
     return any(t in ds for t in _IMAGE_TAGS)
 
@@ -135,6 +139,13 @@ def read_dataset(src: Source, stop_before_pixels: bool = True) -> tuple[Dataset,
             if head[:2] != _GZ_MAGIC:  # plain file: parse in place, one open per file
                 has_preamble = head[128:132] == b"DICM"
                 fh.seek(0)
+                if stop_before_pixels and has_preamble and FAST_HEADERS:
+                    from medrecon.io.dicom.fastparse import fast_read_header
+
+                    fast = fast_read_header(fh, 0)
+                    if fast is not None:
+                        return fast
+                    fh.seek(0)
                 try:
                     ds = _parse(fh, force=not has_preamble, stop_before_pixels=stop_before_pixels)
                     offset = fh.tell() if stop_before_pixels else None
