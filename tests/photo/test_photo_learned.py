@@ -103,3 +103,26 @@ def test_photo_static_onnx_input_resized(tiny_depth_model, tmp_path):
     for h, w in [(90, 64), (41, 133)]:
         out = model.predict(np.zeros((h, w, 3), np.uint8) + 128)
         assert out.shape == (h, w)
+
+
+def test_photo_cli_with_local_hf_model(tiny_depth_model, tmp_path, photo_scene):
+    from PIL import Image
+
+    from helpers_gltf import assert_valid_gltf
+    from medrecon.cli import main
+
+    net, folder, onnx_path = tiny_depth_model
+    rgb, _ = photo_scene("torus", 96)
+    Image.fromarray(rgb).save(tmp_path / "t.png")
+    try:
+        main(["photo", str(tmp_path / "t.png"), "-o", str(tmp_path / "o"), "--depth-model", str(folder),
+              "--faces", "4000"])
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    assert code == 0
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rep["provenance"]["parameters"]["depth_model_kind"] == "hf"
+    assert rep["provenance"]["parameters"]["depth_model"].startswith("sha256:")  # the path is not recorded
+    assert "learned_s" in rep["timings_s"] and rep["qa"]["watertight"]
+    assert_valid_gltf(tmp_path / "o" / "model.glb")
