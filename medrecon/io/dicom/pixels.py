@@ -241,7 +241,8 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
         # many single-frame files (the many-small-files case): read every file straight into one
         # array, then mask/sign-extend all of it at once (no per-file array round trip)
         _read_singles_into(frames, singles, shape, place)
-        native_jobs = [j for j in native_jobs if j not in singles]
+        done_src = {src for src, _ in singles}
+        native_jobs = [j for j in native_jobs if j[0] not in done_src]
     for src, positions in native_jobs:
         place(positions, _read_native(frames[positions[0]], [frames[p] for p in positions]))
 
