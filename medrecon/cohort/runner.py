@@ -423,6 +423,9 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
         client.subscribe_topic(tasks.EVENT_TOPIC, on_event)
         with contextlib.suppress(Exception):  # imports once per worker, before any study's clock starts
             client.run(tasks.warm_up)
+            if any(i.settings.get("bundle") for i in todo):
+                seg_workers = [a for a, w in winfo.items() if "GPU" in (w.get("resources") or {})] or None
+                client.run(tasks.warm_up, True, workers=seg_workers)
 
         futures: dict[Any, PlanItem] = {}
         chains: dict[str, list] = {}

@@ -37,10 +37,17 @@ _BUNDLE_CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_STATS = {"loads": 0, "hits": 0, "load_s": 0.0}
 
 
-def warm_up() -> float:
+def warm_up(segment: bool = False) -> float:
     """Import the pipeline's modules in this worker process (run once per worker before the first
-    study, so import time counts neither against ``--timeout`` nor in a study's timings)."""
+    study, so import time counts neither against ``--timeout`` nor in a study's timings).
+    ``segment``: also the bundle stack (torch, MONAI), on the workers that will segment."""
     t0 = time.perf_counter()
+    if segment:
+        try:
+            import medrecon.segment.ai  # noqa: F401
+        except ImportError:
+            import medrecon.segment.monai  # noqa: F401
+        import monai.bundle  # noqa: F401
     import medrecon.io.loader  # noqa: F401
     import medrecon.pipeline  # noqa: F401
     import medrecon.surface  # noqa: F401
