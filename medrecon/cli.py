@@ -259,7 +259,11 @@ def cohort(
         res = run_cohort(input, outdir, progress=printer, **kw)
     c = res.counts
     if res.dry_run:
-        if mode != "json":
+        if mode == "json":
+            for it in res.plan:
+                typer.echo(json.dumps({"kind": "plan", "study_id": it.study.study_id, "action": it.action,
+                                       "reason": it.reason}))
+        else:
             for it in res.plan:
                 console.print(f"  {it.action:12s} {it.study.study_id}" + (f"  ({it.reason})" if it.reason else ""),
                               soft_wrap=True, highlight=False)
