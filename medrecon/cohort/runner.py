@@ -205,7 +205,13 @@ def _local_cluster(n_cpu: int, gpus: list[int], memory_limit, dashboard: bool):
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR, name="medrecon-cohort")
 
 
-def _dashboard_link(client) -> Optional[str]:
+def _dashboard_link(client, local: bool) -> Optional[str]:
+    """The dashboard URL, or None (no dashboard; for a local cluster also when bokeh is missing,
+    since the scheduler then serves only a few plain HTTP routes)."""
+    import importlib.util
+
+    if local and importlib.util.find_spec("bokeh") is None:
+        return None
     try:
         info = client.scheduler_info()
         port = info.get("services", {}).get("dashboard")
@@ -401,9 +407,12 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
             cluster = stack.enter_context(_local_cluster(n_cpu, gpu_ids, memory_limit, dashboard))
             client = stack.enter_context(Client(cluster))
         result.cluster_start_s = time.perf_counter() - t_cluster
-        result.dashboard = _dashboard_link(client) if (dashboard or scheduler) else None
+        result.dashboard = _dashboard_link(client, local=not scheduler) if (dashboard or scheduler) else None
         if result.dashboard:
             emit(ProgressEvent("info", message=f"Dask dashboard: {result.dashboard}",
+                               elapsed_s=time.perf_counter() - t_start))
+        elif dashboard and not scheduler:
+            emit(ProgressEvent("info", message="Dask dashboard off: it needs bokeh (pip install 'medrecon[cohort]')",
                                elapsed_s=time.perf_counter() - t_start))
         winfo = client.scheduler_info().get("workers", {})
         has_gpu = any("GPU" in (w.get("resources") or {}) for w in winfo.values())
