@@ -69,6 +69,17 @@ def _event(job: dict, event: str, stage: str) -> None:
         pass
 
 
+def _where() -> dict:
+    """Which worker runs this stage (name, and the GPU it is pinned to, if any)."""
+    try:
+        from distributed import get_worker
+
+        name = str(get_worker().name)
+    except Exception:  # noqa: BLE001
+        name = None
+    return {"worker": name, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
 def _failure(job: dict, exc: BaseException, timings: dict) -> dict:
     return {"study_id": job["study_id"], "status": "failed", "error": str(exc), "error_type": type(exc).__name__,
             "timings": timings, "warnings": []}
@@ -104,7 +115,8 @@ def _warnings(report: dict) -> list[str]:
     return w
 
 
-def _publish(job: dict, staging: Path, report: dict, timings: dict, extra_warnings: list[str] | None = None) -> dict:
+def _publish(job: dict, staging: Path, report: dict, timings: dict, extra_warnings: list[str] | None = None,
+             stages: dict | None = None) -> dict:
     """Write the marker into ``staging`` and rename the folder onto ``studies/<id>``."""
     from medrecon import __version__
     from medrecon.io.atomic import atomic_write_text
@@ -114,7 +126,8 @@ def _publish(job: dict, staging: Path, report: dict, timings: dict, extra_warnin
     warnings = list(extra_warnings or []) + _warnings(report)
     marker = {"study_id": job["study_id"], "fingerprint": job["fingerprint"], "config_hash": job["config_hash"],
               "medrecon_version": __version__, "run_id": job.get("run_id"), "compute_id": uuid.uuid4().hex,
-              "finished_utc": utcnow(), "timings_s": timings, "warnings": warnings, "structures": summary}
+              "finished_utc": utcnow(), "timings_s": timings, "warnings": warnings, "structures": summary,
+              "stages": stages or {}}
     atomic_write_text(staging / MARKER, json.dumps(marker, indent=2, default=str) + "\n")
     root = Path(job["outdir"])
     final = root / "studies" / job["study_id"]
@@ -199,7 +212,7 @@ def load_stage(job: dict) -> dict:
     except MedreconError as exc:
         return _failure(job, exc, {"load_s": round(time.perf_counter() - t0, 3)})
     return {"study_id": job["study_id"], "status": "loaded", "volume": vol,
-            "timings": {"load_s": round(time.perf_counter() - t0, 3)}}
+            "timings": {"load_s": round(time.perf_counter() - t0, 3)}, "stages": {"load": _where()}}
 
 
 def _cached_load_bundle():
@@ -258,7 +271,7 @@ def segment_stage(job: dict, loaded: dict) -> dict:
                "model_loaded": _CACHE_STATS["loads"] > loads_before}
     return {"study_id": job["study_id"], "status": "segmented", "labelmap": lab,
             "table": {int(k): {"name": v.name, "color": list(v.color)} for k, v in table.items()},
-            "timings": timings, "device": os.environ.get("CUDA_VISIBLE_DEVICES")}
+            "timings": timings, "stages": {**loaded.get("stages", {}), "segment": _where()}}
 
 
 def mesh_stage(job: dict, seg: dict) -> dict:
@@ -292,4 +305,4 @@ def mesh_stage(job: dict, seg: dict) -> dict:
                "mesh_stage_s": round(time.perf_counter() - t0, 3)}
     timings["compute_s"] = round(sum(v for k, v in timings.items()
                                      if k in ("load_s", "segment_s", "mesh_stage_s")), 3)
-    return _publish(job, staging, res.report, timings)
+    return _publish(job, staging, res.report, timings, stages={**seg.get("stages", {}), "mesh": _where()})

@@ -48,14 +48,19 @@ def _threshold_bundle(root: Path) -> Path:
     return root
 
 
-def test_cohort_bundle_recipe_split_stages_on_cpu(small_cohort, tmp_path, good_synthetic):
+@pytest.mark.parametrize("gpus", ["0"])  # "none" runs the same tasks untagged (slow to repeat: MONAI import)
+def test_cohort_bundle_recipe_split_stages(small_cohort, tmp_path, good_synthetic, gpus):
+    """``gpus="0"``: the local cluster adds one worker tagged ``GPU`` and pinned with
+    CUDA_VISIBLE_DEVICES=0; segmentation runs there only (on this CPU-only machine the bundle's
+    ``device: auto`` then resolves to the CPU), decode and meshing on the CPU worker, and the GPU
+    worker loads the network once for all studies."""
     from medrecon.cohort import run
 
     bundle = _threshold_bundle(tmp_path / "bundle")
     recipe = tmp_path / "bundle.yaml"
     recipe.write_text(f"recipe: b\nmesh:\n  bundle: {bundle}\n  device: auto\n  formats: [stl]\n  preview: false\n")
     out = tmp_path / "out"
-    res = run(small_cohort, out, config=recipe, workers=1, gpus="none", dashboard=False)
+    res = run(small_cohort, out, config=recipe, workers=1, gpus=gpus, dashboard=False)
     assert res.counts["done"] == len(good_synthetic) and set(res.failures) == {"corrupt"}
     assert "truncated" in res.failures["corrupt"]  # failed in the decode stage, later stages skipped
     loads = []
@@ -65,6 +70,12 @@ def test_cohort_bundle_recipe_split_stages_on_cpu(small_cohort, tmp_path, good_s
         t = marker["timings_s"]
         assert t["load_s"] >= 0 and t["segment_s"] > 0 and t["mesh_stage_s"] > 0
         loads.append(t["model_loaded"])
+        st = marker["stages"]
+        assert st["load"]["worker"] == st["mesh"]["worker"] == "cpu-0"
+        if gpus == "0":
+            assert st["segment"] == {"worker": "gpu-0", "cuda_visible_devices": "0"}
+        else:
+            assert st["segment"]["worker"] == "cpu-0"
         names = [s["structure"] for s in marker["structures"]]
         assert names == ["bone"]  # named by the bundle's channel_def
         assert (folder / "bone.stl").is_file() and (folder / "segmentation.nii.gz").is_file()
@@ -77,4 +88,4 @@ def test_cohort_bundle_recipe_split_stages_on_cpu(small_cohort, tmp_path, good_s
                    else str(small_cohort / sid))
         lab = np.asarray(nib.load(str(folder / "segmentation.nii.gz")).dataobj)
         assert int(lab.sum()) == int((img.array > THRESHOLD_HU).sum())
-    assert loads.count(True) == 1, loads  # one worker: the network was loaded for the first study only
+    assert loads.count(True) == 1, loads  # one segmenting worker: the network was loaded once
