@@ -104,12 +104,12 @@ def _common(ds: Dataset, src: Source, offset: int | None, pixel_length: int | No
     from medrecon.io.dicom import vendor
 
     fm = getattr(ds, "file_meta", None)
-    ts = str(getattr(fm, "TransferSyntaxUID", "") or "") if fm is not None else ""
+    ts = get_str(fm, "TransferSyntaxUID") if fm is not None else ""
     if not ts:
         ts = "1.2.840.10008.1.2"  # no meta: pydicom parsed it as implicit (or told us otherwise)
         if not getattr(ds, "is_implicit_VR", True):
             ts = "1.2.840.10008.1.2.1"
-    sop = get_str(ds, "SOPClassUID") or (str(getattr(fm, "MediaStorageSOPClassUID", "") or "") if fm else "")
+    sop = get_str(ds, "SOPClassUID") or (get_str(fm, "MediaStorageSOPClassUID") if fm is not None else "")
     image_type = tuple(x.upper() for x in get_strs(ds, "ImageType"))
     bits_allocated = get_int(ds, "BitsAllocated", 16) or 16
     bits_stored = get_int(ds, "BitsStored", bits_allocated) or 16
@@ -145,7 +145,7 @@ def _common(ds: Dataset, src: Source, offset: int | None, pixel_length: int | No
             "protocol_name": get_str(ds, "ProtocolName"),
             "convolution_kernel": get_str(ds, "ConvolutionKernel"),
             "repetition_time": get_float(ds, "RepetitionTime"),
-            "skip": getattr(ds, "_medrecon_skip", 0),
+            "skip": ds.__dict__.get("_medrecon_skip", 0),
             "mosaic": _mosaic_geometry(ds) if "MOSAIC" in image_type else None,
             "uih_grid": uih_grid,
             "pe_dir": get_str(ds, "InPlanePhaseEncodingDirection").upper(),
@@ -297,7 +297,7 @@ def _native_pixel_length(path: str, offset: int, file_size: int, ds: Dataset) ->
     """If the element at ``offset`` is native (7FE0,0010) with a defined length, return
     ``(data_start, declared_length)`` (bytes); else ``None``."""
     fm = getattr(ds, "file_meta", None)
-    ts = str(getattr(fm, "TransferSyntaxUID", "") or "")
+    ts = get_str(fm, "TransferSyntaxUID") if fm is not None else ""
     if ts not in _NATIVE_LE or offset + 8 > file_size:
         return None
     head = getattr(ds, "_medrecon_pixhead", None)

@@ -43,12 +43,18 @@ def _little(ds) -> bool:
 def raw_get(ds, key, default=None) -> Any:
     """Value of ``key`` (keyword or int tag): ``str`` or ``list[str]`` for string VRs (split on
     backslash), ``int``/``float`` or a list of them for binary numbers, pydicom's value otherwise."""
-    tag = _tag(key)
-    d = getattr(ds, "_dict", None)
-    elem = d.get(tag) if d is not None else None
+    tag = _TAGS.get(key) if key.__class__ is str else None
+    if tag is None:
+        tag = _tag(key)
+    try:
+        elem = ds._dict.get(tag)
+    except AttributeError:
+        elem = ds.get(tag) if hasattr(ds, "get") else None
+        if elem is not None and hasattr(elem, "value") and not isinstance(elem, RawDataElement):
+            return elem.value
     if elem is None:
         return default
-    if not isinstance(elem, RawDataElement):
+    if elem.__class__ is not RawDataElement and not isinstance(elem, RawDataElement):
         return elem.value
     vr = elem.VR
     if vr is None or vr in ("UN", ""):

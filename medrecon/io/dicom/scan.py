@@ -290,6 +290,13 @@ def _read_all(files: list[Source], progress, workers: int | None):
             workers = len(os.sched_getaffinity(0))
         except AttributeError:  # pragma: no cover
             workers = os.cpu_count() or 1
+        # header parsing is cheap per file: extra processes only pay off on idle cores (on a
+        # saturated machine the pool's fork and result pickling cost more than they save)
+        try:
+            idle = workers - os.getloadavg()[0]
+        except OSError:  # pragma: no cover
+            idle = workers
+        workers = max(1, min(workers, int(idle) + 1))
     parallel = (workers > 1 and len(files) >= PARALLEL_SCAN_MIN_FILES and sys.platform.startswith("linux")
                 and "fork" in mp.get_all_start_methods() and not mp.current_process().daemon)
     if not parallel:

@@ -94,10 +94,12 @@ def sop_class_name(uid: str) -> str:
 
 def sop_class_of(ds) -> str:
     """SOP Class UID of a dataset: the dataset's own, else the file meta's."""
-    sop = ds.get("SOPClassUID") if hasattr(ds, "get") else None
+    from medrecon.io.dicom.rawvalues import get_str
+
+    sop = get_str(ds, "SOPClassUID") if hasattr(ds, "get") else ""
     if not sop:
         fm = getattr(ds, "file_meta", None)
-        sop = getattr(fm, "MediaStorageSOPClassUID", None) if fm is not None else None
+        sop = get_str(fm, "MediaStorageSOPClassUID") if fm is not None else ""
     return str(sop or "").strip()
 
 
