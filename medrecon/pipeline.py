@@ -6,7 +6,8 @@ Composition only: each stage is a plain function of the library, chained here.
 2. segment it with one source of :mod:`medrecon.segment.sources` (preset or threshold, a label
    map given with ``--labels``, or a local MONAI bundle), which returns a
    :class:`~medrecon.segment.sources.Segmentation`;
-3. mesh every structure (:func:`medrecon.surface.build_surfaces`);
+3. mesh every structure (:func:`medrecon.surface.build_surfaces`, or
+   :func:`medrecon.surface.gpu.build_surfaces_gpu` when ``device`` gives CUDA);
 4. write the meshes (:func:`medrecon.io.meshes.write_models`), optional previews / viewer
    (:mod:`medrecon.viz`), the 3D Slicer bundle (:func:`medrecon.io.slicer.write_mesh_bundle`) and
    ``report.json`` (:mod:`medrecon.report`, provenance from :mod:`medrecon.provenance`).
@@ -55,7 +56,7 @@ class MeshConfig(BaseModel):
     label_table: Optional[str] = Field(None, description="label table: built-in name or file")
     bundle: Optional[str] = Field(None, description="MONAI bundle folder")
     group: Optional[str] = Field(None, description="structure group (bones, organs, ...)")
-    device: str = Field("auto", description="auto, cpu or cuda:N (bundle only)")
+    device: str = Field("auto", description="auto, cpu or cuda:N: bundle inference and meshing (auto: CUDA when present)")
     structures: Optional[List[str]] = Field(None, description="structure names to mesh")
     formats: List[str] = Field(default_factory=lambda: ["stl"])
     smoothing: float = Field(0.5, ge=0.0, le=1.0)
@@ -218,7 +219,7 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
     from medrecon.io.loader import load
     from medrecon.io.meshes import write_models
     from medrecon.report import mesh_report, write_report
-    from medrecon.surface import build_surfaces
+    from medrecon.surface.gpu import mesher_for_device
     from medrecon.version import __version__
 
     if isinstance(cfg, dict):
@@ -237,9 +238,10 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
         seg = _segment(cfg, volume, st)
     labelmap, labels = seg.labelmap, seg.labels
     with st.stage("meshing", total=len(labels)):
-        models = build_surfaces(labelmap, labels, smoothing=cfg.smoothing, reduction=cfg.reduction,
-                                joint=cfg.joint, keep_volume=cfg.keep_volume,
-                                progress=lambda done, total, name: st.report(f"meshing {name}", done, total))
+        mesh_labels = mesher_for_device(cfg.device)  # the GPU (PyTorch) mesher when the device gives CUDA
+        models = mesh_labels(labelmap, labels, smoothing=cfg.smoothing, reduction=cfg.reduction,
+                             joint=cfg.joint, keep_volume=cfg.keep_volume,
+                             progress=lambda done, total, name: st.report(f"meshing {name}", done, total))
     config = _report_config(cfg)
     # the input by its voxel fingerprint only: a path or file name may identify the patient
     provenance = provenance_record("mesh", config, extra={"input_fingerprint": fingerprint})

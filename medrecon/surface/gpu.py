@@ -19,9 +19,10 @@ produces what :func:`medrecon.surface.mesher.build_surfaces` produces (independe
    iteration for all labels at once (the operator is block diagonal, one block per label).
 4. Index -> LPS mm with the affine (float64), triangles wound outward (the table is outward in
    index space; a mirrored affine reverses them); area-weighted vertex normals on the device.
-5. Hand-off to the CPU: per-label float64 arrays, coincident-point separation and QA exactly
-   as the CPU mesher does them, ``keep_volume``, and decimation with ``fast_simplification``
-   only where ``reduction > 0``.
+5. Hand-off to the CPU: per-label float64 arrays, then the CPU mesher's own finishing steps
+   (self-intersection relaxation and closed decimation from :mod:`medrecon.surface.repair`
+   where that module provides them, ``keep_volume``, coincident-point separation, decimation
+   with ``fast_simplification`` only where ``reduction > 0``) and QA, in threads.
 
 Joint mode (surface nets) and Slicer's decimate-first order have no GPU version: those calls
 go to the CPU mesher unchanged.
@@ -41,7 +42,7 @@ from medrecon.errors import MeshError
 from medrecon.surface.model import SurfaceModel
 from medrecon.volume import Volume
 
-__all__ = ["build_surfaces_gpu", "mesh_labelmap_gpu", "contour_labels", "windowed_sinc",
+__all__ = ["build_surfaces_gpu", "mesh_labelmap_gpu", "mesher_for_device", "contour_labels", "windowed_sinc",
            "sinc_coefficients", "vertex_normals_torch", "resolve_device", "gpu_available"]
 
 #: Cube corners: corner ``t`` is at index offset ``(t & 1, t >> 1 & 1, t >> 2 & 1)`` in (i, j, k).
@@ -89,12 +90,41 @@ _CASES = (
 
 
 def gpu_available() -> bool:
-    """True when PyTorch is installed and sees a CUDA device."""
+    """True when PyTorch is installed and sees a CUDA device.
+
+    Cheap where there is clearly no GPU: PyTorch is not imported when it is not installed, or
+    (Linux) when no ``/dev/nvidia*`` device node exists."""
+    import importlib.util
+    import sys
+
+    if "torch" not in sys.modules:
+        if importlib.util.find_spec("torch") is None:
+            return False
+        if sys.platform.startswith("linux") and not any(n.startswith("nvidia") for n in os.listdir("/dev")):
+            return False
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is an optional extra
         return False
     return bool(torch.cuda.is_available())
+
+
+def mesher_for_device(device: Any = "auto") -> Callable[..., list[SurfaceModel]]:
+    """The label-map mesher to use for ``device`` (the ``--device`` option).
+
+    ``"cuda"``/``"cuda:N"``: :func:`build_surfaces_gpu` on that device (MeshError when CUDA is
+    absent); ``"auto"``/None: the same on the first CUDA device when PyTorch sees one, else the
+    CPU (VTK) mesher; ``"cpu"``: the CPU (VTK) mesher, which is faster than this module's CPU
+    fallback. The result takes :func:`medrecon.surface.mesher.build_surfaces`'s arguments.
+    """
+    from functools import partial
+
+    from medrecon.surface import build_surfaces
+
+    d = "auto" if device is None else str(device)
+    if d == "cpu" or (d == "auto" and not gpu_available()):
+        return build_surfaces
+    return partial(build_surfaces_gpu, device=resolve_device(d))
 
 
 def resolve_device(device: Any = "auto"):
@@ -529,9 +559,15 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     sync()
     tm["smooth"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    try:  # finishing steps the CPU mesher runs after smoothing (surface/repair.py), where present
+        from medrecon.surface import repair as _repair
+    except ImportError:
+        _repair = None
+    relax = getattr(_repair, "relax_self_intersections", None) if smoothing > 0 else None
+    decimate_closed = getattr(_repair, "decimate_closed", None)
     lps_np = lps.cpu().numpy()
     faces_np = faces.cpu().numpy()
-    before_np = con.points.cpu().numpy() if keep_volume and smoothing > 0 else None
+    before_np = con.points.cpu().numpy() if smoothing > 0 and (keep_volume or relax is not None) else None
     tm["to_host"] = time.perf_counter() - t0
     del lps, faces, pts, con.points
     voxel_mm3 = float(abs(np.linalg.det(aff[:3, :3])))
@@ -543,25 +579,38 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
         name, color = attrs[v]
         p = lps_np[vstart[n]:vstart[n + 1]]
         f = faces_np[fstart[n]:fstart[n + 1]] - vstart[n]
-        if smoothing > 0 and bool(dup[n]):
-            p, _ = M.separate_coincident(p, f)
+        extra: dict[str, Any] = {}
         pre_volume = None
         d_max = float(disp[n]) if disp is not None else 0.0
+        moved_on_host = False
+        if relax is not None:  # the CPU mesher's own finishing step, where it has one
+            b_lps = before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np
+            p, rinfo = relax(p, b_lps, f)
+            moved_on_host = bool(rinfo.get("vertices_relaxed", 1))
+            if rinfo.get("self_intersecting_faces_smoothed"):
+                extra["self_intersections_relaxed"] = rinfo["self_intersecting_faces_smoothed"]
         if keep_volume and smoothing > 0:
             b = before_np[vstart[n]:vstart[n + 1]].astype(np.float64)
             pre_volume = abs(M._signed_volume(b, f)) * voxel_mm3
             p = M._restore_volume(p, f, pre_volume)
-            if qa:
-                moved = p - (b @ lin_np.T + off_np)
-                d_max = float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max()))
-        p, f = M._decimate(p, f, reduction)
+            moved_on_host = True
+        if smoothing > 0 and (moved_on_host or bool(dup[n])):
+            p, _ = M.separate_coincident(p, f)
+        if qa and moved_on_host:
+            moved = p - (before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np)
+            d_max = float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max()))
+        if reduction > 0 and decimate_closed is not None:
+            p, f, dec = decimate_closed(p, f, reduction)
+            extra.update(reduction_reached=dec.get("reduction"), decimation=dec.get("method"))
+        else:
+            p, f = M._decimate(p, f, reduction)
         info: dict[str, Any] = {}
         if qa:
             info = _qa.compute_qa(p, f, voxel_volume_mm3=int(counts[v]) * voxel_mm3,
                                   smoothing_displacement_mm=d_max)
             if pre_volume is not None:
                 info["volume_kept_mm3"] = round(float(pre_volume), 3)
-            info = {"label": v, **info, "device": str(dev)}
+            info = {"label": v, **info, **extra, "device": str(dev)}
         return SurfaceModel(name, p, f, color, v, info)
 
     t0 = time.perf_counter()
