@@ -19,27 +19,32 @@ from medrecon.io.atomic import atomic_path
 from medrecon.orientation import axis_codes, space_signs
 from medrecon.volume import Volume
 
-__all__ = ["read_nrrd", "write_nrrd", "write_nrrd_file", "geometry_header"]
+__all__ = ["read_nrrd", "write_nrrd", "write_nrrd_file", "geometry_header", "header_geometry"]
 
-def read_nrrd(path: str | os.PathLike) -> Volume:
-    """Read a NRRD file into a Volume with an index -> LPS mm affine."""
-    import nrrd
+def header_geometry(hdr: dict, ndim: int, strict: bool = False) -> tuple[np.ndarray, list[int], list[str]]:
+    """The index -> LPS mm affine a NRRD header describes, in any named 3D space.
 
-    path = os.fspath(path)
-    try:
-        data, hdr = nrrd.read(path)
-    except FileNotFoundError as exc:
-        raise InputError("no such file", path) from exc
-    except Exception as exc:  # noqa: BLE001 - pynrrd raises many types
-        raise InputError(f"cannot read NRRD ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
-                         path) from exc
+    Returns ``(affine, non-spatial axes, warnings)``: at most one non-spatial axis (direction
+    ``none``: a list/vector/time axis). Without ``space directions`` an axis-aligned grid from
+    ``spacings`` is assumed, and an unknown space is taken as LPS, each with a warning; with
+    ``strict`` both are errors.
+
+    Raises
+    ------
+    ValueError
+        Not three spatial axes (or more than one other axis); with ``strict``, no directions or
+        an unknown space.
+    """
     warnings: list[str] = []
     dirs = hdr.get("space directions")
     space = str(hdr.get("space", "") or "").lower()
     if dirs is None:
+        if strict:
+            raise ValueError("NRRD without space directions")
         spacings = hdr.get("spacings")
-        sp = [float(s) if s is not None and np.isfinite(s) else 1.0 for s in (spacings if spacings is not None else [1.0] * data.ndim)]
-        dirs = [np.eye(3)[i] * sp[i] if i < 3 else None for i in range(data.ndim)]
+        sp = [float(s) if s is not None and np.isfinite(s) else 1.0
+              for s in (spacings if spacings is not None else [1.0] * ndim)]
+        dirs = [np.eye(3)[i] * sp[i] if i < 3 else None for i in range(ndim)]
         warnings.append("NRRD without space directions: axis-aligned grid assumed")
     spatial, other = [], []
     for ax, v in enumerate(dirs):
@@ -47,25 +52,101 @@ def read_nrrd(path: str | os.PathLike) -> Volume:
         if arr is None or arr.size != 3 or not np.all(np.isfinite(arr)):
             other.append(ax)
         else:
-            spatial.append((ax, arr))
+            spatial.append(arr)
     if len(spatial) != 3 or len(other) > 1:
-        raise InputError(f"unsupported NRRD layout: {len(spatial)} spatial axes, {len(other)} other axes", path)
-    if other:
-        data = np.moveaxis(data, other[0], -1)
+        raise ValueError(f"unsupported NRRD layout: {len(spatial)} spatial axes, {len(other)} other axes")
     flip = space_signs(space)
     if flip is None:
+        if strict:
+            raise ValueError(f"unsupported NRRD space {space!r}")
         flip = np.ones(3)
         warnings.append(f"unknown NRRD space '{space}': treated as LPS")
     A = np.eye(4)
-    for col, (_, v) in enumerate(spatial):
+    for col, v in enumerate(spatial):
         A[:3, col] = v * flip
     origin = hdr.get("space origin")
     if origin is not None and np.all(np.isfinite(np.asarray(origin, dtype=np.float64))):
         A[:3, 3] = np.asarray(origin, dtype=np.float64) * flip
+    return A, other, warnings
+
+
+def read_nrrd(path: str | os.PathLike) -> Volume:
+    """Read a NRRD file into a Volume with an index -> LPS mm affine."""
+    import nrrd
+
+    from medrecon.io.limits import guard
+
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            _check_header(nrrd.read_header(fh), path)
+        with guard(path, "cannot read NRRD", error=InputError):
+            data, hdr = nrrd.read(path)
+    except FileNotFoundError as exc:
+        raise InputError("no such file", path) from exc
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pynrrd raises many types
+        raise InputError(f"cannot read NRRD ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                         path) from exc
+    try:
+        A, other, warnings = header_geometry(hdr, data.ndim)
+    except ValueError as exc:
+        raise InputError(str(exc), path) from None
+    if other:
+        data = np.moveaxis(data, other[0], -1)
     vol = Volume(data, A, {"source": "nrrd", "warnings": warnings})
     vol.meta["orientation"] = axis_codes(A)
     vol.meta["spacing"] = [float(s) for s in vol.spacing]
     return vol
+
+
+def _check_header(hdr: dict, path: str) -> None:
+    """Before any data are read: a detached ``data file`` must resolve inside the header's folder
+    (never ``/etc/passwd`` or ``../../..``; symbolic links resolved), and the claimed size must be
+    within the limit and, for raw data, present in the file."""
+    from medrecon.io.limits import is_inside, max_bytes
+
+    folder = os.path.dirname(os.path.abspath(path))
+    names = []
+    df = hdr.get("data file") or hdr.get("datafile")
+    if df:
+        text = str(df).strip()
+        if text.upper().startswith("LIST"):
+            raise InputError("NRRD 'data file: LIST' is not supported", path)
+        parts = text.split()
+        if len(parts) >= 3 and "%" in parts[0]:  # a format with min max step [subdim]
+            try:
+                names = [parts[0] % i for i in range(int(parts[1]), int(parts[2]) + 1, int(parts[3]) if len(parts) > 3 else 1)][:4096]
+            except (TypeError, ValueError):
+                raise InputError(f"NRRD 'data file' format not understood: {text[:80]!r}", path) from None
+        else:
+            names = [text]
+    for n in names:
+        target = n if os.path.isabs(n) else os.path.join(folder, n)
+        if not is_inside(target, folder):
+            raise InputError(f"NRRD detached data file {n!r} lies outside the header's folder: refused", path)
+    try:
+        sizes = [int(x) for x in hdr.get("sizes", [])]
+        itemsize = np.dtype(nrrd_dtype(hdr)).itemsize
+    except Exception:  # noqa: BLE001 - pynrrd reports its own errors when reading
+        return
+    need = int(np.prod(sizes, dtype=np.int64)) * itemsize if sizes else 0
+    if any(s <= 0 for s in sizes) or need > max_bytes():
+        raise InputError(f"NRRD sizes {sizes} ({need} bytes) out of range or over the limit of {max_bytes()} "
+                         "(MEDRECON_MAX_BYTES)", path)
+    enc = str(hdr.get("encoding", "raw")).lower()
+    if enc == "raw" and len(names) <= 1:
+        f = path if not names else (names[0] if os.path.isabs(names[0]) else os.path.join(folder, names[0]))
+        if os.path.exists(f) and os.path.getsize(f) < need:
+            raise InputError(f"NRRD raw data shorter than the header says ({os.path.getsize(f)} of {need} bytes)",
+                             path)
+
+
+def nrrd_dtype(hdr: dict):
+    import nrrd.reader
+
+    return nrrd.reader._determine_datatype(hdr)
 
 
 def geometry_header(affine: np.ndarray, extra_axis: bool = False) -> dict:

@@ -29,9 +29,9 @@ import numpy as np
 
 from medrecon.errors import InputError, MedreconError, SegmentationError
 from medrecon.io.atomic import atomic_write_text
-from medrecon.io.nrrd import write_nrrd_file
+from medrecon.io.nrrd import header_geometry, write_nrrd_file
 from medrecon.labelmap import LabelInfo, as_labelmap, label_name_color
-from medrecon.orientation import space_signs
+from medrecon.orientation import SPACES
 from medrecon.volume import Volume
 
 #: Conversion parameters stored with the segmentation, so that Slicer's "Show 3D" builds
@@ -223,18 +223,10 @@ def read_seg_nrrd(path: str | os.PathLike) -> tuple[Volume, dict[int, LabelInfo]
             segs.setdefault(int(m.group(1)), {})[m.group(2)] = str(val)
     if not segs:
         raise SlicerFormatError("no Segment<N>_ fields: not a Slicer segmentation", path=path)
-    space = str(header.get("space", "left-posterior-superior")).lower()
-    signs = space_signs(space) if space in ("left-posterior-superior", "lps", "right-anterior-superior", "ras") else None
-    if signs is None:
-        raise SlicerFormatError(f"unsupported NRRD space {space!r}", path=path)
-    sd = np.asarray(header.get("space directions"), dtype=object)
-    rows = [np.asarray(r, float) for r in sd if r is not None and not (np.ndim(r) == 0)]
-    rows = [r for r in rows if r.shape == (3,) and np.all(np.isfinite(r))]
-    if len(rows) != 3:
-        raise SlicerFormatError("space directions do not describe 3 spatial axes", path=path)
-    affine = np.eye(4)
-    affine[:3, :3] = signs[:, None] * np.stack(rows, axis=1)
-    affine[:3, 3] = signs * np.asarray(header.get("space origin", np.zeros(3)), float)
+    try:
+        affine, _, _ = header_geometry(header, data.ndim, strict=True)
+    except ValueError as exc:
+        raise SlicerFormatError(str(exc), path=path) from None
 
     labels: dict[int, LabelInfo] = {}
     warnings: list[str] = []
@@ -408,7 +400,7 @@ def write_scene(outdir: str | os.PathLike, volume_path: str | os.PathLike | None
     for n, m in enumerate(models, start=1):
         mid, disp, sto = f"vtkMRMLModelNode{n}", f"vtkMRMLModelDisplayNode{n}", f"vtkMRMLModelStorageNode{n}"
         space = m.space.upper()
-        if space not in ("LPS", "RAS"):
+        if space not in SPACES:
             raise MedreconError(f"model coordinate system must be LPS or RAS, got {m.space!r}", path=m.path)
         lines.append(f'  <ModelDisplay {_attrs(id=disp, name="ModelDisplay", hideFromEditors=True, color=_color_attr(m.color), opacity="1", visibility=True, visibility2D=True, visibility3D=True, scalarVisibility=False, backfaceCulling=False, sliceIntersectionThickness="2")}></ModelDisplay>')
         lines.append(f'  <ModelStorage {_attrs(id=sto, name="ModelStorage", hideFromEditors=True, fileName=_url_encode(_rel(m.path, outdir)), useCompression="1", coordinateSystem=space)}></ModelStorage>')
