@@ -1,6 +1,6 @@
 """End-to-end bundle segmentation on the GPU: correctness smoke checks and whole-call timing.
 
-1. The tests' threshold bundle (``tests/test_monai_bundle.py``) on CUDA: exact on the native grid,
+1. The tests' threshold bundle (``tests/segment/test_segment_ai_bundle.py``) on CUDA: exact on the native grid,
    and equal to the CPU result after 2 mm resampling (eager and ``torch.compile``).
 2. A wholeBody_ct_segmentation-style bundle written here (SegResNet, 105 channels, RAS, 1.5 mm,
    NormalizeIntensity + ScaleIntensity, 96^3 gaussian windows, random weights) run through
@@ -30,7 +30,7 @@ from medrecon.volume import Volume  # noqa: E402
 
 
 def smoke(tmp: Path, dev: str) -> None:
-    from tests.test_monai_bundle import THRESHOLD_HU, _sphere_volume, make_bundle, oblique_free_phantom
+    from tests.segment.test_segment_ai_bundle import THRESHOLD_HU, _sphere_volume, make_bundle, oblique_free_phantom
 
     v = oblique_free_phantom()
     lab, _ = segment_volume(v, make_bundle(tmp / "b1", pixdim=(0.8, 1.2, 2.5)), device=dev)
