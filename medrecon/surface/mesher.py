@@ -42,11 +42,12 @@ from scipy import ndimage
 from vtkmodules.util import numpy_support as ns
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
-from vtkmodules.vtkFiltersCore import vtkSurfaceNets3D, vtkWindowedSincPolyDataFilter
+from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D, vtkSurfaceNets3D, vtkWindowedSincPolyDataFilter
 from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
 
 from medrecon.errors import MeshError
 from medrecon.surface import qa as _qa
+from medrecon.surface import repair as _repair
 from medrecon.labelmap import PALETTE, as_labelmap
 from medrecon.mesh import SurfaceModel, vertex_normals
 from medrecon.volume import Volume
@@ -141,6 +142,54 @@ def _contour_binary(sub: np.ndarray, origin: np.ndarray) -> vtkPolyData:
     fe.ComputeScalarsOff()
     fe.Update()
     return fe.GetOutput()
+
+
+#: Smoothing on the intensity iso-surface, relative to the user's factor: the surface already
+#: sits at sub-voxel positions, so it needs only a light touch (0.5 -> 0.3).
+ISO_SMOOTHING_SCALE = 0.6
+
+
+def _contour_field(field: np.ndarray, origin: np.ndarray) -> vtkPolyData:
+    """Flying edges (continuous) of a float32 field at level 0; points in full-volume index space."""
+    fe = vtkFlyingEdges3D()
+    fe.SetInputData(_image_from_array(field, origin))
+    fe.SetValue(0, 0.0)
+    fe.ComputeGradientsOff()
+    fe.ComputeNormalsOff()
+    fe.ComputeScalarsOff()
+    fe.Update()
+    return fe.GetOutput()
+
+
+def iso_field(image: np.ndarray, mask: np.ndarray, sl: tuple[slice, ...], low: float,
+              high: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Signed intensity field whose zero level is the threshold iso-surface inside the segmentation.
+
+    ``F = image - low`` (and ``high - image`` where that is smaller), cropped to ``sl`` and padded
+    with one voxel of "outside". Its sign is forced to agree with ``mask`` (voxels the clean-up
+    removed stay outside, filled voxels inside) with ``|F| >= 2 %`` of the structure's contrast, so
+    the contour has exactly the topology of the binary mask (the same marching-cubes cases) while
+    every vertex sits where the partial-volume intensities cross the threshold (linear
+    interpolation along the voxel edge). Returns ``(F float32 C-ordered, index of its first voxel)``.
+    """
+    shp = tuple(s.stop - s.start + 2 for s in sl)
+    field = np.empty(shp, np.float32)
+    inner = field[1:-1, 1:-1, 1:-1]
+    np.subtract(image[sl], np.float32(low), out=inner, casting="unsafe")
+    if high is not None and np.isfinite(high):
+        np.minimum(inner, np.float32(high) - image[sl].astype(np.float32), out=inner)
+    m = mask if mask.shape == inner.shape else mask[sl]  # the crop itself, or the whole mask
+    m = np.asarray(m, dtype=bool)
+    contrast = float(np.median(inner[m])) if m.any() else 1.0
+    c = np.float32(max(abs(contrast) * 0.02, 1e-6))
+    np.copyto(inner, np.maximum(inner, c), where=m)
+    np.copyto(inner, np.minimum(inner, -c), where=~m)
+    edge = -np.float32(max(abs(contrast), 1e-3))
+    field[0], field[-1] = edge, edge
+    field[:, 0], field[:, -1] = edge, edge
+    field[:, :, 0], field[:, :, -1] = edge, edge
+    origin = np.array([s.start - 1 for s in sl], dtype=np.float64)
+    return field, origin
 
 
 def _decimate(points: np.ndarray, faces: np.ndarray, reduction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -298,8 +347,18 @@ def _restore_volume(points: np.ndarray, faces: np.ndarray, target: float) -> np.
 # --------------------------------------------------------------------------- one mask
 def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, smoothing: float,
                reduction: float, keep_volume: bool, voxel_count: int, with_qa: bool,
-               decimate: str = "after") -> tuple[np.ndarray, np.ndarray, dict]:
+               decimate: str = "after", iso: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """Mesh one padded binary crop; returns (LPS points, faces, qa dict).
+
+    ``iso=True``: ``sub`` is an :func:`iso_field` (intensity iso-surface inside the segmentation):
+    it is contoured at 0, smoothed lightly (``ISO_SMOOTHING_SCALE`` x ``smoothing``), and offset
+    along the normals by one common distance so that it encloses the voxel volume of the
+    segmentation (``qa["volume_offset_mm"]``; hundredths of a voxel on smooth shapes).
+
+    After smoothing, triangles that smoothing pushed through each other (caps at the first and
+    last slice, sheets a voxel apart) are relaxed back towards the contour
+    (:func:`medrecon.surface.repair.relax_self_intersections`). Decimation keeps the surface
+    closed and manifold (:func:`medrecon.surface.repair.decimate_closed`).
 
     ``decimate="before"`` reproduces Slicer's order (decimate the staircase in index space,
     then smooth); ``"after"`` smooths the full-resolution surface and decimates it in LPS mm,
@@ -308,7 +367,9 @@ def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, s
     The flying-edges output is smoothed in place of a numpy round trip (VTK -> VTK); numpy
     only sees views of VTK's arrays until the final LPS points are made.
     """
-    pd = _contour_binary(sub, origin_ijk)
+    pd = _contour_field(sub, origin_ijk) if iso else _contour_binary(sub, origin_ijk)
+    if iso:
+        smoothing = smoothing * ISO_SMOOTHING_SCALE
     if pd.GetNumberOfPolys() == 0:
         return np.zeros((0, 3)), np.zeros((0, 3), np.int64), {}
     if decimate == "before" and reduction > 0:
@@ -328,11 +389,28 @@ def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, s
         faces = faces[:, ::-1]
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     pre_volume = None
-    if smoothing > 0:
-        pts_lps, _ = separate_coincident(pts_lps, faces)
-    if keep_volume and smoothing > 0:
+    extra: dict[str, Any] = {}
+    n_intersecting: int | None = None
+    voxel_mm3 = float(abs(np.linalg.det(lin)))
+    if iso:
+        target = voxel_count * voxel_mm3
+        area = _qa.surface_area(pts_lps, faces)
+        vol0 = _signed_volume(pts_lps, faces)
+        pts_lps = _restore_volume(pts_lps, faces, target)
+        extra["volume_offset_mm"] = round(float((target - vol0) / area), 5) if area > 0 else 0.0
+        extra["surface"] = "intensity iso-surface"
+    elif keep_volume and smoothing > 0:
         pre_volume = abs(_signed_volume(np.asarray(before_ijk, np.float64), faces)) * abs(np.linalg.det(lin))
         pts_lps = _restore_volume(pts_lps, faces, pre_volume)
+    if smoothing > 0 or iso:
+        pts_lps, _ = separate_coincident(pts_lps, faces)
+        # last: smoothing (and the volume offset) may push triangles through each other
+        before_lps = np.asarray(before_ijk, np.float64) @ lin.T + off
+        pts_lps, relax = _repair.relax_self_intersections(pts_lps, before_lps, faces)
+        del before_lps
+        n_intersecting = relax["self_intersecting_faces"]
+        if relax["self_intersecting_faces_smoothed"]:
+            extra["self_intersections_relaxed"] = relax["self_intersecting_faces_smoothed"]
     disp = 0.0
     if with_qa and smoothing > 0:
         moved = pts_lps - (before_ijk @ lin.T.astype(np.float64) + off)
@@ -341,15 +419,21 @@ def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, s
     if topo is not None:
         topo.wait()  # it reads VTK's face array: keep the polydata until it is done
     del pd, smoothed, before_ijk, pts_ijk
-    if decimate != "before":
-        pts_lps, faces = _decimate(pts_lps, faces, reduction)
+    if decimate != "before" and reduction > 0:
+        pts_lps, faces, dec = _repair.decimate_closed(pts_lps, faces, reduction)
+        extra["reduction_reached"] = dec["reduction"]
+        extra["decimation"] = dec["method"]
+        n_intersecting = None
     info: dict[str, Any] = {}
     if with_qa:
-        voxel_mm3 = float(abs(np.linalg.det(lin)))
         info = _qa.compute_qa(pts_lps, faces, voxel_volume_mm3=voxel_count * voxel_mm3,
                               smoothing_displacement_mm=disp, topology=topo.result() if topo else None)
         if pre_volume is not None:
             info["volume_kept_mm3"] = round(float(pre_volume), 3)
+        if n_intersecting is None:
+            n_intersecting = int(_repair.self_intersecting_faces(pts_lps, faces).sum())
+        info["self_intersecting_faces"] = int(n_intersecting)
+        info.update(extra)
     return pts_lps, faces, info
 
 
@@ -480,7 +564,8 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
                    reduction: float = 0.0, joint: bool = False, keep_volume: bool = False,
                    progress: Callable[[int, int, str], None] | None = None, qa: bool = True,
                    decimate_first: bool = False, workers: int | None = None,
-                   affine: np.ndarray | None = None) -> list[SurfaceModel]:
+                   affine: np.ndarray | None = None, intensity: Volume | np.ndarray | None = None,
+                   windows: dict[int, tuple[float, float]] | None = None) -> list[SurfaceModel]:
     """Mesh every label of a label map into one closed surface per structure.
 
     Parameters
@@ -515,6 +600,14 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
         ``qa["volume_diff_pct"]``).
     workers : int, optional
         Threads meshing labels in parallel (default: CPU count). Results do not depend on it.
+    intensity : Volume or array, optional
+        The image the labels were thresholded from (same grid). Together with ``windows``, the
+        labels listed there are meshed on the **intensity iso-surface** at their threshold
+        inside the segmented region (:func:`iso_field`): sub-voxel accurate on partial volume,
+        lightly smoothed, enclosing the voxel volume. Other labels (label maps from files or
+        networks) take the binary path.
+    windows : dict[int, (low, high)], optional
+        Threshold window (intensity units, e.g. HU) of each thresholded label.
 
     Returns
     -------
@@ -542,13 +635,28 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
     prog = _Progress(progress, len(todo))
     if joint:
         return _joint_surfaces(arr, aff, todo, attrs, present_objs, smoothing, keep_volume, qa, prog, reduction)
+    img = None
+    if intensity is not None and windows:
+        img = intensity.array if isinstance(intensity, Volume) else np.asarray(intensity)
+        if img.shape != arr.shape:
+            raise MeshError(f"intensity image {img.shape} and label map {arr.shape} differ in shape")
+
     def one(v: int) -> SurfaceModel:
         name, color = attrs[v]
-        sub, origin = _padded_crop(arr, present_objs[v - 1], v)
-        count = int(np.count_nonzero(sub))
+        sl = present_objs[v - 1]
+        iso = img is not None and v in windows and not decimate_first
+        if iso:
+            crop = arr[sl] == v
+            count = int(np.count_nonzero(crop))
+            low, high = windows[v]
+            sub, origin = iso_field(img, crop, sl, float(low), None if high is None else float(high))
+            del crop
+        else:
+            sub, origin = _padded_crop(arr, sl, v)
+            count = int(np.count_nonzero(sub))
         pts, faces, info = _mesh_crop(sub, origin, aff, smoothing=smoothing, reduction=reduction,
                                       keep_volume=keep_volume, voxel_count=count, with_qa=qa,
-                                      decimate="before" if decimate_first else "after")
+                                      decimate="before" if decimate_first else "after", iso=iso)
         return SurfaceModel(name, pts, faces, color, v, {"label": v, **info} if qa else {})
 
     n_workers = max(1, min(int(workers or os.cpu_count() or 1), len(todo)))

@@ -133,7 +133,11 @@ def test_glb_names_colours_units_axes_and_provenance(tmp_path, models):
     for m in models:
         g = scene.geometry[m.name]
         col = g.visual.material.baseColorFactor
-        np.testing.assert_allclose(np.asarray(col[:3], float) / (255 if col.dtype == np.uint8 else 1), m.color, atol=0.01)
+        # baseColorFactor is linear light: the sRGB colour converted (issue 10)
+        from medrecon.io.meshes.gltf import srgb_to_linear
+
+        np.testing.assert_allclose(np.asarray(col[:3], float) / (255 if col.dtype == np.uint8 else 1),
+                                   srgb_to_linear(m.color), atol=0.01)
         # glTF: metres, +Y = superior (LPS z), +Z = anterior (-LPS y), +X = patient's left (LPS x)
         expect = np.c_[m.vertices[:, 0], m.vertices[:, 2], -m.vertices[:, 1]] / 1000.0
         np.testing.assert_allclose(g.vertices, expect, atol=1e-6)

@@ -4,6 +4,9 @@
 Axes: glTF is metres, +Y up, the asset's front faces +Z; the conversion from LPS mm is
 :func:`medrecon.orientation.lps_to_gltf_points` (superior up, anterior towards the viewer).
 ``asset.extras`` holds ``source_space``, the conversion, and the provenance record.
+
+Colours: models carry sRGB colours (as 3MF, Slicer and the viewer use them); glTF's
+``baseColorFactor`` is linear, so it is written as ``srgb_to_linear(color)`` and read back inverted.
 """
 from __future__ import annotations
 
@@ -20,7 +23,20 @@ from medrecon.mesh import SurfaceModel, vertex_normals
 from medrecon.orientation import gltf_to_lps_points, lps_to_gltf_points
 from medrecon.version import generator
 
-__all__ = ["glb_bytes", "read_gltf"]
+__all__ = ["glb_bytes", "read_gltf", "srgb_to_linear", "linear_to_srgb"]
+
+
+def srgb_to_linear(c) -> list[float]:
+    """sRGB-encoded colour components (0..1, as in 3MF, Slicer, CSS) -> linear light (glTF's
+    ``baseColorFactor`` is linear: the viewer applies the sRGB curve when it displays)."""
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).tolist()
+
+
+def linear_to_srgb(c) -> list[float]:
+    """Inverse of :func:`srgb_to_linear`."""
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055).tolist()
 
 
 def glb_bytes(models: Sequence[SurfaceModel], provenance: dict | None, space: str) -> bytes:
@@ -55,7 +71,7 @@ def glb_bytes(models: Sequence[SurfaceModel], provenance: dict | None, space: st
         accessors.append({"bufferView": iv, "componentType": 5125, "count": int(idx.size), "type": "SCALAR"})
         a_idx = len(accessors) - 1
         materials.append({"name": m.name, "doubleSided": False,
-                          "pbrMetallicRoughness": {"baseColorFactor": [*map(float, m.color), 1.0],
+                          "pbrMetallicRoughness": {"baseColorFactor": [*srgb_to_linear(m.color), 1.0],
                                                    "metallicFactor": 0.0, "roughnessFactor": 0.6}})
         meshes.append({"name": m.name, "primitives": [{"attributes": {"POSITION": a_pos, "NORMAL": a_nrm},
                                                        "indices": a_idx, "material": len(materials) - 1,
@@ -96,6 +112,9 @@ def read_gltf(path: Path) -> list[SurfaceModel]:
             continue
         v = trimesh.transform_points(np.asarray(g.vertices, float), transform)
         v_lps = gltf_to_lps_points(v)
+        col = trimesh_color(g)
+        if col is not None and getattr(getattr(g.visual, "material", None), "baseColorFactor", None) is not None:
+            col = tuple(linear_to_srgb(col))  # glTF stores linear light; models carry sRGB
         out.append(SurfaceModel(str(node if node != gname else gname), v_lps, np.asarray(g.faces),
-                                trimesh_color(g) or color_for(len(out))))
+                                col or color_for(len(out))))
     return out
