@@ -1,7 +1,12 @@
 """Atomic output: write to a temporary file in the destination folder, then rename.
 
 A crash never leaves a half-written file under the final name, and an existing file is only
-replaced once the new one is complete.
+replaced once the new one is complete: the temporary file (hidden: ``.NAME.XXXX.ext``) is
+written in the destination folder, flushed to disk (``fsync``), renamed onto the final name,
+and the folder entry is synced too. A folder this module creates for outputs gets an empty
+``.medrecon-output`` marker, so it is never read back as input (an output folder inside the
+input folder). Stale temporary files of a killed run are hidden and removed by the next
+successful write of the same name.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     choose a format by extension keep working on the temporary name.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_output_dir(path.parent)
     if suffix is None:
         suffix = "".join(path.suffixes) or ".tmp"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -30,11 +35,72 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.chmod(tmp_path, 0o666 & ~_umask())
     try:
         yield tmp_path
+        _fsync(tmp_path)
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
+        _remove_stale(path, tmp_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _make_output_dir(folder: Path) -> None:
+    """Create ``folder`` (and parents) if needed; mark every folder created here as output."""
+    missing = []
+    p = folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in missing:
+        with contextlib.suppress(OSError):
+            (d / ".medrecon-output").touch(exist_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove_stale(path: Path, current: Path) -> None:
+    """Remove hidden temporaries ``.NAME.*`` left by a killed earlier write of ``path`` (older
+    than a minute, so a concurrent writer's temporary is never touched)."""
+    import time
+
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for p in path.parent.glob(f".{glob_escape(path.name)}.*"):
+            if p != current and p.is_file():
+                with contextlib.suppress(OSError):
+                    if now - p.stat().st_mtime > 60:
+                        p.unlink()
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+def atomic_dir_marker(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` as an output folder (with the marker); return it."""
+    folder = Path(folder)
+    _make_output_dir(folder)
+    return folder
 
 
 def _umask() -> int:

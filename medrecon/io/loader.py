@@ -19,6 +19,22 @@ from medrecon.volume import Volume
 
 __all__ = ["load", "load_series", "describe_series", "SeriesInfo", "is_volume_file", "convert"]
 
+
+def _guarded(fn):
+    """Public entry points raise only :class:`MedreconError` (one line naming the input), whatever
+    a parser or codec underneath raised (see :func:`medrecon.io.limits.guard`)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(path, *args, **kwargs):
+        from medrecon.io.limits import guard
+
+        where = path if not isinstance(path, (list, tuple)) else f"{len(path)} given files"
+        with guard(where, "cannot read input", error=InputError):
+            return fn(path, *args, **kwargs)
+
+    return wrapper
+
 def is_volume_file(path) -> bool:
     """True for a single NIfTI / NRRD / MetaImage file (not DICOM)."""
     if isinstance(path, (list, tuple)):
@@ -105,6 +121,7 @@ def _object_rows(res) -> list[dict]:
     return rows
 
 
+@_guarded
 def load_series(path, **_kwargs) -> list[SeriesInfo]:
     """Every series at ``path`` with its description and warnings; volumes decode lazily.
 
@@ -116,6 +133,7 @@ def load_series(path, **_kwargs) -> list[SeriesInfo]:
     return _dicom_series(path)[0]
 
 
+@_guarded
 def describe_series(path) -> list[dict]:
     """JSON-friendly description of every series at ``path`` (for ``medrecon info``), followed by
     one row per kind of non-image DICOM object or unreadable file found there (``kind``:
@@ -155,6 +173,7 @@ def _pick(series, choice, where) -> Any:
     raise SeriesSelectionError(f"no series {num}; found: {listing}", where)
 
 
+@_guarded
 def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = True,
          workers: int | None = None, progress: Callable[[int, int], None] | None = None,
          philips_scaling: str = "precise", allow_index_grid: bool = False) -> Volume:
@@ -237,6 +256,7 @@ def _choose_dicom(path, series=None, allow_index_grid: bool = False):
     return chosen
 
 
+@_guarded
 def convert(path, output, series=None, sidecar: bool = True, correct_tilt: bool = True,
             resample_gaps: bool = True, workers: int | None = None,
             progress: Callable[[int, int], None] | None = None, philips_scaling: str = "precise",
@@ -246,8 +266,10 @@ def convert(path, output, series=None, sidecar: bool = True, correct_tilt: bool 
 
     Returns ``(volume, image_path, sidecar_path or None)``. Options as :func:`load`.
     """
+    from medrecon.io.limits import refuse_overwrite
     from medrecon.io.volumes import save_volume
 
+    refuse_overwrite(output, path if isinstance(path, (list, tuple)) else [path])
     if is_volume_file(path):
         vol = _read_file(path)
         return vol, save_volume(vol, output), None

@@ -28,12 +28,18 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     """
     import nibabel as nib
 
+    from medrecon.io.limits import guard
+
     path = os.fspath(path)
     try:
         img = nib.load(path)
-        data = np.asanyarray(img.dataobj)
+        _check_size_claims(img, path)
+        with guard(path, "cannot read NIfTI", error=InputError):
+            data = np.asanyarray(img.dataobj)
     except FileNotFoundError as exc:
         raise InputError("no such file", path) from exc
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for bad files
         raise InputError(f"cannot read NIfTI ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
                          path) from exc
@@ -70,6 +76,56 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     vol.meta["orientation"] = axis_codes(lps)
     vol.meta["spacing"] = [float(s) for s in vol.spacing]
     return vol
+
+
+def _check_size_claims(img, path: str) -> None:
+    """Check the size the header claims against the limit and the bytes present *before* the
+    data are read (a ``.nii.gz`` claiming 2048 x 2048 x 512 would otherwise allocate it all),
+    and refuse a non-finite or singular sform/qform."""
+    import gzip
+
+    from medrecon.io.limits import max_bytes
+
+    hdr = img.header
+    shape = tuple(int(x) for x in img.shape)
+    itemsize = np.dtype(hdr.get_data_dtype()).itemsize
+    need = int(np.prod(shape, dtype=np.int64)) * itemsize if shape else 0
+    if any(x < 0 for x in shape) or need > max_bytes():
+        raise InputError(f"header claims {shape} voxels ({need} bytes), over the limit of {max_bytes()} "
+                         "(MEDRECON_MAX_BYTES)", path)
+    try:
+        offset = int(hdr.get_data_offset())
+    except Exception:  # noqa: BLE001 - Analyze pairs keep data in the .img
+        return
+    fname = img.get_filename() if hasattr(img, "get_filename") else path
+    data_file = img.file_map["image"].filename if "image" in getattr(img, "file_map", {}) else fname
+    if not data_file or not os.path.exists(data_file):
+        return
+    if str(data_file).lower().endswith(".gz"):
+        want = offset + need
+        got = 0
+        try:
+            with gzip.open(data_file, "rb") as fh:
+                while got < want:
+                    chunk = fh.read(min(1 << 22, want - got))
+                    if not chunk:
+                        break
+                    got += len(chunk)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"corrupt gzip data ({exc})", path) from None
+    else:
+        want, got = offset + need, os.path.getsize(data_file)
+    if got < want:
+        raise InputError(f"file truncated: header claims {shape} voxels ({want} bytes with the header), "
+                         f"the file holds {got}", path)
+    for code, aff in (("sform", hdr.get_sform()), ("qform", hdr.get_qform())):
+        if int(hdr[f"{code}_code"]) > 0:
+            a = np.asarray(aff, dtype=np.float64)
+            if not np.all(np.isfinite(a)) or abs(np.linalg.det(a[:3, :3])) < 1e-12:
+                raise InputError(f"NIfTI {code} is not finite or singular: cannot place voxels", path)
+    if not np.all(np.isfinite(hdr["pixdim"][1:4])) or np.any(np.asarray(hdr["pixdim"][1:4]) == 0) \
+            and int(hdr["sform_code"]) == 0 and int(hdr["qform_code"]) == 0:
+        raise InputError("NIfTI voxel sizes (pixdim) are zero or not finite", path)
 
 
 def _writable(array: np.ndarray) -> np.ndarray:

@@ -71,6 +71,16 @@ def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_g
     if series.frames[0].samples_per_pixel != 1:
         raise DicomError(f"series #{series.index} is a colour image ({series.frames[0].photometric}); "
                          "only greyscale volumes are supported", series.frames[0].source.name)
+    if series.frames[0].photometric.upper().startswith("PALETTE"):
+        raise DicomError(f"series #{series.index} is a PALETTE COLOR image (indices into a colour table, "
+                         "not intensities); only greyscale volumes are supported", series.frames[0].source.name)
+    from medrecon.io.limits import guard
+
+    with guard(series.frames[0].source.name, "cannot load series"):
+        return _load(series, correct_tilt, resample_gaps, workers, progress, philips_scaling)
+
+
+def _load(series, correct_tilt, resample_gaps, workers, progress, philips_scaling) -> Volume:
     order = [i for pos in series.slices for i in pos]
     frames = [series.frames[i] for i in order]
     stored = read_frames(frames, workers=workers, progress=progress)

@@ -114,11 +114,14 @@ def _read_native(fh: FrameHeader, frames: Sequence[FrameHeader]) -> np.ndarray:
     return arr[idx] if len(idx) != arr.shape[0] or idx != list(range(arr.shape[0])) else arr
 
 
-def _read_singles_into(frames, singles, shape, place) -> None:
+def _read_singles_into(frames, singles, shape, place) -> np.ndarray | None:
     """Native single-frame files read with ``readinto`` into one array (same checks and errors
-    as :func:`_read_native`), BitsStored fixed once, then placed."""
+    as :func:`_read_native`), BitsStored fixed once, then placed. When the files are all the
+    frames, in order, they are read straight into the result (one array, no copy: peak memory
+    is the final array) and it is returned."""
     f0 = frames[singles[0][1][0]]
     dtype = _stored_dtype(f0)
+    direct = len(singles) == len(frames) and all(p[0] == k for k, (_, p) in enumerate(singles))
     buf = np.empty((len(singles),) + shape, dtype=dtype)
     need = f0.frame_bytes
     for k, (src, positions) in enumerate(singles):
@@ -138,7 +141,10 @@ def _read_singles_into(frames, singles, shape, place) -> None:
             raise DicomError(f"file truncated: pixel data shorter than the header says ({got} of {need} bytes)",
                              fh.source.name)
     buf = fix_bits(buf, f0.bits_stored, f0.high_bit, f0.pixel_representation == 1)
+    if direct:
+        return buf
     place([positions[0] for _, positions in singles], buf)
+    return None
 
 
 def _decode_with_pydicom(src: Source, frame_idx: Sequence[int | None], ts: str) -> np.ndarray:
@@ -165,9 +171,12 @@ def _decode_with_pydicom(src: Source, frame_idx: Sequence[int | None], ts: str) 
             out = [pixel_array(ds, index=int(i or 0)) for i in frame_idx]
     except DicomError:
         raise
-    except MemoryError:
+    except (KeyboardInterrupt, SystemExit):
         raise
-    except Exception as exc:  # noqa: BLE001 - every codec/plugin error becomes one clear line
+    except MemoryError:
+        raise DicomError(f"cannot decode pixel data ({tsname}): not enough memory", name) from None
+    except BaseException as exc:  # noqa: BLE001 - every codec/plugin error (pyo3 PanicException
+        # derives from BaseException) becomes one clear line
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "shorter" in msg or "doesn't match the expected length" in msg or "expected length" in msg:
             raise DicomError(f"pixel data shorter than the header says ({msg})", name) from exc
@@ -182,8 +191,53 @@ def _decode_with_pydicom(src: Source, frame_idx: Sequence[int | None], ts: str) 
 
 
 def _decode_job(job: tuple[Source, list[int | None], str, int]) -> tuple[int, np.ndarray]:
+    from medrecon.io.limits import guard
+
     src, frame_idx, ts, pos = job
-    return pos, _decode_with_pydicom(src, frame_idx, ts)
+    with guard(src.name, "cannot decode pixel data"):  # only picklable MedreconErrors leave a worker
+        return pos, _decode_with_pydicom(src, frame_idx, ts)
+
+
+def _decode_here(src: Source, frame_idx, ts: str) -> np.ndarray:
+    """Decode in this process's stead: in a forked child (``MEDRECON_CONTAIN_CODECS``, default),
+    where a codec that aborts (GDCM's SIGABRT) or panics cannot take the caller down."""
+    from medrecon.io.limits import contain_codecs, guard, run_contained
+
+    if contain_codecs():
+        return run_contained(_decode_with_pydicom, (src, frame_idx, ts), src.name, what="pixel decoder")
+    with guard(src.name, "cannot decode pixel data"):
+        return _decode_with_pydicom(src, frame_idx, ts)
+
+
+#: Photometric interpretations a greyscale volume may have.
+_GREY = ("MONOCHROME1", "MONOCHROME2")
+_JPEG_16 = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+            "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
+
+
+def check_codec_header(fh: FrameHeader) -> None:
+    """Header facts a codec relies on, checked before it sees the data (codecs abort the
+    process on some impossible combinations): photometric interpretation against samples per
+    pixel, Rows/Columns limits, BitsAllocated/BitsStored/HighBit."""
+    from medrecon.io.limits import max_dim
+
+    name = fh.source.name
+    pi = (fh.photometric or "").upper().strip()
+    if fh.samples_per_pixel == 1 and pi not in _GREY:
+        if pi.startswith("PALETTE"):
+            raise DicomError("PALETTE COLOR image (indices into a colour table, not intensities): "
+                             "not a greyscale volume", name)
+        raise DicomError(f"PhotometricInterpretation {pi or '(empty)'} does not fit 1 sample per pixel", name)
+    if not (0 < fh.rows <= max_dim() and 0 < fh.cols <= max_dim()):
+        raise DicomError(f"Rows x Columns {fh.rows} x {fh.cols} out of range (MEDRECON_MAX_DIM {max_dim()})", name)
+    ba = fh.bits_allocated
+    if (ba not in (1, 8, 16, 32, 64) or (fh.transfer_syntax in _JPEG_16 and ba not in (8, 16))
+            or (not fh.is_native and fh.transfer_syntax not in _JPEG_16 and ba not in (1, 8, 16, 32))):
+        raise DicomError(f"BitsAllocated {fh.bits_allocated} not supported for "
+                         f"{TRANSFER_SYNTAX_NAMES.get(fh.transfer_syntax, fh.transfer_syntax)}", name)
+    if not (0 < fh.bits_stored <= fh.bits_allocated) or not (fh.bits_stored - 1 <= fh.high_bit < fh.bits_allocated):
+        raise DicomError(f"BitsStored {fh.bits_stored} / HighBit {fh.high_bit} do not fit BitsAllocated "
+                         f"{fh.bits_allocated}", name)
 
 
 def _fork_ok() -> bool:
@@ -203,6 +257,11 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
     """
     if not frames:
         raise DicomError("no frames to decode")
+    checked = set()
+    for fr in frames:  # one check per file: nothing impossible reaches a codec or an allocation
+        if fr.source not in checked:
+            checked.add(fr.source)
+            check_codec_header(fr)
     f0 = frames[0]
     shape = (f0.rows, f0.cols) + ((f0.samples_per_pixel,) if f0.samples_per_pixel > 1 else ())
     # group frames by file, remembering output positions
@@ -240,7 +299,11 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
                                  for _, p in singles}) == 1:
         # many single-frame files (the many-small-files case): read every file straight into one
         # array, then mask/sign-extend all of it at once (no per-file array round trip)
-        _read_singles_into(frames, singles, shape, place)
+        whole = _read_singles_into(frames, singles, shape, place)
+        if whole is not None:
+            if progress is not None:
+                progress(total, total)
+            return whole
         done_src = {src for src, _ in singles}
         native_jobs = [j for j in native_jobs if j[0] not in done_src]
     for src, positions in native_jobs:
@@ -267,16 +330,19 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
                                            chunksize=chunksize):
                         place(jobs[i][3], arr)
                         jobs[i] = None  # done
-            except BrokenProcessPool:  # a worker died (e.g. killed for memory): finish the rest here
-                pass
+            except BrokenProcessPool:  # a worker died (killed for memory, a codec abort): finish the
+                pass                   # rest one by one, each contained, so the culprit is named
             jobs = [j for j in jobs if j is not None]
         for src, fidx, ts, chunk in jobs:
-            place(chunk, _decode_with_pydicom(src, fidx, ts))
+            place(chunk, _decode_here(src, fidx, ts))
     return out
 
 
 def rescale(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray) -> np.ndarray:
     """Apply per-frame ``value = stored * slope + intercept`` (frames on axis 0).
+
+    ``stored`` may be reused for the result (int16 results of 16-bit data are computed in place,
+    so loading a CT series peaks at one array, not two).
 
     Integer data with slope 1 and integer intercepts stay integer (int16 when the values fit,
     else int32); anything else becomes float32.
@@ -289,16 +355,22 @@ def rescale(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray) -> n
     if intercepts.size == 1:
         intercepts = np.full(n, intercepts[0])
     integral = (stored.dtype.kind in "iu" and np.all(slopes == 1.0)
-                and np.all(intercepts == np.round(intercepts)))
+                and np.all(intercepts == np.round(intercepts)) and np.all(np.abs(intercepts) < 2 ** 30))
     if integral:
         if np.all(intercepts == 0) and stored.dtype in (np.int16, np.int32, np.uint8, np.int8):
             return stored
         lo = int(stored.min()) + int(intercepts.min())
         hi = int(stored.max()) + int(intercepts.max())
         dtype = np.int16 if (-32768 <= lo and hi <= 32767) else np.int32
+        if not (-2 ** 31 <= lo and hi < 2 ** 31):
+            return (stored.astype(np.float64) + intercepts.reshape((n,) + (1,) * (stored.ndim - 1))).astype(np.float32)
         if np.all(intercepts == 0) and stored.dtype == np.uint16 and dtype == np.int32 and hi <= 65535:
             return stored
-        out = stored.astype(dtype, copy=True)
+        if (dtype == np.int16 and stored.dtype in (np.int16, np.uint16) and int(stored.max()) <= 32767
+                and stored.flags.writeable and stored.flags.c_contiguous):
+            out = stored.view(np.int16)  # in place: the stored values are not needed afterwards
+        else:
+            out = stored.astype(dtype, copy=True)
         if np.any(intercepts != 0):
             if np.all(intercepts == intercepts[0]):
                 out += dtype(intercepts[0])

@@ -57,6 +57,14 @@ def _is_zip(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".zip" and zipfile.is_zipfile(path)
 
 
+class _Found(list):
+    """Discovered sources, with the symbolic links pointing out of the input (not followed)."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.refused: list[str] = []
+
+
 def discover(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Source]:
     """List candidate files (not yet checked to be DICOM) under ``source``.
 
@@ -71,20 +79,29 @@ def discover(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[So
         return out
     path = Path(source)
     if not path.exists():
+        if os.path.islink(path):
+            raise InputError("dangling symbolic link (no such file)", path)
         raise InputError("no such file or folder", path)
     if path.is_dir():
-        files = []
+        from medrecon.io.limits import is_inside, is_output_dir
+
+        files = _Found()
         for root, dirs, names in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            # hidden folders and folders medrecon wrote its outputs to are never read as input
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_output_dir(os.path.join(root, d)))
             for n in sorted(names):
                 if n.startswith(".") or n.upper() in _SKIP_NAMES:
                     continue
                 p = Path(root) / n
+                if os.path.islink(p) and os.path.exists(p) and not is_inside(p, path):
+                    # symbolic links are not followed out of the input folder
+                    files.refused.append(str(p))
+                    continue
                 if _is_zip(p):
                     files.extend(discover(p))
                 else:
                     files.append(Source(str(p)))
-        if not files:
+        if not files and not files.refused:
             raise InputError("folder is empty (no files found)", path)
         return files
     if _is_zip(path):
@@ -138,6 +155,8 @@ def read_dataset(src: Source, stop_before_pixels: bool = True) -> tuple[Dataset,
             head = fh.read(132)
             if head[:2] != _GZ_MAGIC:  # plain file: parse in place, one open per file
                 has_preamble = head[128:132] == b"DICM"
+                if not has_preamble and not _plausible_headerless(head):
+                    return None  # not DICOM: rejected from its first bytes, without a parse
                 fh.seek(0)
                 if stop_before_pixels and has_preamble and FAST_HEADERS:
                     from medrecon.io.dicom.fastparse import fast_read_header
@@ -174,6 +193,17 @@ def read_dataset(src: Source, stop_before_pixels: bool = True) -> tuple[Dataset,
     if not has_preamble and not _looks_like_image_dataset(ds):
         return _try_headerless(data, name, stop_before_pixels)
     return ds, None
+
+
+def _plausible_headerless(head: bytes) -> bool:
+    """Could a file without preamble starting with ``head`` be DICOM? Its first element (after
+    up to 3 stray bytes) must be in group 0x0002, 0x0008 (or 0x0000/0x0018/0x0020, either byte
+    order); anything else is rejected without parsing (10,000 text files in a folder)."""
+    for skip in range(0, 4):
+        g = head[skip:skip + 2]
+        if g in (b"\x08\x00", b"\x02\x00", b"\x00\x08", b"\x00\x02", b"\x00\x00", b"\x18\x00", b"\x20\x00"):
+            return True
+    return False
 
 
 def _try_headerless(data: bytes, name: str, stop_before_pixels: bool):
@@ -222,6 +252,15 @@ NOT_DICOM_SUFFIXES = (
 
 
 def read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
+    """Headers of one candidate file (any parser failure, ``BaseException`` subclasses from
+    compiled parsers included, becomes a one-line :class:`DicomError` naming the file)."""
+    from medrecon.io.limits import guard
+
+    with guard(src.name, "corrupt or truncated DICOM file"):
+        return _read_headers(src)
+
+
+def _read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
     """Headers of one candidate file. Returns ``(frames, status, info)`` with status 'image',
     'non-image' (a DICOM object that is not an image, identified by SOP Class UID; ``info`` is a
     :class:`~medrecon.io.dicom.sop_classes.NonImageObject`), 'unreadable' (cannot be opened:
@@ -246,7 +285,9 @@ def read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
         return [], "non-image", NonImageObject(src.name, kind, sop, get_str(ds, "Modality"),
                                                get_int(ds, "SeriesNumber"))
     size = os.path.getsize(src.path) if src.member is None else None
+    _check_claims(ds, src, offset, size)
     frames = headers_from_dataset(ds, src, offset, size)
+    _check_frames(ds, frames, src.name)
     if not frames and _expects_pixels(ds):
         raise DicomError("corrupt or truncated DICOM file: an image object without image attributes "
                          "(Rows/Columns) or pixel data", src.name)
@@ -257,6 +298,95 @@ def read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
                                                "DICOM without image", sop, get_str(ds, "Modality"),
                                                get_int(ds, "SeriesNumber"))
     return frames, "image", None
+
+
+def _check_claims(ds: Dataset, src: Source, offset: int | None, size: int | None) -> None:
+    """Check what the header claims (frames, rows, columns, bits) against the bytes present and
+    the limits before anything is allocated per frame (a NumberOfFrames of 10^6 on a 39 kB file)."""
+    from medrecon.io.limits import max_bytes, max_dim, max_frames
+
+    if "Rows" not in ds or "Columns" not in ds:
+        return
+    name = src.name
+    n = get_int(ds, "NumberOfFrames")
+    raw_n = ds.get("NumberOfFrames") if "NumberOfFrames" in ds else None
+    if raw_n is not None and n is None:
+        raise DicomError(f"NumberOfFrames is not a number ({str(raw_n.value)[:40]!r})", name)
+    n = 1 if n is None else n
+    rows, cols = get_int(ds, "Rows", 0) or 0, get_int(ds, "Columns", 0) or 0
+    ba = get_int(ds, "BitsAllocated", 16)
+    spp = get_int(ds, "SamplesPerPixel", 1)
+    if n < 1 or n > max_frames():
+        raise DicomError(f"NumberOfFrames {n} out of range (1..{max_frames()}, MEDRECON_MAX_FRAMES)", name)
+    if not (0 < rows <= max_dim() and 0 < cols <= max_dim()):
+        raise DicomError(f"Rows x Columns {rows} x {cols} out of range (1..{max_dim()}, MEDRECON_MAX_DIM)", name)
+    if ba not in (1, 8, 16, 32, 64):
+        raise DicomError(f"BitsAllocated {ba} is not 1, 8, 16, 32 or 64", name)
+    if spp not in (1, 3, 4):
+        raise DicomError(f"SamplesPerPixel {spp} is not 1 or 3", name)
+    need = n * rows * cols * spp * max(ba, 8) // 8
+    if need > max_bytes():
+        raise DicomError(f"{n} frame(s) of {rows} x {cols} would need {need} bytes, over the limit of "
+                         f"{max_bytes()} (MEDRECON_MAX_BYTES)", name)
+    if src.member is not None:
+        try:
+            with zipfile.ZipFile(src.path) as zf:
+                size = zf.getinfo(src.member).file_size
+        except (OSError, KeyError, zipfile.BadZipFile):
+            size = None
+    if size is None or (src.member is None and _is_gz(src.path)):
+        return
+    fm = getattr(ds, "file_meta", None)
+    ts = get_str(fm, "TransferSyntaxUID") if fm is not None else ""
+    from medrecon.io.dicom.headers import NATIVE_LE
+
+    if ts in NATIVE_LE or not ts:
+        have = size - (offset or 0)
+        if ba >= 8 and need > have * 1.0 + 16 and n > 1:
+            raise DicomError(f"NumberOfFrames {n} claims {need} bytes of pixel data; the file holds "
+                             f"{max(0, have)}", name)
+    elif n * 8 > size:  # every encapsulated frame needs at least one 8-byte item
+        raise DicomError(f"NumberOfFrames {n} cannot fit in a file of {size} bytes", name)
+
+
+def _is_gz(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == _GZ_MAGIC
+    except OSError:
+        return False
+
+
+def _check_frames(ds: Dataset, frames: list, name: str) -> None:
+    """Refuse geometry and rescale values that would propagate NaN/inf or a singular grid, and
+    a RescaleSlope of 0 (every voxel would be the intercept)."""
+    from medrecon.io.limits import check_finite, check_orientation
+    from medrecon.io.dicom.rawvalues import get_float
+
+    if not frames:
+        return
+    seen = set()
+    for f in frames:
+        key = (None if f.iop is None else tuple(f.iop), None if f.ipp is None else tuple(f.ipp), f.pixel_spacing,
+               f.slope, f.intercept, f.spacing_between)
+        if key in seen:
+            continue
+        seen.add(key)
+        check_orientation(f.iop, name)
+        check_finite(f.ipp, "ImagePositionPatient", name)
+        check_finite(f.pixel_spacing, "PixelSpacing", name, positive=True)
+        if f.spacing_between is not None:
+            check_finite(f.spacing_between, "SpacingBetweenSlices", name)
+        if f.slice_thickness is not None:
+            check_finite(f.slice_thickness, "SliceThickness", name)
+        check_finite([f.slope, f.intercept], "RescaleSlope/RescaleIntercept", name)
+        if len(seen) > 64:
+            break
+    if get_float(ds, "RescaleSlope") == 0:
+        raise DicomError("RescaleSlope is 0 (every voxel would equal the intercept): refused", name)
+    f0 = frames[0]
+    if f0.photometric.upper().startswith("PALETTE"):
+        f0.extra["palette"] = True
 
 
 def _expects_pixels(ds: Dataset) -> bool:
@@ -335,7 +465,8 @@ def scan(source, progress=None, workers: int | None = None) -> ScanResult:
     frames: list[FrameHeader] = []
     skipped: list[str] = []
     non_image: list[str] = []
-    objects: list = []
+    objects: list = [NonImageObject(p, "unreadable file", reason="symbolic link out of the input folder: not followed")
+                     for p in getattr(files, "refused", [])]
     cache = HeaderCache(HeaderCache.key_for(source))
     results = cache.read_all(files, lambda fs: list(_read_all(fs, progress, workers)))
     for src, (fr, status, info) in zip(files, results):

@@ -3,7 +3,6 @@ parsing (:mod:`.headers`), discovery (:mod:`.scan`) and decoding (:mod:`.pixels`
 without importing each other."""
 from __future__ import annotations
 
-import gzip
 import zipfile
 from dataclasses import dataclass
 
@@ -26,15 +25,24 @@ class Source:
         return f"{self.path}!{self.member}" if self.member else self.path
 
     def read_bytes(self) -> bytes:
+        from medrecon.io.limits import gunzip_limited, max_bytes, read_zip_member
+
         if self.member is not None:
-            with zipfile.ZipFile(self.path) as zf:
-                data = zf.read(self.member)
+            try:
+                with zipfile.ZipFile(self.path) as zf:
+                    data = read_zip_member(zf, self.member, self.name)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise DicomError(f"corrupt zip file ({exc})", self.name) from None
         else:
             with open(self.path, "rb") as fh:
-                data = fh.read()
+                if fh.read(2) == _GZ_MAGIC:  # gzip: decompressed in chunks, bounded (no bombs)
+                    fh.seek(0)
+                    return gunzip_limited(name=self.name, fh=fh)
+                fh.seek(0)
+                data = fh.read(max_bytes() + 1)
+                if len(data) > max_bytes():
+                    raise DicomError(f"file larger than the limit of {max_bytes()} bytes (MEDRECON_MAX_BYTES)",
+                                     self.name)
         if data[:2] == _GZ_MAGIC:
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as exc:
-                raise DicomError(f"gzip data is corrupt or truncated ({exc})", self.name) from exc
+            data = gunzip_limited(data, self.name)
         return data
