@@ -380,9 +380,10 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
 
     gpu_ids = parse_gpus(gpus) if any(_needs_gpu(i.settings) for i in todo) and scheduler is None else []
     n_cpu = max(1, int(workers) if workers else (os.cpu_count() or 1))
+    # Workers stay daemonic: the DICOM decoder then decodes in the worker itself (parallelism
+    # comes from the many workers) instead of each worker starting a pool of all cores.
     cfg = {"distributed.scheduler.allowed-failures": retries,
            "distributed.scheduler.worker-saturation": 1.0,
-           "distributed.worker.daemon": False,
            "distributed.admin.tick.limit": "60s"}
     running: dict[str, tuple[float, str]] = {}   # study id -> (start time, worker)
     tokens: dict[str, str] = {}
@@ -414,6 +415,11 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
         elif dashboard and not scheduler:
             emit(ProgressEvent("info", message="Dask dashboard off: it needs bokeh (pip install 'medrecon[cohort]')",
                                elapsed_s=time.perf_counter() - t_start))
+        if scheduler:
+            try:
+                client.wait_for_workers(1, timeout=120)
+            except (TimeoutError, OSError):
+                raise ConfigError("no Dask worker joined the scheduler within 120 s", scheduler) from None
         winfo = client.scheduler_info().get("workers", {})
         has_gpu = any("GPU" in (w.get("resources") or {}) for w in winfo.values())
         # Tag CPU tasks only when GPU workers exist (an untagged task could land on one). Tags
@@ -430,11 +436,15 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
                                            + (f", scheduler {client.scheduler.address}" if scheduler else ""),
                            elapsed_s=time.perf_counter() - t_start))
         client.subscribe_topic(tasks.EVENT_TOPIC, on_event)
-        with contextlib.suppress(Exception):  # imports once per worker, before any study's clock starts
+        try:  # imports once per worker, before any study's clock starts
             client.run(tasks.warm_up)
             if any(i.settings.get("bundle") for i in todo):
                 seg_workers = [a for a, w in winfo.items() if "GPU" in (w.get("resources") or {})] or None
                 client.run(tasks.warm_up, True, workers=seg_workers)
+        except ImportError as exc:  # an external worker without medrecon (or torch/MONAI)
+            raise ConfigError(f"a Dask worker cannot import what the pipeline needs: {exc}") from None
+        except Exception:  # noqa: BLE001 - a worker that died meanwhile: the studies will show it
+            pass
 
         futures: dict[Any, PlanItem] = {}
         chains: dict[str, list] = {}
