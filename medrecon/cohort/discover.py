@@ -11,6 +11,9 @@ Folder layouts (``layout=``):
     Every loadable series found anywhere under INPUT is one study (DICOM headers are read;
     id = ``<folder>_s<index>``), for dumps that mix studies in one tree.
 
+Folders holding medrecon's ``.medrecon-output`` marker (output folders, a cohort's OUTDIR
+included) are never studies.
+
 CSV manifest: a header row with ``study_id`` (or ``id``) and ``path`` columns; any further
 column named like a mesh setting (``preset``, ``threshold``, ``labels``, ``series``,
 ``structures`` (``;``-separated), ``formats``, ``smoothing``, ...) overrides the recipe for that
@@ -79,6 +82,11 @@ def _visible(entries: Iterable[os.DirEntry]) -> list[os.DirEntry]:
                   key=lambda e: e.name)
 
 
+def _is_output(folder: Path) -> bool:
+    """A folder medrecon wrote outputs into (it holds the ``.medrecon-output`` marker)."""
+    return (folder / ".medrecon-output").exists()
+
+
 def _study_input(folder: Path) -> str:
     """A sub-folder's input: its only volume file, else the folder itself."""
     with os.scandir(folder) as it:
@@ -127,7 +135,7 @@ def discover(input: str | os.PathLike, layout: str = "auto", exclude: Iterable[s
         for e in entries:
             p = src / e.name
             if e.is_dir():
-                if p.resolve() in skip:
+                if p.resolve() in skip or _is_output(p):
                     continue
                 studies.append(Study(safe_study_id(e.name), _study_input(p)))
             elif not e.is_dir() and _is_volume(p):
@@ -144,7 +152,7 @@ def _discover_series(src: Path, skip: set[Path]) -> list[Study]:
     out: list[Study] = []
     for root, dirs, files in os.walk(src):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_NAMES
-                         and (Path(root) / d).resolve() not in skip)
+                         and (Path(root) / d).resolve() not in skip and not _is_output(Path(root) / d))
         files = [f for f in files if not f.startswith(".")]
         if not files:
             continue

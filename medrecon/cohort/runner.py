@@ -326,6 +326,7 @@ def run(input: str | os.PathLike, outdir: str | os.PathLike, config: Any = None,
     version = medrecon.__version__
     result = CohortResult(out, counts, {}, items, manifest=mpath, run_id=run_id)
     with _locked(out), Manifest(mpath) as man:
+        (out / ".medrecon-output").touch(exist_ok=True)  # never read back as input (io.limits.OUTPUT_MARKER)
         _clean_leftovers(out)
         man.reset_running()
         man.start_run(run_id, version, {"config": base, "retries": retries, "timeout_s": timeout_s,

@@ -96,6 +96,9 @@ def test_cohort_discover_folder_layouts(tmp_path):
     (root / "loose.nrrd").write_bytes(b"n")
     (root / ".hidden").mkdir()
     (root / "out").mkdir()
+    (root / "old_out").mkdir()
+    (root / "old_out" / ".medrecon-output").touch()  # an earlier run's output folder
+    (root / "old_out" / "x.nii.gz").write_bytes(b"x")
     st = D.discover(root, exclude=[root / "out"])
     assert [(s.study_id, Path(s.path).name) for s in st] == [("loose", "loose.nrrd"), ("p1", "ct.nii.gz"),
                                                              ("p2_repeat", "p2 (repeat)")]
