@@ -214,3 +214,24 @@ def test_cohort_manifest_roundtrip(tmp_path):
     assert rows["a"]["status"] == "done" and rows["a"]["computed"] == 1 and rows["a"]["timings"] == {"compute_s": 1.5}
     assert rows["b"]["status"] == "pending" and rows["c"]["error"] == "bad file"
     assert np.isfinite(rows["a"]["timings"]["compute_s"])
+
+
+def test_cohort_mesh_cli_reads_a_recipe(tmp_path):
+    """`medrecon mesh --config`: the recipe's settings apply, options typed on the command line win."""
+    from medrecon.cli import main
+    from medrecon.io.writers import save_volume
+    from medrecon.phantoms import sphere_phantom
+
+    img = save_volume(sphere_phantom(radius=10, spacing=(2.0, 2.0, 2.0), supersample=2).volume, tmp_path / "ct.nii.gz")
+    out = tmp_path / "out"
+    try:
+        main(["mesh", str(img), "-o", str(out), "--config", "ct-bone-print", "--formats", "stl"])
+    except SystemExit as ex:  # success may return or exit 0
+        assert not ex.code
+    assert (out / "bone.stl").is_file() and not (out / "bone.3mf").exists()  # --formats beat the recipe's stl,3mf
+    assert not (out / "preview.png").exists()  # preview: false from the recipe
+    cfg = json.loads((out / "report.json").read_text())["config"]
+    assert cfg["reduction"] == 0.5 and cfg["largest"] is True and cfg["formats"] == ["stl"]
+    with pytest.raises(SystemExit) as ex:
+        main(["mesh", str(img), "-o", str(tmp_path / "o2"), "--config", str(tmp_path / "missing.yaml")])
+    assert ex.value.code == 2
