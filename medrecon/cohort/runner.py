@@ -191,8 +191,11 @@ def _local_cluster(n_cpu: int, gpus: list[int], memory_limit, dashboard: bool):
     quiet = logging.ERROR
     workers: dict[str, dict] = {}
     for i in range(n_cpu):
+        # CPU workers see no GPU: only the pinned GPU workers touch the devices (the mesher
+        # would otherwise pick CUDA for device "auto" in every CPU worker at once)
         workers[f"cpu-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "memory_limit": mem, "silence_logs": quiet,
-                                                         "resources": {"CPU": 1}, "host": "127.0.0.1"}}
+                                                         "resources": {"CPU": 1}, "host": "127.0.0.1",
+                                                         "env": {"CUDA_VISIBLE_DEVICES": ""}}}
     for g in gpus:
         workers[f"gpu-{g}"] = {"cls": Nanny, "options": {"nthreads": 1, "memory_limit": mem, "resources": {"GPU": 1},
                                                          "env": {"CUDA_VISIBLE_DEVICES": str(g)},

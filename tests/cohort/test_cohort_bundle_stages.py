@@ -72,6 +72,7 @@ def test_cohort_bundle_recipe_split_stages(small_cohort, tmp_path, good_syntheti
         loads.append(t["model_loaded"])
         st = marker["stages"]
         assert st["load"]["worker"] == st["mesh"]["worker"] == "cpu-0"
+        assert st["load"]["cuda_visible_devices"] == ""  # CPU workers never see a GPU
         if gpus == "0":
             assert st["segment"] == {"worker": "gpu-0", "cuda_visible_devices": "0"}
         else:
