@@ -105,6 +105,7 @@ def _summary(report: dict) -> list[dict]:
 def _warnings(report: dict) -> list[str]:
     w = list(report.get("input", {}).get("warnings", []) or [])
     w += list(report.get("segmentation", {}).get("warnings", []) or [])
+    w += [x for x in ((report.get("print") or {}).get("warnings") or []) if x not in w]  # printability checks
     absent = report.get("segmentation", {}).get("absent_structures") or []
     if absent:
         w.append(f"absent structures: {', '.join(absent[:10])}")
