@@ -25,6 +25,7 @@ so a recipe that loads here is a recipe ``medrecon mesh`` accepts.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -257,12 +258,21 @@ def _path_stamp(value: str) -> Any:
     return {"name": p.name, "stat": stat_fingerprint([p])}
 
 
+@functools.lru_cache(maxsize=64)
+def _builtin_preset_hash(name: str) -> str | None:
+    from medrecon.segment.presets import PRESET_DIR
+
+    p = PRESET_DIR / f"{name}.yaml"
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:16] if p.is_file() else None
+
+
 def settings_hash(settings: Mapping[str, Any]) -> str:
     """SHA-256 (hex, 16 chars) of the settings that decide a study's outputs.
 
     ``input`` and ``labels`` are left out (they are part of the input fingerprint); files named
-    by ``label_table``, ``bundle`` or a preset file enter by their size and mtime, so editing a
-    preset or replacing model weights invalidates finished studies.
+    by ``label_table``, ``bundle`` or a preset file enter by their size and mtime, a built-in
+    preset by the content of its packaged YAML, so editing a preset or replacing model weights
+    invalidates finished studies.
     """
     from medrecon.pipeline import MeshConfig
 
@@ -274,6 +284,8 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
     for f in ("label_table", "bundle", "preset"):
         if isinstance(d.get(f), str) and _looks_like_file(f, d[f]):
             d[f] = _path_stamp(d[f])
+    if isinstance(d.get("preset"), str):  # a built-in preset by name: its file's content counts
+        d["preset"] = {"name": d["preset"], "sha256": _builtin_preset_hash(d["preset"])}
     blob = json.dumps(d, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
