@@ -12,7 +12,8 @@ changed is read again, a file that disappeared is dropped. Two layers:
   descriptions, UIDs used for grouping), so it stays in the user's own cache folder and is never
   an output. ``MEDRECON_NO_CACHE=1`` turns both layers off; deleting the folder is always safe.
 
-A cache file is only trusted when its format version and the medrecon version match.
+A cache file is only trusted when its format version, the medrecon version and the header-reading
+code (a hash of its source files) all match.
 """
 from __future__ import annotations
 
@@ -54,10 +55,25 @@ def _stat_key(src) -> tuple | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino, src.member or "")
 
 
-def _version() -> str:
-    from medrecon.version import __version__
+_CODE_HASH: list[str] = []
 
-    return str(__version__)
+
+def _version() -> str:
+    """medrecon's version plus a hash of the header-reading code: a cache written by other code
+    (an upgrade, a development checkout) is never trusted."""
+    if not _CODE_HASH:
+        from medrecon.version import __version__
+
+        h = hashlib.sha1(str(__version__).encode())
+        here = Path(__file__).resolve().parent
+        for name in ("scan.py", "headers.py", "fastparse.py", "rawvalues.py", "vendor.py", "sop_classes.py",
+                     "source.py", "cache.py"):
+            try:
+                h.update((here / name).read_bytes())
+            except OSError:
+                h.update(name.encode())
+        _CODE_HASH.append(h.hexdigest()[:16])
+    return _CODE_HASH[0]
 
 
 class HeaderCache:

@@ -296,8 +296,10 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
             s.mosaic = (n_tiles, A)
             s.warnings.append(f"UIH grid: {n_tiles} slices taken from the tiles (0065,1050)")
     elif f0.mosaic:
-        s.warnings.append("Siemens mosaic image without a readable CSA header: tiles are not "
-                          "de-mosaiced (loaded as one 2D image)")
+        # a mosaic loaded as one 2D image would be a grid that is not the patient's: refuse
+        s.is_volume = False
+        s.reason = ("mosaic image (ImageType MOSAIC) without a readable Siemens CSA header: the number "
+                    "of slices and their geometry cannot be derived")
     if f0.ipp is None or f0.iop is None or f0.pixel_spacing is None or any(f.ipp is None for f in s.frames):
         s.has_geometry = False
         order = sorted(range(len(s.frames)), key=lambda i: (s.frames[i].instance or 0, s.frames[i].frame or 0))

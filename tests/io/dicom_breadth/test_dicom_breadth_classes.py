@@ -192,3 +192,18 @@ def test_header_cache_info_then_convert_reads_headers_once(tmp_path, monkeypatch
     os.utime(files[0], ns=(1, 1))
     _, res3 = scan_series(tmp_path / "s")
     assert res3.cache_hits == 5
+
+
+def test_mosaic_without_csa_header_refused(tmp_path):
+    """A Siemens mosaic whose CSA header is gone (anonymisers strip private tags): refused, never
+    loaded as one 2D image of tiles."""
+    src = shared_path("dicom_12bit_stored_dcm_qa_12bit", "dicom", "12bitUnsigned.dcm")
+    ds = pydicom.dcmread(src)
+    for tag in [t for t in ds.keys() if t.group == 0x0029]:
+        del ds[tag]
+    save(ds, tmp_path / "mosaic_no_csa.dcm")
+    rows = describe_series(tmp_path)
+    assert not rows[0]["is_volume"] and "CSA" in rows[0]["reason"]
+    assert _cli(["convert", str(tmp_path), "-o", str(tmp_path / "x.nii.gz")]) == 2
+    ok = load(src)  # with its CSA header: 35 slices of 64x64
+    assert ok.shape == (64, 64, 35)
