@@ -4,8 +4,7 @@ Each ROI (StructureSetROISequence) becomes one label value (1, 2, ... in ROINumb
 by ROIName and coloured by ROIDisplayColor. Its CLOSED_PLANAR contours (ContourData, LPS mm) are
 mapped to the reference volume's index space with the inverse affine; a contour must lie in
 one slice plane of the grid (within ``PLANE_TOL`` of a slice, in slices). Inside it, every voxel
-whose **centre** falls inside the polygon is set (``skimage.draw.polygon``, the rule planning
-systems use); several contours of one ROI on the same slice are combined with an even-odd rule,
+whose **centre** falls inside the polygon is set (scanline fill, the rule planning systems use); several contours of one ROI on the same slice are combined with an even-odd rule,
 so a contour inside another makes a hole. POINT and OPEN contours are skipped with a warning.
 
 Where ROIs overlap, the later ROI (higher label) wins, with a warning.
@@ -21,10 +20,39 @@ from medrecon.errors import DicomError, InputError
 from medrecon.labelmap import LabelInfo, color_for
 from medrecon.volume import Volume
 
-__all__ = ["read_rtstruct", "rasterise_contours", "PLANE_TOL"]
+__all__ = ["read_rtstruct", "rasterise_contours", "fill_polygon", "PLANE_TOL"]
 
 #: A contour must lie within this many slices of a slice plane of the reference grid.
 PLANE_TOL = 0.25
+
+
+def fill_polygon(x: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean mask of the pixels whose centre ``(i, j)`` lies inside the closed polygon with
+    vertices ``(x[k], y[k])`` (x along axis 0, y along axis 1; even-odd rule, scanline)."""
+    out = np.zeros(shape, dtype=bool)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x0, y0 = x, y
+    x1, y1 = np.roll(x, -1), np.roll(y, -1)
+    lo = max(int(np.ceil(y.min())), 0)
+    hi = min(int(np.floor(y.max())), shape[1] - 1)
+    if hi < lo:
+        return out
+    js = np.arange(lo, hi + 1, dtype=np.float64)
+    # edges crossing each scanline y = j (half-open: each vertex counted once)
+    cross = ((y0[None, :] <= js[:, None]) & (y1[None, :] > js[:, None])) | \
+            ((y1[None, :] <= js[:, None]) & (y0[None, :] > js[:, None]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (js[:, None] - y0[None, :]) / (y1 - y0)[None, :]
+    xs = np.where(cross, x0[None, :] + t * (x1 - x0)[None, :], np.nan)
+    for r, j in enumerate(range(lo, hi + 1)):
+        xi = np.sort(xs[r][np.isfinite(xs[r])])
+        for a, b in zip(xi[0::2], xi[1::2]):
+            i0 = max(int(np.floor(a)) + 1, 0)
+            i1 = min(int(np.ceil(b)) - 1, shape[0] - 1)
+            if i1 >= i0:
+                out[i0:i1 + 1, j] = True
+    return out
 
 
 def rasterise_contours(contours: list[np.ndarray], shape: tuple[int, int, int], affine: np.ndarray,
@@ -33,8 +61,6 @@ def rasterise_contours(contours: list[np.ndarray], shape: tuple[int, int, int], 
 
     Returns ``(mask, warnings)``. Contours on the same slice are combined with XOR (holes).
     """
-    from skimage.draw import polygon
-
     inv = np.linalg.inv(np.asarray(affine, dtype=np.float64))
     mask = np.zeros(shape, dtype=bool)
     warnings: list[str] = []
@@ -52,10 +78,7 @@ def rasterise_contours(contours: list[np.ndarray], shape: tuple[int, int, int], 
         if not 0 <= k0 < shape[2]:
             outside += 1
             continue
-        rr, cc = polygon(ijk[:, 0], ijk[:, 1], shape=shape[:2])
-        plane = np.zeros(shape[:2], dtype=bool)
-        plane[rr, cc] = True
-        mask[:, :, int(k0)] ^= plane
+        mask[:, :, int(k0)] ^= fill_polygon(ijk[:, 0], ijk[:, 1], shape[:2])
     if off_plane:
         warnings.append(f"{off_plane} contour(s) not in a slice plane of the image grid were skipped")
     if outside:

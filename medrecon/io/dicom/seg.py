@@ -30,24 +30,19 @@ __all__ = ["read_dicom_seg", "write_dicom_seg", "cielab_to_rgb", "rgb_to_cielab"
 
 
 def cielab_to_rgb(lab16: Sequence[int]) -> tuple[float, float, float]:
-    """DICOM CIELab (L*, a*, b* scaled to 0..65535) -> sRGB in 0..1."""
-    from skimage.color import lab2rgb
+    """DICOM CIELab (L*, a*, b* scaled to 0..65535) -> sRGB in 0..1 (highdicom's conversion)."""
+    from highdicom.color import CIELabColor
 
-    L = float(lab16[0]) / 65535.0 * 100.0
-    a = float(lab16[1]) / 65535.0 * 255.0 - 128.0
-    b = float(lab16[2]) / 65535.0 * 255.0 - 128.0
-    rgb = lab2rgb(np.array([[[L, a, b]]], dtype=np.float64))[0, 0]
-    return tuple(float(np.clip(c, 0.0, 1.0)) for c in rgb)  # type: ignore[return-value]
+    rgb = CIELabColor.from_dicom_value(tuple(int(v) for v in lab16)).to_rgb()
+    return tuple(float(c) / 255.0 for c in rgb)  # type: ignore[return-value]
 
 
 def rgb_to_cielab(rgb: Sequence[float]) -> tuple[int, int, int]:
-    """sRGB in 0..1 -> DICOM CIELab (0..65535)."""
-    from skimage.color import rgb2lab
+    """sRGB in 0..1 -> DICOM CIELab (0..65535) (highdicom's conversion)."""
+    from highdicom.color import CIELabColor
 
-    L, a, b = rgb2lab(np.array([[list(rgb)[:3]]], dtype=np.float64))[0, 0]
-    return (int(round(np.clip(L / 100.0, 0, 1) * 65535)),
-            int(round(np.clip((a + 128.0) / 255.0, 0, 1) * 65535)),
-            int(round(np.clip((b + 128.0) / 255.0, 0, 1) * 65535)))
+    r, g, b = (int(round(float(np.clip(c, 0.0, 1.0)) * 255)) for c in list(rgb)[:3])
+    return tuple(int(v) for v in CIELabColor.from_rgb(r, g, b).value)  # type: ignore[return-value]
 
 
 def _hd_volume_to_ours(arr: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
