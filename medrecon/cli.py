@@ -315,10 +315,25 @@ def photo(
                   "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
 
 
+@app.command()
+def anonymize(
+    input: Path = typer.Argument(..., help="DICOM folder, zip or file."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder for the de-identified copy."),
+) -> None:
+    """Write a de-identified copy of a DICOM series (DICOM basic confidentiality profile, consistent new UIDs)."""
+    from medrecon.io.dicom.anonymize import anonymize_series
+
+    res = anonymize_series(str(input), outdir)
+    console.print(f"wrote {len(res.files)} de-identified file(s) to {_terminal_safe(outdir)}"
+                  + (f" ({len(res.skipped)} non-DICOM file(s) skipped)" if res.skipped else ""),
+                  soft_wrap=True, highlight=False)
+
+
 #: Top-level packages of the optional extras: a missing one names the extra to install.
 _EXTRAS = {"torch": "ai", "monai": "ai", "slicerio": "slicer", "dask": "cohort", "distributed": "cohort",
            "bokeh": "cohort", "cv2": "photo", "skimage": "photo", "pyamg": "photo", "onnxruntime": "photo",
-           "onnx": "photo", "onnxscript": "photo", "transformers": "photo"}
+           "onnx": "photo", "onnxscript": "photo", "transformers": "photo",
+           "dicomanonymizer": "reliability"}
 
 
 def _terminal_safe(text: object) -> str:
@@ -349,6 +364,28 @@ def _missing_extra(exc: BaseException) -> Optional[tuple[str, str]]:
     return None
 
 
+def _safe_warnings() -> None:
+    """Library warnings and log records (which may quote file names) reach the terminal as one
+    escaped line each, never raw control characters."""
+    import logging
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        err_console.print(f"[yellow]warning:[/] {_terminal_safe(message)}", soft_wrap=True, highlight=False)
+
+    warnings.showwarning = show
+
+    class _Safe(logging.Handler):
+        def emit(self, record):
+            try:
+                err_console.print(f"[yellow]{record.levelname.lower()}:[/] {_terminal_safe(record.getMessage())}",
+                                  soft_wrap=True, highlight=False)
+            except Exception:  # noqa: BLE001 - logging must never fail the command
+                pass
+
+    logging.lastResort = _Safe(logging.WARNING)
+
+
 def _fail(prefix: str, message: str) -> None:
     err_console.print(f"[red]{prefix}:[/] {message}", soft_wrap=True, highlight=False)
     sys.exit(2)
@@ -366,6 +403,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     command line; it shows tracebacks.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    _safe_warnings()
     debug = "--debug" in args
     if debug:  # accepted anywhere, handed to the root callback once
         args = ["--debug"] + [a for a in args if a != "--debug"]

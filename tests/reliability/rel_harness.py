@@ -247,8 +247,8 @@ def mutate(data: bytes, kind: str, rnd: random.Random, name: str = "x.dcm") -> t
 
             tag = tag_for_keyword(key)
             vr = dictionary_VR(tag)
-            if isinstance(val, str) and vr in ("US", "SS", "UL"):
-                vr = "IS"  # text where a number belongs
+            if isinstance(val, str) and vr in ("US", "SS", "UL", "DS", "IS"):
+                vr = "LO"  # text where a number belongs, written whatever it says
             ds.add_new(tag, vr, val)
             out = io.BytesIO()
             ds.save_as(out, enforce_file_format=False)

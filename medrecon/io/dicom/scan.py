@@ -309,9 +309,15 @@ def _check_claims(ds: Dataset, src: Source, offset: int | None, size: int | None
         return
     name = src.name
     n = get_int(ds, "NumberOfFrames")
-    raw_n = ds.get("NumberOfFrames") if "NumberOfFrames" in ds else None
-    if raw_n is not None and n is None:
-        raise DicomError(f"NumberOfFrames is not a number ({str(raw_n.value)[:40]!r})", name)
+    if n is None and "NumberOfFrames" in ds:
+        from medrecon.io.dicom.rawvalues import raw_get
+
+        try:
+            txt = str(raw_get(ds, "NumberOfFrames", "") or "")
+        except Exception:  # noqa: BLE001 - unreadable is as bad as not a number
+            txt = "?"
+        if txt.strip():
+            raise DicomError(f"NumberOfFrames is not a number ({txt[:40]!r})", name)
     n = 1 if n is None else n
     rows, cols = get_int(ds, "Rows", 0) or 0, get_int(ds, "Columns", 0) or 0
     ba = get_int(ds, "BitsAllocated", 16)
