@@ -69,7 +69,10 @@ def _resize(rgb: np.ndarray, max_size: int | None) -> tuple[np.ndarray, float]:
 def _write_png(path: Path, rgb: np.ndarray) -> None:
     import PIL.Image
 
-    PIL.Image.fromarray(rgb).save(path)
+    from medrecon.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:  # every writer goes through the atomic helper
+        PIL.Image.fromarray(rgb).save(tmp)
 
 
 def ingest_photos(folder: str | Path, out_dir: str | Path, *, max_images: int | None = None,
@@ -220,8 +223,10 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 24) -> Pa
     """Encode RGB frames as H.264 MP4 with PyAV (used by tests and the example)."""
     import av
 
+    from medrecon.io.atomic import atomic_path
+
     path = Path(path)
-    with av.open(str(path), "w") as c:
+    with atomic_path(path) as tmp, av.open(str(tmp), "w") as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height = frames[0].shape[1], frames[0].shape[0]
         s.pix_fmt = "yuv420p"

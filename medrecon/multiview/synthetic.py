@@ -234,6 +234,8 @@ def write_photo_set(folder, n: int = 20, width: int = 320, height: int = 240, su
 
     import PIL.Image
 
+    from medrecon.io.atomic import atomic_path
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cams = orbit_cameras(n, width, height)
@@ -241,7 +243,8 @@ def write_photo_set(folder, n: int = 20, width: int = 320, height: int = 240, su
     out = []
     for c, name in zip(cams, names):
         rgb, m, z = render(c, supersample)
-        PIL.Image.fromarray(rgb).save(folder / name)
+        with atomic_path(folder / name) as tmp:
+            PIL.Image.fromarray(rgb).save(tmp)
         out.append((rgb, m, z))
     return truth_cameras(cams, names), out
 
