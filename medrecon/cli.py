@@ -121,6 +121,9 @@ def mesh(
     slicer: bool = typer.Option(False, "--slicer", help="Also write a 3D Slicer scene (.mrml) with volume, segmentation and models."),
     no_preview: bool = typer.Option(False, "--no-preview", help="Skip PNG previews and the HTML viewer."),
     config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (e.g. configs/ct-bone-print.yaml); options given on the command line override it."),
+    subvoxel: bool = typer.Option(True, "--subvoxel/--binary-surface", help="Presets/thresholds: surface on the image's partial-volume iso-surface (default) or on the binary mask, as Slicer does."),
+    exclude: Optional[str] = typer.Option(None, "--exclude", help="Comma list of presets taken out of this structure (e.g. ct-teeth out of ct-bone)."),
+    obj_axes: str = typer.Option("LPS", "--obj-axes", help="OBJ axes: LPS (3D Slicer) or YUP (Blender and other Y-up tools)."),
 ) -> None:
     """Segment (preset, threshold, label map or MONAI bundle) and write one mesh per structure."""
     from medrecon.pipeline import MeshConfig, run_mesh
@@ -139,7 +142,8 @@ def mesh(
         formats=[f.strip().lower() for f in formats.split(",") if f.strip()],
         smoothing=smoothing, reduction=reduction, space=space.upper(),
         min_component_mm3=min_component_mm3, largest=largest, joint=joint,
-        keep_volume=keep_volume, series=series, slicer=slicer, preview=not no_preview,
+        keep_volume=keep_volume, series=series, slicer=slicer, preview=not no_preview, subvoxel=subvoxel,
+        exclude=[e.strip() for e in exclude.split(",") if e.strip()] if exclude else None, obj_axes=obj_axes,
     )
     from medrecon.cli_display import StageProgress, print_warnings
 
@@ -315,6 +319,55 @@ def photo(
                   "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
 
 
+
+@app.command()
+def multiview(
+    input: Path = typer.Argument(..., help="Folder of photos (PNG, JPEG, TIFF) or a video file (.mp4, .mov...)."),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
+    cameras: Optional[Path] = typer.Option(None, "--cameras", help="Known cameras: COLMAP text model folder (cameras.txt, images.txt)."),
+    method: str = typer.Option("stereo", "--method", help="stereo (plane-sweep MVS + TSDF) or neural (not available yet)."),
+    scale_points: Optional[str] = typer.Option(None, "--scale-points", help="IMAGE:x1,y1:x2,y2:MM - two pixels of one photo and their real distance."),
+    aruco_mm: Optional[float] = typer.Option(None, "--aruco-mm", help="Side of the ArUco markers in the photos, mm (gives the scale)."),
+    masks: str = typer.Option("auto", "--masks", help="auto (uniform backdrop), none, or a folder of masks named like the photos."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (dense stage)."),
+    max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most N photos / keyframes."),
+    faces: int = typer.Option(30_000, "--faces", help="Target triangle count."),
+    keep_all: bool = typer.Option(False, "--keep-all", help="Keep every surface piece (no ground/floater removal)."),
+    sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="PEM private key for C2PA signing."),
+    sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="PEM certificate chain for C2PA signing."),
+) -> None:
+    """Many photos or a video of an object to a measured, textured model (GLB, USDZ, OBJ, PLY, STL, cameras, viewer)."""
+    from medrecon.cli_display import StageProgress
+    from medrecon.multiview.pipeline import MultiviewOptions, reconstruct_multiview
+
+    def viewer(mesh, path):
+        from medrecon.texture import sample_texture, to_surface_model
+        from medrecon.viz.html import write_viewer
+
+        return write_viewer([to_surface_model(mesh)], path, title="medrecon multi-view model",
+                            vertex_colors=[sample_texture(mesh)])
+
+    def previews(mesh, path):
+        from medrecon.texture import to_surface_model
+        from medrecon.viz.preview import render_previews
+
+        return render_previews([to_surface_model(mesh)], path, size_mm_bar=mesh.extras.get("units") == "mm",
+                               title="medrecon multi-view model")
+
+    opts = MultiviewOptions(method=method.strip().lower(), device=device, max_images=max_images, faces=faces,
+                            masks=None if masks.strip().lower() == "none" else masks, scale_points=scale_points,
+                            aruco_mm=aruco_mm, keep_all=keep_all)
+    with StageProgress(console, transient=True) as bar:
+        res = reconstruct_multiview(input, outdir, cameras_dir=cameras, options=opts, progress=bar, viewer=viewer,
+                                    previews=previews, sign_key=sign_key, sign_cert=sign_cert)
+    r = res.report
+    err = r["reprojection_error_px"]
+    console.print(f"  cameras {r['cameras_registered']}/{r['cameras_total']} ({r['camera_source']})"
+                  + (f", reprojection error {err:.2f} px" if err is not None else "")
+                  + f"; {r['mesh']['faces']} triangles; units: {r['scale']['units']} ({r['scale']['source']})",
+                  soft_wrap=True, highlight=False)
+    console.print(f"[green]done[/]: {len(res.files)} files in {outdir}", soft_wrap=True, highlight=False)
+
 @app.command()
 def anonymize(
     input: Path = typer.Argument(..., help="DICOM folder, zip or file."),
@@ -333,6 +386,7 @@ def anonymize(
 _EXTRAS = {"torch": "ai", "monai": "ai", "slicerio": "slicer", "dask": "cohort", "distributed": "cohort",
            "bokeh": "cohort", "cv2": "photo", "skimage": "photo", "pyamg": "photo", "onnxruntime": "photo",
            "onnx": "photo", "onnxscript": "photo", "transformers": "photo",
+           "pycolmap": "multiview", "av": "multiview", "xatlas": "multiview", "pxr": "multiview", "c2pa": "multiview",
            "dicomanonymizer": "reliability"}
 
 

@@ -31,7 +31,15 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndar
     """
     import xatlas
 
-    vmap, idx, uv = xatlas.parametrize(np.asarray(vertices, np.float32), np.asarray(faces, np.uint32))
+    atlas = xatlas.Atlas()
+    atlas.add_mesh(np.asarray(vertices, np.float32), np.asarray(faces, np.uint32))
+    co = xatlas.ChartOptions()
+    co.max_iterations = 1  # one chart-growing pass: several times faster on noisy scanned meshes
+    po = xatlas.PackOptions()
+    po.padding = 2
+    po.create_image = False
+    atlas.generate(co, po)
+    vmap, idx, uv = atlas[0]
     return np.asarray(vertices)[vmap], idx.astype(np.int64), uv.astype(np.float64), vmap.astype(np.int64)
 
 

@@ -236,6 +236,17 @@ def run_sfm(image_dir: str | Path, work_dir: str | Path, *, matcher: str = "exha
     db = work_dir / "database.db"
     timings = timings if timings is not None else {}
     prog = progress or (lambda *a: None)
+    old_level = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = 2  # COLMAP's INFO/WARNING lines would flood the terminal
+    try:
+        return _run_sfm(pycolmap, image_dir, work_dir, names, db, matcher, mapper, focal_px, max_features,
+                        num_threads, sequential_overlap, min_registered, prog, timings)
+    finally:
+        pycolmap.logging.minloglevel = old_level
+
+
+def _run_sfm(pycolmap, image_dir, work_dir, names, db, matcher, mapper, focal_px, max_features, num_threads,
+             sequential_overlap, min_registered, prog, timings):
 
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "SIMPLE_RADIAL"

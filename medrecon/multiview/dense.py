@@ -255,6 +255,7 @@ class TSDF:
     weight: np.ndarray  # (X, Y, Z)
     origin: np.ndarray  # world position of voxel (0, 0, 0) centre
     voxel: float  # voxel size, world units
+    depth_weight: np.ndarray | None = None  # (X, Y, Z) weight from depth maps only (no silhouettes)
 
 
 def tsdf_fuse(depths: np.ndarray, cams: CameraSet, bbox: np.ndarray, *, voxel: float | None = None,
@@ -281,6 +282,7 @@ def tsdf_fuse(depths: np.ndarray, cams: CameraSet, bbox: np.ndarray, *, voxel: f
     del X, Y, Z
     num = torch.zeros(P.shape[1], device=dev)
     wsum = torch.zeros(P.shape[1], device=dev)
+    wdepth = torch.zeros(P.shape[1], device=dev)
     N, H, W = depths.shape
     for i in range(N):
         R = torch.as_tensor(cams.R[i], dtype=torch.float32, device=dev)
@@ -300,6 +302,7 @@ def tsdf_fuse(depths: np.ndarray, cams: CameraSet, bbox: np.ndarray, *, voxel: f
             w = w * torch.as_tensor(weights[i], device=dev).reshape(-1)[flat]
         num += (sdf / trunc).clamp(-1, 1) * w
         wsum += w
+        wdepth += w
         if masks is not None:
             m = torch.as_tensor(masks[i], device=dev).reshape(-1)
             out = (inimg & ~m[flat]).float() * silhouette_weight
@@ -309,7 +312,8 @@ def tsdf_fuse(depths: np.ndarray, cams: CameraSet, bbox: np.ndarray, *, voxel: f
             progress("fusion", i + 1, N)
     tsdf = num / wsum.clamp_min(1e-9)
     shape = tuple(int(x) for x in dims)
-    return TSDF(tsdf.reshape(shape).cpu().numpy(), wsum.reshape(shape).cpu().numpy(), lo, voxel)
+    return TSDF(tsdf.reshape(shape).cpu().numpy(), wsum.reshape(shape).cpu().numpy(), lo, voxel,
+                wdepth.reshape(shape).cpu().numpy())
 
 
 def visual_hull_bbox(cams: CameraSet, masks: Sequence[np.ndarray], start_bbox: np.ndarray, resolution: int = 64,
@@ -362,14 +366,18 @@ def points_bbox(points: np.ndarray, pad: float = 0.1, q: float = 2.0) -> np.ndar
     return np.stack([a - pad * ext, b + pad * ext])
 
 
-def extract_mesh(vol: TSDF, min_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Marching cubes (scikit-image) of the zero level on voxels with weight >= ``min_weight``.
+def extract_mesh(vol: TSDF, min_weight: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes (scikit-image) of the zero level next to voxels with depth weight >= ``min_weight``.
 
     Returns vertices (V, 3) world units and faces (F, 3) int, outward (towards positive TSDF) winding.
     """
     from skimage import measure
 
-    mask = vol.weight >= min_weight
+    # only where depth maps saw the surface: silhouettes alone (the visual hull) would close
+    # the unseen parts (the underside) with a surface that can be far from the real one
+    # (and silhouette-only voxels deep inside would meet the truncation band in a false inner surface)
+    w = vol.depth_weight if vol.depth_weight is not None else vol.weight
+    mask = w >= min_weight
     if not mask.any() or vol.tsdf[mask].min() > 0 or vol.tsdf[mask].max() < 0:
         return np.zeros((0, 3)), np.zeros((0, 3), int)
     t = np.where(mask, vol.tsdf, 1.0)

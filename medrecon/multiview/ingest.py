@@ -198,7 +198,7 @@ def ingest(path: str | Path, out_dir: str | Path, **kw) -> Ingested:
     raise InputError("expected a folder of photos or a video file (.mp4, .mov, ...)", path)
 
 
-def auto_mask(rgb: np.ndarray, thresh: float = 18.0) -> np.ndarray:
+def auto_mask(rgb: np.ndarray, thresh: float = 10.0) -> np.ndarray:
     """Object mask: pixels that differ from the median border colour (dark/uniform backdrop).
 
     Holes are filled and only components touching the largest one are kept.

@@ -33,7 +33,9 @@ class MultiviewOptions:
     device: str = "auto"
     max_images: int | None = None
     max_size: int = 1600
-    faces: int = 60000
+    faces: int = 30000
+    smooth_iterations: int = 10
+    n_src: int = 4
     masks: str | None = "auto"  # "auto", a folder, or None
     scale_points: str | None = None  # "IMAGE:x1,y1:x2,y2:MM"
     aruco_mm: float | None = None  # side of the ArUco markers in mm
@@ -185,6 +187,17 @@ def clean_mesh(v: np.ndarray, f: np.ndarray, up: np.ndarray | None = None, keep_
                     m = trimesh.util.concatenate([p for p in parts if len(p.faces) >= min_fraction * big])
                 info["ground_removed"] = True
     return np.asarray(m.vertices), np.asarray(m.faces), info
+
+
+def smooth(v: np.ndarray, f: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Taubin smoothing (no shrinkage) of the marching-cubes staircase and depth noise."""
+    if iterations <= 0 or len(f) == 0:
+        return v, f
+    import trimesh
+
+    m = trimesh.Trimesh(v, f, process=True)
+    trimesh.smoothing.filter_taubin(m, lamb=0.5, nu=-0.53, iterations=iterations)
+    return np.asarray(m.vertices), np.asarray(m.faces)
 
 
 def decimate(v: np.ndarray, f: np.ndarray, faces: int) -> tuple[np.ndarray, np.ndarray]:
@@ -371,10 +384,11 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     dev = D.resolve_device(opts.device)
     if opts.method == "neural":
         raise MedreconError("--method neural is not available in this version (see docs/multiview.md)")
-    res = D.depth_maps(d_images, d_cams, bbox, masks=d_masks, planes=opts.planes, device=dev, progress=progress)
+    res = D.depth_maps(d_images, d_cams, bbox, masks=d_masks, planes=opts.planes, n_src=opts.n_src, device=dev,
+                       progress=progress)
     T["depth_maps_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fd = D.filter_depths(res, d_cams, device=dev)
+    fd = D.filter_depths(res, d_cams, n_src=opts.n_src, device=dev)
     carve = None
     if d_masks is not None:
         import cv2
@@ -388,6 +402,7 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
         raise MedreconError("dense reconstruction produced no surface (too little texture, or wrong cameras?)", input_path)
     up = up_vector(cams)
     v, f, clean_info = clean_mesh(v, f, up=up, keep_all=opts.keep_all)
+    v, f = smooth(v, f, opts.smooth_iterations)
     v, f = decimate(v, f, opts.faces)
     T["fusion_mesh_s"] = time.perf_counter() - t0
 

@@ -32,7 +32,7 @@ def albedo(p: np.ndarray) -> np.ndarray:
     """Albedo (linear RGB in 0..1) of the solid texture at points ``p`` (N, 3)."""
     s = np.sin(p @ _FREQ.T + _PHASE)  # (N, 40)
     c = (s @ _AMP) / np.sqrt(len(_PHASE))
-    return 0.5 + 0.42 * np.tanh(2.5 * c)
+    return 0.52 + 0.38 * np.tanh(2.5 * c)
 
 
 def shading(n: np.ndarray) -> np.ndarray:
