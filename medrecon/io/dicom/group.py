@@ -234,18 +234,23 @@ def _split_pepolar(s: DicomSeries, n_orientations: int) -> list[DicomSeries]:
     ud = s.frames[0].extra.get("pepolar")
     if ud is None or not s.slices or not s.has_geometry:
         return [s]
-    per = max(len(p) for p in s.slices)
-    rev = [pepolar_reversed(int(ud), v + 1) for v in range(per)]
+    # the volume number: TemporalPositionIdentifier (1-based) as dcm2niix reads it, else the
+    # frame's rank among the frames at its position
+    def volume_number(i: int, rank: int) -> int:
+        t = s.frames[i].temporal
+        return int(t) if t is not None else rank + 1
+
+    flags = {i: pepolar_reversed(int(ud), volume_number(i, rank)) for pos in s.slices for rank, i in enumerate(pos)}
     note = "GE epi_pepolar: reversed phase-encoding volumes, mirrored back along the phase-encoding axis"
-    if not any(rev):
+    if not any(flags.values()):
         return [s]
-    if all(rev):
+    if all(flags.values()):
         s.pepolar_reversed = True
         s.warnings.append(note)
         return [s]
     parts = []
     for reversed_ in (False, True):
-        idx = [i for pos in s.slices for rank, i in enumerate(pos) if rank < len(rev) and rev[rank] == reversed_]
+        idx = [i for i, r in flags.items() if r == reversed_]
         fr = [s.frames[i] for i in sorted(idx)]
         t = DicomSeries(frames=fr, series_uid=s.series_uid,
                         series_number=(s.series_number or 0) + (1000 if reversed_ else 0) if s.series_number is not None

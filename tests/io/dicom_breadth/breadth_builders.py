@@ -199,6 +199,7 @@ def pepolar_series(folder: Path, user_data_12: int = 3) -> list[Path]:
             ds = copy.deepcopy(d)
             ds[(0x0019, 0x109C)].value = "research/ABCD/epi_pepolar"
             ds.add_new((0x0019, 0x10B3), "DS", str(user_data_12))
+            ds.TemporalPositionIdentifier = v  # the volume number dcm2niix reads
             if pepolar_reversed(user_data_12, v):
                 ds.PixelData = np.ascontiguousarray(ds.pixel_array[::-1, :]).tobytes()
             out.append(save(ds, folder / f"pepolar_{int(ds.InstanceNumber):04d}.dcm"))
