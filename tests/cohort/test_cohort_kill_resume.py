@@ -122,8 +122,10 @@ def test_cohort_rerun_failed_only_and_changed_input(small_cohort, recipe, tmp_pa
     from medrecon.cohort import run
 
     out = tmp_path / "out"
-    first = run(small_cohort, out, config=recipe, workers=2, dashboard=False)
+    first = run(small_cohort, out, config=recipe, workers=2, dashboard=True)
     assert first.counts["done"] == len(good_synthetic) and set(first.failures) == {"corrupt"}
+    # the dashboard address is reported (bokeh is in the test extra)
+    assert first.dashboard and first.dashboard.startswith("http://127.0.0.1:") and first.dashboard.endswith("/status")
     # repair the corrupt study: --rerun-failed computes it and nothing else
     import shutil
 
