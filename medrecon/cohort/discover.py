@@ -9,7 +9,8 @@ Folder layouts (``layout=``):
     files lying directly in INPUT are studies too (id = file name without extension).
 ``"series"``
     Every loadable series found anywhere under INPUT is one study (DICOM headers are read;
-    id = ``<folder>_s<index>``), for dumps that mix studies in one tree.
+    id = ``<folder>_s<index>`` with the index ``medrecon info`` shows; the series is selected by
+    its UID hash), for dumps that mix studies in one tree.
 
 Folders holding medrecon's ``.medrecon-output`` marker (output folders, a cohort's OUTDIR
 included) are never studies.
@@ -147,29 +148,39 @@ def discover(input: str | os.PathLike, layout: str = "auto", exclude: Iterable[s
 
 
 def _discover_series(src: Path, skip: set[Path]) -> list[Study]:
+    """Every loadable series under ``src``: deepest folders first, each series (by its UID hash,
+    which the loader accepts as ``series``) claimed once, by the deepest folder that holds it all."""
     from medrecon.io.loader import describe_series
 
     out: list[Study] = []
-    for root, dirs, files in os.walk(src):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_NAMES
-                         and (Path(root) / d).resolve() not in skip and not _is_output(Path(root) / d))
+    claimed: set[str] = set()
+    for root, dirs, files in os.walk(src, topdown=False):
+        rp = Path(root)
+        rel = rp.relative_to(src)
+        if any(part.startswith(".") or part in _SKIP_NAMES for part in rel.parts):
+            continue
+        if any((src / Path(*rel.parts[:k])).resolve() in skip or _is_output(src / Path(*rel.parts[:k]))
+               for k in range(1, len(rel.parts) + 1)):
+            continue
         files = [f for f in files if not f.startswith(".")]
         if not files:
             continue
-        rel = Path(root).relative_to(src)
         base = safe_study_id("_".join(rel.parts) if rel.parts else src.name)
         vols = [f for f in files if _is_volume(Path(f))]
         for f in sorted(vols):
-            out.append(Study(safe_study_id(f"{base}_{_strip_suffix(f)}"), str(Path(root) / f)))
+            out.append(Study(safe_study_id(f"{base}_{_strip_suffix(f)}"), str(rp / f)))
         if len(vols) == len(files):
             continue
-        try:  # DICOM files directly in this folder
-            rows = describe_series([str(Path(root) / f) for f in sorted(files) if f not in vols])
+        try:
+            rows = describe_series(str(rp))
         except Exception:  # noqa: BLE001 - a folder with nothing readable holds no series
             continue
-        for i, r in enumerate(rows):
-            if r.get("is_volume", True):
-                out.append(Study(f"{base}_s{i}", str(root), {"series": f"#{i}"}))
+        for r in rows:
+            uid = r.get("series_uid_hash")
+            if not r.get("is_volume", True) or not uid or uid in claimed:
+                continue
+            claimed.add(uid)
+            out.append(Study(safe_study_id(f"{base}_s{r.get('index')}"), str(rp), {"series": uid}))
     return out
 
 

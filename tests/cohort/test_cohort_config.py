@@ -116,9 +116,14 @@ def test_cohort_discover_series_layout(tmp_path):
     d = tmp_path / "dump" / "mixed"
     write_dicom_series(vol, d, series_number=3, prefix="A")
     write_dicom_series(vol, d, series_number=7, prefix="B")
+    write_dicom_series(vol, tmp_path / "dump" / "mixed" / "sub", series_number=9, prefix="C")
     st = D.discover(tmp_path / "dump", layout="series")
-    assert [s.study_id for s in st] == ["mixed_s0", "mixed_s1"]
-    assert [s.overrides["series"] for s in st] == ["#0", "#1"]
+    assert sorted(s.study_id for s in st) == ["mixed_s1", "mixed_s2", "mixed_sub_s1"]
+    from medrecon.io.loader import load
+
+    for s in st:  # each study's folder + series selection loads (the loader takes the UID hash)
+        assert load(s.path, series=s.overrides["series"]).shape == vol.shape
+    assert len({s.overrides["series"] for s in st}) == 3  # three different series, each claimed once
 
 
 def test_cohort_csv_manifest(tmp_path):
