@@ -230,7 +230,7 @@ def anatomy_ct(small: bool = False):
 
     from medrecon.volume import Volume
 
-    shape, sp, n = ((128, 128, 60), (3.2, 3.2, 7.5), 20) if small else ((512, 512, 300), (0.8, 0.8, 1.5), 104)
+    shape, sp, n = ((128, 128, 60), (0.8, 0.8, 1.5), 20) if small else ((512, 512, 300), (0.8, 0.8, 1.5), 104)
     lab, aff = wholebody_labels(shape, sp, n)
     hu = np.where(lab > 0, -700 + 100 * (lab.astype(np.int16) % 16), -1000).astype(np.int16)
     hu += np.random.default_rng(1).normal(0, 20, hu.shape).astype(np.int16)

@@ -363,6 +363,8 @@ def _laplacian_csr(faces, n_points: int, dtype):
     crow = torch.zeros(n_points + 1, dtype=torch.int64, device=faces.device)
     crow[1:] = torch.cumsum(deg, 0)
     val = (1.0 / deg.clamp(min=1).to(torch.float64))[src].to(dtype)
+    if dst.numel() < 2**31 - 1:  # 32-bit CSR indices: what every sparse backend (cuSPARSE, MKL) takes
+        crow, dst = crow.to(torch.int32), dst.to(torch.int32)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
         warnings.simplefilter("ignore", UserWarning)
         mat = torch.sparse_csr_tensor(crow, dst, val, (n_points, n_points), check_invariants=False)
@@ -466,7 +468,7 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
                        progress: Callable[[int, int, str], None] | Any = None, qa: bool = True,
                        decimate_first: bool = False, workers: int | None = None,
                        affine: np.ndarray | None = None, device: Any = "auto",
-                       timings: dict[str, float] | None = None) -> list[SurfaceModel]:
+                       timings: dict[str, float] | None = None, **cpu_only: Any) -> list[SurfaceModel]:
     """Mesh every label of a label map with the PyTorch path (CUDA, or the CPU fallback).
 
     Same parameters, defaults and result as :func:`medrecon.surface.mesher.build_surfaces`,
@@ -478,7 +480,9 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
         Filled with seconds per stage (``upload``, ``contour``, ``smooth``, ``to_host``,
         ``host``: coincident points, keep-volume, decimation and QA on the CPU threads).
 
-    ``joint=True`` and ``decimate_first=True`` have no GPU version and run on the CPU mesher.
+    ``joint=True``, ``decimate_first=True`` and the CPU mesher's other options (``cpu_only``,
+    e.g. ``intensity=`` for intensity iso-surfaces) have no GPU version: such calls go to the CPU
+    mesher with every argument unchanged.
     Within tolerance the meshes equal the CPU mesher's: the same vertices and triangles before
     smoothing (up to numbering), smoothed positions within about 1e-4 voxel (float32 on both
     sides), hence the same topology, volume and QA.
@@ -500,10 +504,10 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     from medrecon.surface import mesher as M
     from medrecon.surface import qa as _qa
 
-    if joint or decimate_first:
+    if joint or decimate_first or any(v is not None for v in cpu_only.values()):
         return M.build_surfaces(labelmap, labels, smoothing=smoothing, reduction=reduction, joint=joint,
                                 keep_volume=keep_volume, progress=progress, qa=qa,
-                                decimate_first=decimate_first, workers=workers, affine=affine)
+                                decimate_first=decimate_first, workers=workers, affine=affine, **cpu_only)
     M._check_params(smoothing, reduction)
     arr, aff = M._as_labelmap(labelmap, affine)
     dev = resolve_device(device)

@@ -255,3 +255,15 @@ def test_mesher_for_device_and_pipeline_wiring(tmp_path):
     assert len(res.models) == 1 and res.models[0].qa["watertight"]
     with pytest.raises(MeshError):
         run_mesh({**cfg, "device": "tpu"})
+
+
+def test_cpu_only_options_go_to_the_cpu_mesher():
+    """Intensity iso-surfaces (thresholded labels meshed at their HU level) have no GPU version:
+    the GPU entry point hands such calls to the CPU mesher with every argument."""
+    vol = phantom_map(P.Sphere((0.0, 0.0, 0.0), 8.0), (1.0, 1.0, 1.0))
+    ct = Volume(np.where(vol.array > 0, 400, -100).astype(np.int16), vol.affine, {"modality": "CT"})
+    kw = {"intensity": ct, "windows": {1: (150.0, 3000.0)}}
+    a = build_surfaces(vol, **kw)[0]
+    b = G.build_surfaces_gpu(vol, device="cpu", **kw)[0]
+    assert "device" not in b.qa and a.n_triangles == b.n_triangles
+    assert np.allclose(a.vertices, b.vertices)
