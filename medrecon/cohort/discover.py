@@ -9,8 +9,8 @@ Folder layouts (``layout=``):
     files lying directly in INPUT are studies too (id = file name without extension).
 ``"series"``
     Every loadable series found anywhere under INPUT is one study (DICOM headers are read;
-    id = ``<folder>_s<index>`` with the index ``medrecon info`` shows; the series is selected by
-    its UID hash), for dumps that mix studies in one tree.
+    id = ``<folder>_s<index>`` with the index ``medrecon info <folder>`` shows, and the series is
+    selected by that index), for dumps that mix studies in one tree.
 
 Folders holding medrecon's ``.medrecon-output`` marker (output folders, a cohort's OUTDIR
 included) are never studies.
@@ -148,8 +148,9 @@ def discover(input: str | os.PathLike, layout: str = "auto", exclude: Iterable[s
 
 
 def _discover_series(src: Path, skip: set[Path]) -> list[Study]:
-    """Every loadable series under ``src``: deepest folders first, each series (by its UID hash,
-    which the loader accepts as ``series``) claimed once, by the deepest folder that holds it all."""
+    """Every loadable series under ``src``: deepest folders first, each series claimed once, by
+    the deepest folder whose (recursive) listing holds it, and selected there by the index that
+    listing gives it (``#N``, what ``medrecon info FOLDER`` shows)."""
     from medrecon.io.loader import describe_series
 
     out: list[Study] = []
@@ -176,11 +177,14 @@ def _discover_series(src: Path, skip: set[Path]) -> list[Study]:
         except Exception:  # noqa: BLE001 - a folder with nothing readable holds no series
             continue
         for r in rows:
-            uid = r.get("series_uid_hash")
-            if not r.get("is_volume", True) or not uid or uid in claimed:
+            # a series seen again by a parent folder's (recursive) listing looks the same: skip it;
+            # echoes or image types sharing one SeriesInstanceUID differ in these fields
+            sig = tuple(str(r.get(k)) for k in ("series_uid_hash", "description", "image_type", "echo_time",
+                                                 "kind", "size", "n_files", "n_frames", "orientation"))
+            if not r.get("is_volume", True) or sig in claimed:
                 continue
-            claimed.add(uid)
-            out.append(Study(safe_study_id(f"{base}_s{r.get('index')}"), str(rp), {"series": uid}))
+            claimed.add(sig)
+            out.append(Study(safe_study_id(f"{base}_s{r.get('index')}"), str(rp), {"series": f"#{r.get('index')}"}))
     return out
 
 
