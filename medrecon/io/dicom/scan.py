@@ -335,11 +335,7 @@ def _check_claims(ds: Dataset, src: Source, offset: int | None, size: int | None
         raise DicomError(f"{n} frame(s) of {rows} x {cols} would need {need} bytes, over the limit of "
                          f"{max_bytes()} (MEDRECON_MAX_BYTES)", name)
     if src.member is not None:
-        try:
-            with zipfile.ZipFile(src.path) as zf:
-                size = zf.getinfo(src.member).file_size
-        except (OSError, KeyError, zipfile.BadZipFile):
-            size = None
+        size = _zip_sizes(src.path).get(src.member)
     if size is None or (src.member is None and _is_gz(src.path)):
         return
     fm = getattr(ds, "file_meta", None)
@@ -353,6 +349,23 @@ def _check_claims(ds: Dataset, src: Source, offset: int | None, size: int | None
                              f"{max(0, have)}", name)
     elif n * 8 > size:  # every encapsulated frame needs at least one 8-byte item
         raise DicomError(f"NumberOfFrames {n} cannot fit in a file of {size} bytes", name)
+
+
+_ZIP_SIZES: dict[tuple, dict[str, int]] = {}
+
+
+def _zip_sizes(path: str) -> dict[str, int]:
+    """Declared member sizes of a zip (read once per zip file and modification time)."""
+    try:
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        if key not in _ZIP_SIZES:
+            with zipfile.ZipFile(path) as zf:
+                _ZIP_SIZES.clear()
+                _ZIP_SIZES[key] = {i.filename: i.file_size for i in zf.infolist()}
+        return _ZIP_SIZES[key]
+    except (OSError, zipfile.BadZipFile):
+        return {}
 
 
 def _is_gz(path: str) -> bool:
