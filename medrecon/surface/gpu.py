@@ -589,7 +589,11 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
         moved_on_host = False
         if relax is not None:  # the CPU mesher's own finishing step, where it has one
             b_lps = before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np
-            p, rinfo = relax(p, b_lps, f)
+            try:
+                p, rinfo = relax(p, b_lps, f)
+            except MemoryError:  # the candidate-pair search can outgrow RAM on fragmented maps
+                rinfo = {"vertices_relaxed": 0}
+                extra["self_intersection_check"] = "skipped: out of memory"
             moved_on_host = bool(rinfo.get("vertices_relaxed", 1))
             if rinfo.get("self_intersecting_faces_smoothed"):
                 extra["self_intersections_relaxed"] = rinfo["self_intersecting_faces_smoothed"]
