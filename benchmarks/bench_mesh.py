@@ -42,6 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench"
 LOW, HIGH = 226, 3071  # CT bone, HU
+if os.environ.get("MEDRECON_BENCH_WINDOW"):  # the trabecular run's window (520:3071), set by --trabecular
+    LOW, HIGH = (float(v) for v in os.environ["MEDRECON_BENCH_WINDOW"].split(":"))
 
 
 # =========================================================================== synthetic torso CT
@@ -295,7 +297,21 @@ def _warm_imports(method: str) -> None:
         import monai.deploy.operators.stl_conversion_operator  # noqa: F401
 
 
-METHODS = {"medrecon": run_medrecon, "medrecon-no-qa": run_medrecon_no_qa,
+def run_medrecon_iso(labelmap: np.ndarray, affine: np.ndarray, outdir: Path, reduction: float,
+                     smoothing: float, ct: np.ndarray | None = None) -> dict:
+    """medrecon's threshold path: the intensity iso-surface inside the thresholded voxels."""
+    from medrecon.io.meshes import write_models
+    from medrecon.surface import build_surfaces
+    from medrecon.volume import Volume
+
+    models = build_surfaces(Volume(labelmap, affine), None, smoothing=smoothing, reduction=reduction,
+                            intensity=ct, windows={1: (LOW, HIGH)})
+    paths = write_models(models, outdir, ["stl"])
+    m = models[0]
+    return {"vertices": m.vertices, "faces": m.faces, "files": [str(p) for p in paths], "qa": m.qa}
+
+
+METHODS = {"medrecon": run_medrecon, "medrecon-iso": run_medrecon_iso, "medrecon-no-qa": run_medrecon_no_qa,
            "medrecon-dfirst": run_medrecon_decimate_first,
            "slicer-chain": run_slicer_chain, "monai-deploy": run_monai_deploy}
 
@@ -316,8 +332,11 @@ def worker(args) -> None:
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     labelmap = ((ct >= LOW) & (ct <= HIGH)).view(np.uint8) if ct.dtype != np.uint8 else ct
-    del ct
-    res = METHODS[args.method](labelmap, affine, outdir, args.w_reduction, args.smoothing)
+    if args.method == "medrecon-iso":
+        res = run_medrecon_iso(labelmap, affine, outdir, args.w_reduction, args.smoothing, ct)
+    else:
+        del ct
+        res = METHODS[args.method](labelmap, affine, outdir, args.w_reduction, args.smoothing)
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -332,6 +351,12 @@ def worker(args) -> None:
     summary["watertight"] = topo["watertight"]
     summary["manifold"] = topo["manifold"]
     summary["mesh_volume_mm3"] = abs(signed_volume(np.asarray(res["vertices"], np.float64), faces))
+    summary["voxel_volume_mm3"] = float(np.count_nonzero(labelmap)) * abs(float(np.linalg.det(affine[:3, :3])))
+    from medrecon.surface.qa import welded_qa
+
+    w = welded_qa(np.asarray(res["vertices"], np.float64), faces)
+    summary["closed_welded"] = bool(topo["watertight"] and topo["manifold"]
+                                    and w["watertight_welded"] in (None, True) and w["manifold_welded"] in (None, True))
     if args.save_vertices:
         np.save(args.save_vertices, res["vertices"])
         summary["vertices_file"] = args.save_vertices
@@ -389,6 +414,44 @@ def _applies(method: str, reduction: float, first_reduction: float, accuracy: bo
     return True
 
 
+# =========================================================================== trabecular case
+def trabecular(args) -> None:
+    """Time medrecon and the Slicer-equivalent chain on the trabecular phantom; one table."""
+    from medrecon.phantoms.trabecular import trabecular_ct_phantom
+
+    shape = (256, 256, 150) if args.quick else (512, 512, 300)
+    CACHE.mkdir(exist_ok=True)
+    npy, aff = CACHE / f"trab_{shape[0]}x{shape[1]}x{shape[2]}.npy", CACHE / f"trab_{shape[0]}_aff.npy"
+    if not npy.exists():
+        ph = trabecular_ct_phantom(shape)
+        np.save(npy, ph.volume.array)
+        np.save(aff, ph.volume.affine)
+        del ph
+    os.environ["MEDRECON_BENCH_WINDOW"] = "520:3071"
+    print(f"trabecular CT {shape} 0.45x0.45x0.8 mm, threshold 520:3071, smoothing {args.smoothing}; "
+          f"{os.cpu_count()} cores; load average {os.getloadavg()}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_trab_") as tmpd:
+        for red in args.reduction:
+            for rep in range(args.repeats):
+                for m in ("medrecon-iso", "slicer-chain"):
+                    r = spawn(m, sys.executable, npy, aff, Path(tmpd) / m, red, args.smoothing)
+                    r["reduction"], r["run"] = red, rep + 1
+                    rows.append(r)
+                    if "error" in r:
+                        print(f"{m:13s} red={red} run {rep + 1}: ERROR {r['error']}")
+                        continue
+                    dv = 100 * (r["mesh_volume_mm3"] / r["voxel_volume_mm3"] - 1)
+                    q = r.get("qa") or {}
+                    print(f"{m:13s} red={red} run {rep + 1}: {r['seconds']:.1f} s (CPU {r['cpu_seconds']:.1f} s), "
+                          f"peak RSS {r['peak_rss_mb']:.0f} MB, {r['triangles']:,} triangles, "
+                          f"closed+manifold welded {r['closed_welded']}, volume {dv:+.2f}% vs voxels"
+                          + (f", reduction reached {q.get('reduction_reached')}" if q.get("reduction_reached") is not None else "")
+                          + f"; load {os.getloadavg()[0]:.1f}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+
+
 # =========================================================================== main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -406,7 +469,13 @@ def main() -> None:
     ap.add_argument("--outdir", help=argparse.SUPPRESS)
     ap.add_argument("--save-vertices", help=argparse.SUPPRESS)
     ap.add_argument("--w-reduction", type=float, default=0.0, help=argparse.SUPPRESS)
+    ap.add_argument("--trabecular", action="store_true",
+                    help="issue 10's case: 512x512x300 trabecular-bone CT at 0.45x0.45x0.8 mm, threshold "
+                         "520:3071, medrecon (intensity iso-surface) vs the Slicer-equivalent chain")
     args = ap.parse_args()
+    if args.trabecular and not args.worker:
+        trabecular(args)
+        return
     if args.worker:
         args.method = args.worker
         worker(args)

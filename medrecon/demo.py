@@ -34,7 +34,7 @@ def run_demo(outdir: str | Path = "medrecon-demo", *, progress: Progress | None 
     spacing : (3,) mm
         Voxel size of the phantom (x, y, z).
     formats : mesh formats for both runs.
-    preview, slicer : write previews/viewer and a Slicer scene for the bone run.
+    preview, slicer : write previews/viewer and a Slicer scene for each run.
 
     Returns
     -------
@@ -56,9 +56,11 @@ def run_demo(outdir: str | Path = "medrecon-demo", *, progress: Progress | None 
     say(f"wrote {len(files)} CT slices ({phantom.volume.shape[0]}x{phantom.volume.shape[1]} pixels, "
         f"{', '.join(f'{s:g}' for s in spacing)} mm) to {dicom_dir}")
     results: dict[str, MeshResult] = {}
-    runs = [("bone", "ct-bone", preview, slicer), ("teeth", "ct-teeth", preview, False)]
-    for name, preset, prev, sl in runs:
+    # the bone preset (226..3071 HU) also holds the enamel: teeth are taken out of the bone so the
+    # two models are disjoint solids (printed together they would overlap); a Slicer scene each
+    runs = [("bone", "ct-bone", preview, slicer, ["ct-teeth"]), ("teeth", "ct-teeth", preview, slicer, None)]
+    for name, preset, prev, sl, exclude in runs:
         cfg = MeshConfig(input=str(dicom_dir), outdir=str(outdir / name), preset=preset, formats=list(formats),
-                         preview=prev, slicer=sl)
+                         preview=prev, slicer=sl, exclude=exclude)
         results[name] = run_mesh(cfg, progress=progress)
     return results

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Literal, Optional
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medrecon.errors import ConfigError, InputError, MeshError, validation_message
@@ -32,7 +33,7 @@ from medrecon.labelmap import LabelInfo, labelmap_on_grid
 from medrecon.provenance import input_fingerprint, path_token, provenance_record, spec_name, utc_now
 from medrecon.volume import Volume
 
-__all__ = ["MeshConfig", "MeshResult", "run_mesh", "FORMATS", "input_fingerprint", "labelmap_on_grid",
+__all__ = ["MeshConfig", "MeshResult", "run_mesh", "print_check", "FORMATS", "input_fingerprint", "labelmap_on_grid",
            "Progress"]
 
 #: A progress callback: ``progress(stage, done, total)``.
@@ -69,6 +70,11 @@ class MeshConfig(BaseModel):
     series: Optional[str] = None
     slicer: bool = False
     preview: bool = True
+    subvoxel: bool = Field(True, description="thresholds/presets: mesh the intensity iso-surface inside the "
+                           "segmentation (sub-voxel); False: the binary mask, as Slicer does")
+    exclude: Optional[List[str]] = Field(None, description="presets whose voxels are taken out of this "
+                                         "run's structure (e.g. ct-teeth out of ct-bone), so solids are disjoint")
+    obj_axes: Literal["LPS", "YUP"] = Field("LPS", description="OBJ vertex axes: LPS (Slicer) or Y-up (Blender...)")
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -86,10 +92,10 @@ class MeshConfig(BaseModel):
         except MeshError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("space", mode="before")
+    @field_validator("space", "obj_axes", mode="before")
     @classmethod
     def _space(cls, v):
-        return str(v).strip().upper()
+        return str(v).strip().upper().replace("-", "")
 
     @field_validator("series", mode="before")
     @classmethod
@@ -246,7 +252,8 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
     # the input by its voxel fingerprint only: a path or file name may identify the patient
     provenance = provenance_record("mesh", config, extra={"input_fingerprint": fingerprint})
     with st.stage("writing meshes"):
-        files += write_models(models, outdir, cfg.formats, space=cfg.space, provenance=provenance)
+        files += write_models(models, outdir, cfg.formats, space=cfg.space, provenance=provenance,
+                              obj_axes=cfg.obj_axes)
     extras: dict[str, list[Path]] = {}
     if cfg.preview:
         with st.stage("previews"):
@@ -264,9 +271,69 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
                          segmentation=seg.info, n_structures=len(labels), models=models, files=files,
                          space=cfg.space, outputs=extras, timings=st.times, created_utc=started,
                          version=__version__)
+    report["print"] = print_check(models, cfg.space)
+    for w in report["print"]["warnings"]:
+        labelmap.warn(w)
     report_path = write_report(outdir / "report.json", report)
     files.append(report_path)
     return MeshResult(files, report_path, models, labelmap, volume, labels, report)
+
+
+def print_check(models, space: str = "LPS") -> dict[str, Any]:
+    """Size of the assembly and of each structure against a common printer's build volume.
+
+    Returns ``{"assembly_size_mm", "build_volume_mm", "fits", "too_large", "warnings"}``; a
+    structure whose own bounding box exceeds :data:`~medrecon.io.meshes.threemf.COMMON_BUILD_VOLUME_MM`
+    in any axis (or the assembly, for the 3MF placed as one piece) gets a warning.
+    """
+    from medrecon.io.meshes.threemf import COMMON_BUILD_VOLUME_MM
+    from medrecon.orientation import to_space
+
+    vol = np.asarray(COMMON_BUILD_VOLUME_MM, float)
+    lo = np.min([to_space(m.vertices, space).min(0) for m in models], axis=0)
+    hi = np.max([to_space(m.vertices, space).max(0) for m in models], axis=0)
+    size = hi - lo
+    big = []
+    for m in models:
+        ext = np.ptp(to_space(m.vertices, space), axis=0)
+        if np.any(ext > vol):
+            big.append(m.name)
+    warnings = []
+    dims = "x".join(f"{v:g}" for v in vol)
+    if big:
+        warnings.append(f"larger than a common {dims} mm printer build volume: {', '.join(big[:10])}"
+                        + (f" and {len(big) - 10} more" if len(big) > 10 else "") + "; scale or split before printing")
+    elif np.any(size > vol):
+        warnings.append(f"the structures together ({'x'.join(f'{v:.0f}' for v in size)} mm) exceed a common "
+                        f"{dims} mm build volume: print them separately (let the slicer arrange them)")
+    return {"assembly_size_mm": np.round(size, 2).tolist(), "build_volume_mm": vol.tolist(),
+            "fits": bool(np.all(size <= vol)), "too_large": big, "warnings": warnings}
+
+
+def _exclude_presets(labelmap: Volume, volume: Volume, presets: list[str], seg) -> Volume:
+    """Take the voxels of other presets out of the label map (structures become disjoint solids).
+
+    Each excluded preset is applied to the image with its own clean-up; its voxels become
+    background here. Recorded in ``seg.info["excluded"]`` (voxels removed per preset).
+    """
+    from medrecon.errors import SegmentationError
+    from medrecon.segment.presets import apply_preset
+
+    arr = np.array(labelmap.array, copy=True)
+    removed = {}
+    for name in presets:
+        try:
+            other, _ = apply_preset(volume, name)
+        except SegmentationError:  # nothing of it in this image
+            removed[name] = 0
+            continue
+        hit = (other.array != 0) & (arr != 0)
+        removed[name] = int(np.count_nonzero(hit))
+        arr[hit] = 0
+    seg.info["excluded"] = removed
+    if not arr.any():
+        raise SegmentationError("nothing left after --exclude " + ", ".join(presets))
+    return labelmap.with_array(arr)
 
 
 def _report_config(cfg: MeshConfig) -> dict[str, Any]:

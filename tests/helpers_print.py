@@ -29,15 +29,20 @@ def _prusa() -> str:
     return exe
 
 
-def prusa_info(path: str | Path, timeout: float = 120.0) -> dict[str, str]:
-    """``prusa-slicer --info`` as a dict (``manifold``, ``size_x``, ``number_of_parts``, ``volume`` ...)."""
+def prusa_info(path: str | Path, timeout: float = 120.0) -> list[dict[str, str]]:
+    """``prusa-slicer --info``: one dict per object it loaded (``manifold``, ``size_x``, ``min_z``,
+    ``number_of_parts``, ``volume`` ...)."""
     proc = subprocess.run([_prusa(), "--info", str(path)], capture_output=True, text=True, timeout=timeout)
-    out: dict[str, str] = {}
+    objs: list[dict[str, str]] = []
     for line in proc.stdout.splitlines():
+        if line.startswith("[") and line.rstrip().endswith("]"):
+            objs.append({})
+            continue
         m = re.match(r"^\s*([a-z_]+)\s*=\s*(.*?)\s*$", line)
-        if m:
-            out[m.group(1)] = m.group(2)
-    if proc.returncode != 0 or "manifold" not in out:
+        if m and objs:
+            objs[-1][m.group(1)] = m.group(2)
+    out = objs
+    if proc.returncode != 0 or not objs or any("manifold" not in o for o in objs):
         raise AssertionError(f"prusa-slicer --info failed on {path} (rc {proc.returncode}): "
                              f"{(proc.stderr or proc.stdout)[-800:]}")
     return out

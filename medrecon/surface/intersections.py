@@ -11,8 +11,9 @@ testing all pairs:
    Candidate pairs are the triangles sharing a cell whose boxes overlap - a flat bounding
    volume hierarchy of one level, built and queried with sorts only (no Python loop over
    triangles).
-2. **Pairs that share a vertex are skipped** (neighbours in the mesh touch by construction;
-   MeshLab treats them the same way unless they fold onto each other).
+2. **Neighbours:** pairs sharing one vertex are tested for a fold (the edge opposite the shared
+   vertex crossing the other triangle), as MeshLab does; pairs sharing an edge count when they
+   are folded onto each other (normals more than ~162 degrees apart).
 3. **Narrow phase:** two triangles intersect when an edge of one crosses the other
    (Moeller-Trumbore segment test, six edges per pair, vectorised). Exactly coplanar overlaps
    are not counted (they do not occur on smoothed surfaces).
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["self_intersecting_faces", "self_intersection_qa", "candidate_pairs"]
+__all__ = ["self_intersecting_faces", "self_intersection_qa", "candidate_pairs", "folded_faces"]
 
 
 def _triangle_boxes(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,8 +36,10 @@ def _triangle_boxes(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def candidate_pairs(vertices: np.ndarray, faces: np.ndarray, *, cell: float | None = None,
-                    chunk: int = 4_000_000) -> np.ndarray:
-    """(K, 2) int64 pairs (a < b) of triangles whose bounding boxes overlap and which share no vertex.
+                    chunk: int = 4_000_000, max_shared: int = 0, normals: np.ndarray | None = None,
+                    sharp_cos: float = 0.0) -> np.ndarray:
+    """(K, 2) int64 pairs (a < b) of triangles whose bounding boxes overlap and which share at
+    most ``max_shared`` vertices (0: none).
 
     Parameters
     ----------
@@ -106,11 +109,17 @@ def candidate_pairs(vertices: np.ndarray, faces: np.ndarray, *, cell: float | No
         b = tri_ids[idx + d]
         a, b = np.minimum(a, b), np.maximum(a, b)
         fa, fb = f[a], f[b]
-        share = a == b
+        nshare = (a == b).astype(np.int8) * 3
         for i in range(3):
             for j in range(3):
-                share |= fa[:, i] == fb[:, j]
-        pairs.append(a[~share] * m + b[~share])
+                nshare += fa[:, i] == fb[:, j]
+        keep = nshare == 0
+        if max_shared >= 1:
+            one = nshare == 1
+            if normals is not None:  # neighbours only where the surface folds back
+                one &= np.einsum("ij,ij->i", normals[a], normals[b]) < sharp_cos
+            keep |= one
+        pairs.append(a[keep] * m + b[keep])
         d += 1
         act = act[left[act] >= d]
     if not pairs:
@@ -140,29 +149,79 @@ def _segments_hit_triangles(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np
 
 
 def self_intersecting_faces(vertices: np.ndarray, faces: np.ndarray, *, batch: int = 1_000_000) -> np.ndarray:
-    """Boolean mask (M,) of triangles that intersect another, non-adjacent triangle of the mesh.
+    """Boolean mask (M,) of triangles that intersect another triangle of the mesh.
 
-    See the module docstring for the method. Vertices in any unit (mm for medrecon models).
+    Pairs sharing no vertex: any edge of one crossing the other. Pairs sharing one vertex (a
+    fold around it): the edge opposite the shared vertex of one crossing the other. Pairs
+    sharing an edge are not tested. Vertices in any unit (mm for medrecon models).
     """
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
     out = np.zeros(len(f), bool)
-    pairs = candidate_pairs(v, f)
+    # neighbours around a shared vertex can only cross where the surface turns sharply:
+    # those pairs are kept only when their normals are more than 90 degrees apart
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
+    pairs = candidate_pairs(v, f, max_shared=1, normals=fn.astype(np.float32))
+    del fn
     if len(pairs) == 0:
         return out
     scale = float(np.ptp(v, axis=0).max()) or 1.0
     eps = 1e-14 * scale * scale
     for s in range(0, len(pairs), batch):
         p = pairs[s:s + batch]
-        ta = v[f[p[:, 0]]]
-        tb = v[f[p[:, 1]]]
+        fa, fb = f[p[:, 0]], f[p[:, 1]]
+        # position (0..2) in A and in B of a shared vertex, -1 when none
+        pos_a = np.full(len(p), -1)
+        pos_b = np.full(len(p), -1)
+        for i in range(3):
+            for j in range(3):
+                eq = fa[:, i] == fb[:, j]
+                pos_a[eq] = i
+                pos_b[eq] = j
+        ta = v[fa]
+        tb = v[fb]
         hit = np.zeros(len(p), bool)
+        free = pos_a < 0
         for (t1, t2) in ((ta, tb), (tb, ta)):
             for i in range(3):
                 e0, e1 = t1[:, i], t1[:, (i + 1) % 3]
-                hit |= _segments_hit_triangles(e0, e1, t2[:, 0], t2[:, 1], t2[:, 2], eps)
+                hit |= free & _segments_hit_triangles(e0, e1, t2[:, 0], t2[:, 1], t2[:, 2], eps)
+        one = ~free
+        if one.any():
+            idx = np.flatnonzero(one)
+            for (t1, t2, pos) in ((ta, tb, pos_a), (tb, ta, pos_b)):
+                k = pos[idx]
+                e0 = t1[idx, (k + 1) % 3]
+                e1 = t1[idx, (k + 2) % 3]
+                hit[idx] |= _segments_hit_triangles(e0, e1, t2[idx, 0], t2[idx, 1], t2[idx, 2], eps)
         out[p[hit, 0]] = True
         out[p[hit, 1]] = True
+    out |= folded_faces(v, f)
+    return out
+
+
+def folded_faces(vertices: np.ndarray, faces: np.ndarray, cos_limit: float = -0.95) -> np.ndarray:
+    """Triangles folded onto a neighbour across their shared edge (normals more than ~162 degrees
+    apart): the two lie on top of each other, which slicers and MeshLab count as intersecting."""
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    out = np.zeros(len(f), bool)
+    if len(f) < 2:
+        return out
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
+    a = f.reshape(-1)
+    b = f[:, [1, 2, 0]].reshape(-1)
+    n = int(f.max()) + 1
+    key = np.minimum(a, b) * n + np.maximum(a, b)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    same = np.flatnonzero(ks[1:] == ks[:-1])
+    fa, fb = order[same] // 3, order[same + 1] // 3
+    bad = np.einsum("ij,ij->i", fn[fa], fn[fb]) < cos_limit
+    out[fa[bad]] = True
+    out[fb[bad]] = True
     return out
 
 

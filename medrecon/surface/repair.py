@@ -298,7 +298,7 @@ def _areas(p: np.ndarray, f: np.ndarray) -> np.ndarray:
     return 0.5 * np.sqrt(np.einsum("ij,ij->i", cr, cr))
 
 
-def _decimate_block(points, fb, n, reduction, c0, vol_per_area, keep_topology=False, tries: int = 4):
+def _decimate_block(points, fb, n, reduction, c0, vol_per_area, keep_topology=False, tries: int = 3):
     """Decimate one block with its border locked; None when no good result was found.
 
     Where the decimated patch has a defect (an edge with more than two triangles, a flipped
@@ -478,18 +478,18 @@ def relax_self_intersections(points: np.ndarray, before: np.ndarray, faces: np.n
 
 
 def _hits_near(pts: np.ndarray, faces: np.ndarray, moved: np.ndarray) -> np.ndarray:
-    """Self-intersecting faces among those whose boxes come near the moved vertices."""
-    tri = pts[faces]
-    lo, hi = tri.min(axis=1), tri.max(axis=1)
-    mv = faces[moved[faces].any(axis=1)]
-    if len(mv) == 0:
-        return np.zeros(len(faces), bool)
-    mlo, mhi = pts[mv].min(axis=1), pts[mv].max(axis=1)
-    pad = float(np.max(mhi - mlo))
-    blo, bhi = mlo.min(0) - pad, mhi.max(0) + pad
-    near = np.all(hi >= blo, axis=1) & np.all(lo <= bhi, axis=1)
-    idx = np.flatnonzero(near)
+    """Self-intersecting faces among those near the moved vertices (a k-d tree on face centres)."""
+    from scipy.spatial import cKDTree
+
     out = np.zeros(len(faces), bool)
-    if idx.size:
-        out[idx] = self_intersecting_faces(pts, faces[idx])
+    mv = np.flatnonzero(moved[faces].any(axis=1))
+    if mv.size == 0:
+        return out
+    tri = pts[faces]
+    cen = tri.mean(axis=1)
+    rad = np.linalg.norm(tri - cen[:, None], axis=2).max(axis=1)
+    reach = 2.0 * float(rad.max())
+    near = cKDTree(cen).query_ball_point(cen[mv], r=reach, return_sorted=False)
+    idx = np.unique(np.concatenate([np.asarray(n, np.int64) for n in near] + [mv]))
+    out[idx] = self_intersecting_faces(pts, faces[idx])
     return out

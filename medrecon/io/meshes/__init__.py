@@ -122,7 +122,7 @@ def _stems(models: Sequence[SurfaceModel], basename_fn: Callable[[SurfaceModel],
 def write_models(models: Sequence[SurfaceModel], outdir: str | Path, formats: str | Iterable[str] = ("stl",),
                  space: str = "LPS", provenance: dict | None = None,
                  basename_fn: Callable[[SurfaceModel], str] | None = None, *,
-                 scene_name: str = "models", ply_binary: bool = True) -> list[Path]:
+                 scene_name: str = "models", ply_binary: bool = True, obj_axes: str = "LPS") -> list[Path]:
     """Write every model in every requested format into ``outdir``; return the written paths.
 
     Parameters
@@ -143,6 +143,11 @@ def write_models(models: Sequence[SurfaceModel], outdir: str | Path, formats: st
         patient identifiers) stored in GLB ``asset.extras``, 3MF ``<metadata>`` and VTP field data.
     basename_fn : callable(SurfaceModel) -> str, optional
         File stem for a model (made safe and unique); default: the model's name.
+    obj_axes : "LPS" or "YUP"
+        OBJ only. ``"LPS"`` (default): vertices in ``space`` with the ``SPACE=`` tag, for 3D
+        Slicer. ``"YUP"``: for tools that take OBJ as Y-up (Blender, Maya, game engines, web
+        viewers): ``(x, y, z) = (x_LPS, z_LPS, -y_LPS)`` mm - superior up, anterior towards +Z -
+        tagged ``AXES=YUP`` instead of ``SPACE=`` (medrecon reads it back to LPS).
 
     Returns
     -------
@@ -186,7 +191,12 @@ def write_models(models: Sequence[SurfaceModel], outdir: str | Path, formats: st
             elif fmt == "obj":
                 mtl = outdir / f"{stem}.mtl"
                 _guarded(mtl, atomic_write_bytes, mtl, mtl_text(m).encode("utf-8"))
-                _guarded(path, atomic_write_bytes, path, obj_text(m, v, mtl.name, space).encode("utf-8"))
+                if str(obj_axes).upper().replace("-", "") == "YUP":
+                    text = obj_text(m, lps_to_yup_mm(m.vertices), mtl.name, space)
+                    text = text.replace(f"SPACE={space}", "AXES=YUP (x = L, y = S, z = A; mm)", 1)
+                else:
+                    text = obj_text(m, v, mtl.name, space)
+                _guarded(path, atomic_write_bytes, path, text.encode("utf-8"))
                 written.append(mtl)
             elif fmt == "ply":
                 _guarded(path, atomic_write_bytes, path, ply_bytes(m, v, space, ply_binary))
@@ -194,6 +204,18 @@ def write_models(models: Sequence[SurfaceModel], outdir: str | Path, formats: st
                 _guarded(path, write_vtp, m, v, path, space, provenance)
             written.append(path)
     return written
+
+
+def lps_to_yup_mm(v: np.ndarray) -> np.ndarray:
+    """LPS mm -> Y-up mm: ``(x_LPS, z_LPS, -y_LPS)`` (a rotation: winding and normals kept)."""
+    v = np.asarray(v, float)
+    return np.c_[v[:, 0], v[:, 2], -v[:, 1]]
+
+
+def yup_mm_to_lps(v: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`lps_to_yup_mm`."""
+    v = np.asarray(v, float)
+    return np.c_[v[:, 0], -v[:, 2], v[:, 1]]
 
 
 def load_mesh_file(path: str | os.PathLike) -> list[SurfaceModel]:
@@ -239,6 +261,9 @@ def _read_with_trimesh(path: Path, ext: str) -> SurfaceModel:
     mesh = trimesh.load(str(path), force="mesh", process=False)
     if not hasattr(mesh, "faces") or len(mesh.faces) == 0:
         raise InputError("mesh file holds no triangles", path=path)
-    v = from_space(np.asarray(mesh.vertices, float), space_tag(header))
+    if "AXES=YUP" in header:  # medrecon's Y-up OBJ
+        v = yup_mm_to_lps(np.asarray(mesh.vertices, float))
+    else:
+        v = from_space(np.asarray(mesh.vertices, float), space_tag(header))
     color = (stl_color(header) if ext == ".stl" else None) or trimesh_color(mesh)
     return SurfaceModel(path.stem, v, np.asarray(mesh.faces), color or color_for(0))

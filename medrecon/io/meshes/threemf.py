@@ -8,24 +8,66 @@ import zipfile
 from typing import Sequence
 from xml.sax.saxutils import escape, quoteattr
 
+import numpy as np
+
 from medrecon.io.meshes.common import fmt_rows, rgb255
 from medrecon.mesh import SurfaceModel
 from medrecon.orientation import to_space
 from medrecon.version import __version__
 
-__all__ = ["threemf_bytes"]
+__all__ = ["threemf_bytes", "print_placement", "BED_CENTER_MM", "COMMON_BUILD_VOLUME_MM"]
+
+#: Where the assembly goes: the centre of the default printer bed of PrusaSlicer (200 x 200 mm),
+#: the usual 3MF consumer; slicers with other beds re-centre a single object themselves.
+BED_CENTER_MM = (100.0, 100.0)
+#: A common desktop printer's build volume (x, y, z mm); larger models get a report warning.
+COMMON_BUILD_VOLUME_MM = (200.0, 200.0, 200.0)
 
 _3MF_CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 _3MF_META_NS = "https://github.com/medrecon/medrecon/3mf/provenance"
 
 
+def print_placement(models: Sequence[SurfaceModel], space: str = "LPS") -> np.ndarray:
+    """4x4 translation putting the models, as one assembly, on the print bed.
+
+    The assembly's lowest point goes to z = 0 and the centre of its x-y extent to
+    :data:`BED_CENTER_MM`; the axes stay those of ``space`` (z = superior is up). Its inverse
+    takes printer coordinates back to patient ``space`` millimetres.
+    """
+    lo = np.min([to_space(m.vertices, space).min(0) for m in models], axis=0)
+    hi = np.max([to_space(m.vertices, space).max(0) for m in models], axis=0)
+    t = np.eye(4)
+    t[:3, 3] = [BED_CENTER_MM[0] - (lo[0] + hi[0]) / 2, BED_CENTER_MM[1] - (lo[1] + hi[1]) / 2, -lo[2]]
+    return t
+
+
+def _transform_attr(t: np.ndarray) -> str:
+    """3MF's 3x4 row-major form ``m00 m01 m02 m10 m11 m12 m20 m21 m22 m30 m31 m32``."""
+    m = t[:3, :3].T.reshape(-1).tolist() + t[:3, 3].tolist()
+    return " ".join(f"{x:.6f}" for x in m)
+
+
 def threemf_bytes(models: Sequence[SurfaceModel], provenance: dict | None, space: str) -> bytes:
+    """One 3MF holding every structure, placed on the print bed as one assembly.
+
+    Each structure is a named, coloured mesh object in patient ``space`` millimetres; one
+    assembly object references them all (``<components>``), and the single build item places
+    the assembly with :func:`print_placement` (on the plate, centred). PrusaSlicer and other
+    slicers therefore load one object made of the structures, keep their relative positions and
+    can print it without arranging. ``medrecon:print_to_patient`` (metadata) is the 4x4 matrix
+    taking printer coordinates back to patient ``space`` mm (``medrecon:patient_to_print`` the
+    other way).
+    """
+    place = print_placement(models, space)
+    back = np.linalg.inv(place)
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n',
         f'<model unit="millimeter" xml:lang="en-US" xmlns="{_3MF_CORE}" xmlns:medrecon="{_3MF_META_NS}">\n',
         '<metadata name="Application">medrecon ' + escape(__version__) + "</metadata>\n",
         f'<metadata name="Description">{escape(f"Surface models in {space} millimetres (SPACE={space})")}</metadata>\n',
         f'<metadata name="medrecon:space">{space}</metadata>\n',
+        f'<metadata name="medrecon:patient_to_print">{escape(json.dumps(np.round(place, 6).tolist()))}</metadata>\n',
+        f'<metadata name="medrecon:print_to_patient">{escape(json.dumps(np.round(back, 6).tolist()))}</metadata>\n',
     ]
     if provenance:
         parts.append('<metadata name="medrecon:provenance">'
@@ -45,8 +87,12 @@ def threemf_bytes(models: Sequence[SurfaceModel], provenance: dict | None, space
         parts.append("</vertices>\n<triangles>\n")
         parts.append(fmt_rows('<triangle v1="%d" v2="%d" v3="%d"/>', f))
         parts.append("</triangles>\n</mesh>\n</object>\n")
+    asm = len(models) + 2
+    parts.append(f'<object id="{asm}" type="model" name="medrecon assembly">\n<components>\n')
+    parts.extend(f'<component objectid="{i + 2}"/>\n' for i in range(len(models)))
+    parts.append("</components>\n</object>\n")
     parts.append("</resources>\n<build>\n")
-    parts.extend(f'<item objectid="{i + 2}"/>\n' for i in range(len(models)))
+    parts.append(f'<item objectid="{asm}" transform="{_transform_attr(place)}"/>\n')
     parts.append("</build>\n</model>\n")
     content_types = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
