@@ -129,9 +129,12 @@ class HeaderCache:
             except (OSError, NameError):
                 pass
 
-    def read_all(self, files: Sequence, reader: Callable[[list], list]) -> list:
+    def read_all(self, files: Sequence, reader: Callable[[list], list],
+                 keep: Callable[[Any], bool] | None = None) -> list:
         """Results for ``files`` (in order): cached where the file's stat is unchanged, the rest
-        from ``reader(missing_files)`` (which must return one result per file, in order)."""
+        from ``reader(missing_files)`` (which must return one result per file, in order).
+        ``keep(result)`` False leaves a result out of the cache (e.g. "cannot open": a permission
+        change does not change the file's stat)."""
         if not self.enabled:
             return list(reader(list(files)))
         entries = self._load()
@@ -151,6 +154,7 @@ class HeaderCache:
             for i, res in zip(missing, fresh):
                 out[i] = res
         if missing or len(entries) != len(files):
-            new = {f.name: (st, res) for f, st, res in zip(files, stats, out) if st is not None}
+            new = {f.name: (st, res) for f, st, res in zip(files, stats, out)
+                   if st is not None and (keep is None or keep(res))}
             self._save(new)
         return out

@@ -487,7 +487,8 @@ def scan(source, progress=None, workers: int | None = None) -> ScanResult:
     objects: list = [NonImageObject(p, "unreadable file", reason="symbolic link out of the input folder: not followed")
                      for p in getattr(files, "refused", [])]
     cache = HeaderCache(HeaderCache.key_for(source))
-    results = cache.read_all(files, lambda fs: list(_read_all(fs, progress, workers)))
+    results = cache.read_all(files, lambda fs: list(_read_all(fs, progress, workers)),
+                             keep=lambda r: r[1] != "unreadable")
     for src, (fr, status, info) in zip(files, results):
         if status == "not-dicom":
             skipped.append(src.name)
