@@ -166,6 +166,11 @@ def test_philips_precise_scaling_default_matches_dcm2niix(tmp_path):
     assert np.allclose(vol.array, r, rtol=1e-4, atol=1e-4 * np.abs(r).max())
     sc = json.loads(js.read_text())
     assert sc["UsePhilipsFloatNotDisplayScaling"] == 1
+    from medrecon.io.loader import describe_series
+
+    (row,) = describe_series(src)  # `info` says which values a conversion gives
+    assert any("Philips: precise floating-point values by default" in w for w in row["warnings"])
+    assert vol.meta["units"] == "Philips precise floating point (FP)"
     compare_sidecars(sc, ref_json, P)
     # display values on request, as dcm2niix -p n (the reference made with it)
     disp = load(src, philips_scaling="display")
@@ -174,7 +179,9 @@ def test_philips_precise_scaling_default_matches_dcm2niix(tmp_path):
     rd = np.empty(vol.shape, dtype=np.float64)
     rd[ours_idx[0], ours_idx[1], ours_idx[2]] = ref_d.reshape(-1)
     assert np.allclose(disp.array, rd, atol=1e-3)
-    assert "display" in " ".join(disp.meta["warnings"]) or disp.meta.get("units", "").startswith("Philips display")
+    assert disp.meta["units"] == "Philips display values (DV)"
+    assert any("Philips display values" in w for w in disp.meta["warnings"])
+    assert not any("precise" in w for w in disp.meta["warnings"])
 
 
 def test_sidecar_beside_cli_output_and_opt_out(tmp_path):
