@@ -1,0 +1,232 @@
+"""Motion correction: stack-to-stack alignment (wide rotation search) and per-slice rigid
+slice-to-volume registration (NCC, coarse to fine), robust weights, and the ``svr`` loop."""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from medrecon.svr.forward import ForwardModel, gaussian_blur2d
+from medrecon.svr.srr import backproject_average, solve_srr
+
+Progress = Callable[[str, int, int], None]
+
+
+def _weighted_ncc(p: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Per-slice NCC of (n, h, w) images over weights ``m``."""
+    n = m.sum((1, 2)).clamp_min(1e-6)
+    pc = p - ((p * m).sum((1, 2)) / n)[:, None, None]
+    yc = y - ((y * m).sum((1, 2)) / n)[:, None, None]
+    num = (m * pc * yc).sum((1, 2))
+    den = torch.sqrt(((m * pc * pc).sum((1, 2)) * (m * yc * yc).sum((1, 2))).clamp_min(1e-20))
+    return num / den
+
+
+def _targets(fm: ForwardModel, ys, ws, sigma_mm: float, stride: int):
+    """In-plane blurred, subsampled targets and weights per stack for one pyramid level."""
+    out = []
+    for k, (y, w) in enumerate(zip(ys, ws)):
+        px = float(fm.stacks[k].spacing[:2].mean())
+        yb = gaussian_blur2d(y, sigma_mm / px) if sigma_mm > 0 else y
+        out.append((yb[:, ::stride, ::stride].contiguous(), (w[:, ::stride, ::stride] > 0.5).to(y.dtype)))
+    return out
+
+
+def _compose(aa, tr, d_rot, d_tr, center, as_matrix: bool = False, pivots=None):
+    """Poses after applying an extra rotation ``d_rot`` about each slice's current centre
+    (``pivots``: nominal slice centres, (N, 3)) or about ``center``, then ``d_tr``: D o P.
+
+    With ``as_matrix`` the rotation is returned as (N, 3, 3) matrices (differentiable; the
+    axis-angle inverse is not differentiable at zero angle)."""
+    from medrecon.inr.poses import axis_angle_to_matrix, matrix_to_axis_angle
+
+    R = axis_angle_to_matrix(aa)
+    D = axis_angle_to_matrix(d_rot)
+    R2 = D @ R
+    if pivots is None:
+        # P: x -> R(x-c)+c+t ; D: x -> D(x-c)+c+dt  =>  D o P: x -> DR(x-c) + c + D t + dt
+        t2 = (D @ tr[..., None])[..., 0] + d_tr
+    else:
+        # q = P(pivot); D: x -> D(x-q)+q+dt  =>  t2 = q - c - DR(pivot-c) + dt
+        rel = pivots - center
+        q = (R @ rel[..., None])[..., 0] + center + tr
+        t2 = q - center - (R2 @ rel[..., None])[..., 0] + d_tr
+    if as_matrix:
+        return R2, t2
+    return matrix_to_axis_angle(R2.detach()), t2
+
+
+def register_slices(fm: ForwardModel, x: torch.Tensor, ys, ws, aa: torch.Tensor, tr: torch.Tensor,
+                    levels=((4.0, 4, 40), (2.0, 2, 30), (0.0, 1, 20)), lr=(1.0, 0.5, 0.2),
+                    progress: Progress | None = None, stage: str = "register slices",
+                    group=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-slice rigid registration to volume ``x``: maximise each slice's NCC with its
+    simulated counterpart, coarse to fine.
+
+    ``levels``: (extra blur sigma in mm, pixel stride, iterations); ``lr`` per level in degrees
+    (rotations) and mm (translations) per Adam step. ``group`` (N,) long maps slices to shared
+    parameters (e.g. one per stack for stack-to-stack alignment); default one per slice.
+    Returns updated ``(axis_angle, translation)``.
+    """
+    N = fm.n_slices
+    pivots = None if group is not None else fm.slice_centers()
+    G = N if group is None else int(group.max()) + 1
+    gidx = torch.arange(N, device=fm.device) if group is None else group
+    deg = math.pi / 180
+    total = sum(l[2] for l in levels)
+    done = 0
+    for li, (sig, stride, n_iter) in enumerate(levels):
+        tg = _targets(fm, ys, ws, sig, stride)
+        with torch.no_grad():
+            vbs = [fm.blurred(x, k, sig) for k in range(len(fm.stacks))]
+        d = torch.zeros(G, 6, device=fm.device, dtype=fm.dtype, requires_grad=True)
+        opt = torch.optim.Adam([d], lr=lr[min(li, len(lr) - 1)])
+        for it in range(n_iter):
+            opt.zero_grad(set_to_none=True)
+            dd = d[gidx]
+            a2, t2 = _compose(aa, tr, dd[:, :3] * deg, dd[:, 3:], fm.center, True, pivots)
+            loss = 0.0
+            for k in range(len(fm.stacks)):
+                y, m = tg[k]
+                if not bool((m > 0).any()):
+                    continue
+                pred = fm.sample_stack(k, vbs[k], (a2, t2), stride)
+                c = _weighted_ncc(pred, y, m)
+                valid = m.sum((1, 2)) > 16
+                loss = loss + (1 - c[valid]).sum()
+            loss.backward()
+            opt.step()
+            for g in opt.param_groups:  # cosine decay within a level
+                g["lr"] = lr[min(li, len(lr) - 1)] * 0.5 * (1 + math.cos(math.pi * (it + 1) / n_iter))
+            done += 1
+            if progress is not None and (it % 5 == 0 or it == n_iter - 1):
+                progress(stage, done, total)
+        with torch.no_grad():
+            dd = d[gidx]
+            aa, tr = _compose(aa, tr, dd[:, :3] * deg, dd[:, 3:], fm.center, False, pivots)
+    return aa.detach(), tr.detach()
+
+
+def _rotation_candidates(max_deg: float, step_deg: float) -> np.ndarray:
+    vals = np.arange(-max_deg, max_deg + 1e-6, step_deg)
+    return np.array(list(itertools.product(vals, vals, vals)))
+
+
+def align_stacks(fm: ForwardModel, ys, ws, aa, tr, search_deg: float = 45.0, step_deg: float = 15.0,
+                 progress: Progress | None = None, min_gain: float = 0.01):
+    """Rigidly align every stack to stack 0 (shared pose per stack): grid search over rotations
+    within +/- ``search_deg`` (NCC at 6 mm blur), then gradient refinement; a stack's pose
+    changes only if its NCC improves by at least ``min_gain``."""
+    if len(fm.stacks) < 2:
+        return aa, tr, {}
+    deg = math.pi / 180
+    ref_ws = [w if k == 0 else torch.zeros_like(w) for k, w in enumerate(ws)]
+    with torch.no_grad():
+        xr = backproject_average(fm, ys, ref_ws, (aa, tr))
+    info = {}
+    cands = torch.as_tensor(_rotation_candidates(search_deg, step_deg), dtype=fm.dtype, device=fm.device)
+    n_stacks = len(fm.stacks)
+    for k in range(1, n_stacks):
+        o, n = int(fm.offsets[k]), fm.stacks[k].n_slices
+        (y, m), = _targets(fm, [ys[k]], [ws[k]], 6.0, 4)
+        with torch.no_grad():
+            vb = fm.blurred(xr, k, 6.0)
+
+            def score(rot_deg: torch.Tensor) -> float:
+                a2, t2 = _compose(aa[o:o + n], tr[o:o + n], (rot_deg * deg).expand(n, 3),
+                                  torch.zeros(n, 3, device=fm.device, dtype=fm.dtype), fm.center)
+                full_a = torch.cat([aa[:o], a2, aa[o + n:]])
+                full_t = torch.cat([tr[:o], t2, tr[o + n:]])
+                pred = fm.sample_stack(k, vb, (full_a, full_t), 4)
+                valid = (m.sum((1, 2)) > 16) & (pred.abs().sum((1, 2)) > 0)
+                c = _weighted_ncc(pred, y, m)[valid]
+                return float(c.mean()) if c.numel() else -1.0
+
+            base = score(torch.zeros(3, device=fm.device, dtype=fm.dtype))
+            scores = []
+            for ci, c in enumerate(cands):
+                scores.append(score(c))
+                if progress is not None and ci % 20 == 0:
+                    progress(f"align stack {k}", ci + 1, len(cands))
+        best = int(np.argmax(scores))
+        info[f"stack{k}_ncc_identity"] = base
+        info[f"stack{k}_ncc_best_grid"] = scores[best]
+        if scores[best] > base + min_gain:
+            rot = cands[best]
+            a2, t2 = _compose(aa[o:o + n], tr[o:o + n], (rot * deg).expand(n, 3),
+                              torch.zeros(n, 3, device=fm.device, dtype=fm.dtype), fm.center)
+            aa = torch.cat([aa[:o], a2, aa[o + n:]])
+            tr = torch.cat([tr[:o], t2, tr[o + n:]])
+            info[f"stack{k}_rotation_deg"] = [float(v) for v in rot]
+        else:
+            info[f"stack{k}_rotation_deg"] = [0.0, 0.0, 0.0]
+    # joint refinement of the per-stack poses (stack 0 fixed by weight masking of the group)
+    group = torch.cat([torch.full((s.n_slices,), k, device=fm.device, dtype=torch.long)
+                       for k, s in enumerate(fm.stacks)])
+    ws_moving = [torch.zeros_like(w) if k == 0 else w for k, w in enumerate(ws)]
+    aa, tr = register_slices(fm, xr, ys, ws_moving, aa, tr, levels=((4.0, 4, 30), (2.0, 2, 20)),
+                             lr=(1.0, 0.3), progress=progress, stage="align stacks", group=group)
+    return aa, tr, info
+
+
+def robust_pixel_weights(res: list[torch.Tensor], ws, n_iter: int = 6) -> tuple[list[torch.Tensor], float]:
+    """EM inlier probabilities of residuals: Gaussian inliers vs a uniform outlier class."""
+    r = torch.cat([q[w > 0.5].flatten() for q, w in zip(res, ws)])
+    if r.numel() < 10:
+        return [torch.ones_like(q) for q in res], 0.0
+    sub = r[:: max(1, r.numel() // 2_000_000)]
+    sigma = float(1.4826 * (sub - sub.median()).abs().median()) + 1e-8
+    rng = float(sub.max() - sub.min()) + 1e-8
+    u = 1.0 / rng
+    pi = 0.95
+    for _ in range(n_iter):
+        g = pi * torch.exp(-0.5 * (sub / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+        p = g / (g + (1 - pi) * u)
+        sigma = float(torch.sqrt((p * sub * sub).sum() / p.sum().clamp_min(1e-12))) + 1e-8
+        pi = float(p.mean().clamp(0.5, 0.999))
+    out = []
+    for q in res:
+        g = pi * torch.exp(-0.5 * (q / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+        out.append(g / (g + (1 - pi) * u))
+    return out, sigma
+
+
+def svr_loop(fm: ForwardModel, ys, ws, x0, poses, lam, delta, sigma, n_outer: int = 3,
+             progress: Progress | None = None, ncc_threshold: float = 0.5):
+    """Stack alignment, then ``n_outer`` cycles of slice registration, robust weights and SRR."""
+    from medrecon.svr.reconstruct import slice_ncc
+
+    N = fm.n_slices
+    if poses is None:
+        aa = torch.zeros(N, 3, device=fm.device, dtype=fm.dtype)
+        tr = torch.zeros(N, 3, device=fm.device, dtype=fm.dtype)
+    else:
+        aa, tr = poses[0].clone(), poses[1].clone()
+    aa, tr, info = align_stacks(fm, ys, ws, aa, tr, progress=progress)
+    with torch.no_grad():
+        x = backproject_average(fm, ys, ws, (aa, tr))
+    ws_r = ws
+    slice_w = np.ones(N)
+    for it in range(n_outer):
+        levels = ((4.0, 4, 40), (2.0, 2, 30), (0.0, 1, 20)) if it == 0 else ((1.0, 2, 20), (0.0, 1, 20))
+        lrs = (1.0, 0.5, 0.2) if it == 0 else (0.3, 0.15)
+        aa, tr = register_slices(fm, x, ys, ws, aa, tr, levels=levels, lr=lrs, progress=progress,
+                                 stage=f"register slices ({it + 1}/{n_outer})")
+        ncc = slice_ncc(fm, x, ys, ws, (aa, tr))
+        slice_w = (ncc >= ncc_threshold).astype(float) if it > 0 else np.ones(N)
+        sw = torch.as_tensor(slice_w, dtype=fm.dtype, device=fm.device)
+        if it > 0:
+            with torch.no_grad():
+                pred = fm(x, (aa, tr))
+            pw, _ = robust_pixel_weights([p - y for p, y in zip(pred, ys)], ws)
+        else:
+            pw = [torch.ones_like(y) for y in ys]
+        ws_r = [w * p * sw[int(fm.offsets[k]):int(fm.offsets[k + 1])][:, None, None]
+                for k, (w, p) in enumerate(zip(ws, pw))]
+        x = solve_srr(fm, ys, ws_r, x, lam, delta, (aa, tr), n_reweight=2 if it < n_outer - 1 else 3,
+                      cg_iter=8, progress=progress, stage=f"srr ({it + 1}/{n_outer})")
+    info.update({"n_outer": n_outer, "slices_excluded": int((slice_w == 0).sum())})
+    return x, (aa, tr), ws_r, slice_w, info
