@@ -227,7 +227,8 @@ def run_sfm(image_dir: str | Path, work_dir: str | Path, *, matcher: str = "exha
     import pycolmap
 
     image_dir, work_dir = Path(image_dir), Path(work_dir)
-    names = sorted(p.name for p in image_dir.iterdir() if p.is_file())
+    names = sorted(p.name for p in image_dir.iterdir()
+                   if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))
     if len(names) < 3:
         raise InputError("structure from motion needs at least 3 images", image_dir)
     if work_dir.exists():

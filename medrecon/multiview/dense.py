@@ -204,7 +204,7 @@ def depth_maps(images: Sequence[np.ndarray], cams: CameraSet, bbox: np.ndarray, 
     return DepthResult(depth, score)
 
 
-def filter_depths(res: DepthResult, cams: CameraSet, *, min_score: float = 0.3, min_consistent: int = 2,
+def filter_depths(res: DepthResult, cams: CameraSet, *, min_score: float = 0.3, min_consistent: int = 1,
                   px_tol: float = 1.0, rel_tol: float = 0.01, n_src: int = 4,
                   device: str | torch.device = "cpu") -> np.ndarray:
     """Geometric-consistency filter; returns filtered depth maps (0 = rejected)."""
@@ -247,6 +247,20 @@ def filter_depths(res: DepthResult, cams: CameraSet, *, min_score: float = 0.3, 
         keep = ok & (cnt >= min(min_consistent, len(nb[i])))
         out[i] = torch.where(keep, d, torch.zeros_like(d)).reshape(H, W).cpu().numpy()
     return out
+
+
+def _drop_depth_edges(depth: np.ndarray, rel: float = 0.01) -> np.ndarray:
+    """Depth map with pixels next to a depth jump (> ``rel`` of the depth in a 3x3 window) removed:
+    nearest-pixel look-ups there land on the wrong side of an occlusion edge."""
+    import cv2
+
+    d = depth.astype(np.float32)
+    big = np.where(d > 0, d, 0).astype(np.float32)
+    small = np.where(d > 0, d, 1e30).astype(np.float32)
+    k = np.ones((3, 3), np.uint8)
+    mx, mn = cv2.dilate(big, k), cv2.erode(small, k)
+    edge = (mx - mn) > rel * np.maximum(d, 1e-9)
+    return np.where(edge | (mn > 1e29), 0, d)
 
 
 @dataclass
@@ -294,9 +308,11 @@ def tsdf_fuse(depths: np.ndarray, cams: CameraSet, bbox: np.ndarray, *, voxel: f
         u, v = q[0] / zc, q[1] / zc
         inimg = (z > 1e-6) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
         flat = v.clamp(0, H - 1).long() * W + u.clamp(0, W - 1).long()
-        d = torch.as_tensor(depths[i], device=dev).reshape(-1)[flat]
+        d = torch.as_tensor(_drop_depth_edges(depths[i]), device=dev).reshape(-1)[flat]
         sdf = d - z
-        upd = inimg & (d > 0) & (sdf > -trunc)
+        # only the band around the surface: a voxel far in front of a depth is either free space
+        # (the silhouettes say so) or, at an occlusion edge, a mis-projection into the object
+        upd = inimg & (d > 0) & (sdf > -trunc) & (sdf < trunc)
         w = upd.float()
         if weights is not None:
             w = w * torch.as_tensor(weights[i], device=dev).reshape(-1)[flat]
@@ -377,11 +393,29 @@ def extract_mesh(vol: TSDF, min_weight: float = 0.3) -> tuple[np.ndarray, np.nda
     # the unseen parts (the underside) with a surface that can be far from the real one
     # (and silhouette-only voxels deep inside would meet the truncation band in a false inner surface)
     w = vol.depth_weight if vol.depth_weight is not None else vol.weight
-    mask = w >= min_weight
-    if not mask.any() or vol.tsdf[mask].min() > 0 or vol.tsdf[mask].max() < 0:
+    obs = w >= min_weight
+    # skimage evaluates the cube whose first corner is masked, reading all 8 corners: mask only
+    # cubes whose 8 corners are observed, or unobserved neighbours would make false crossings
+    cell = obs.copy()
+    cell[-1, :, :] = False; cell[:, -1, :] = False; cell[:, :, -1] = False
+    for dx in (0, 1):
+        for dy in (0, 1):
+            for dz in (0, 1):
+                if dx or dy or dz:
+                    cell[:obs.shape[0] - 1, :obs.shape[1] - 1, :obs.shape[2] - 1] &= \
+                        obs[dx:obs.shape[0] - 1 + dx, dy:obs.shape[1] - 1 + dy, dz:obs.shape[2] - 1 + dz]
+    if not cell.any() or vol.tsdf[obs].min() > 0 or vol.tsdf[obs].max() < 0:
         return np.zeros((0, 3)), np.zeros((0, 3), int)
-    t = np.where(mask, vol.tsdf, 1.0)
-    v, f, _, _ = measure.marching_cubes(t, level=0.0, mask=mask, allow_degenerate=False)
+    t = np.where(obs, vol.tsdf, 1.0).astype(np.float32)
+    v, f, _, _ = measure.marching_cubes(t, level=0.0, allow_degenerate=False)
+    # keep the faces whose vertices all lie in fully observed cubes
+    ci = np.clip(np.floor(v).astype(int), 0, np.array(cell.shape) - 1)
+    ok_v = cell[ci[:, 0], ci[:, 1], ci[:, 2]]
+    f = f[ok_v[f].all(1)]
+    used = np.unique(f)
+    remap = np.full(len(v), -1)
+    remap[used] = np.arange(len(used))
+    v, f = v[used], remap[f]
     v = v * vol.voxel + vol.origin
     # with the default gradient_direction the faces' normals point towards increasing values,
     # i.e. outwards for a TSDF that is positive outside
