@@ -51,4 +51,4 @@ def test_fingerprints_and_tokens(tmp_path):
 def test_write_report_atomic_json(tmp_path):
     p = write_report(tmp_path / "out" / "report.json", {"v": np.float32(2.0), "arr": np.eye(2)})
     assert read_report(p) == {"v": 2.0, "arr": [[1.0, 0.0], [0.0, 1.0]]}
-    assert not [x for x in p.parent.iterdir() if x.name != "report.json"]  # no temporary left
+    assert not [x for x in p.parent.iterdir() if x.name.startswith(".report.json")]  # no temporary left
