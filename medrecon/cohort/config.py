@@ -253,7 +253,7 @@ def _path_stamp(value: str) -> Any:
     p = Path(value)
     if not p.exists():
         return value
-    from medrecon.cohort.discover import stat_fingerprint
+    from medrecon.cohort.fingerprint import stat_fingerprint
 
     return {"name": p.name, "stat": stat_fingerprint([p])}
 
