@@ -50,7 +50,7 @@ def info(
     else:
         console.print(series_table(rows))
         for w in common_warnings(rows):
-            console.print(f"[yellow]note:[/] {w}", soft_wrap=True, highlight=False)
+            console.print(f"[yellow]note:[/] {_terminal_safe(w)}", soft_wrap=True, highlight=False)
         n_vol = sum(1 for r in rows if r.get("is_volume", True))
         n_obj = sum(1 for r in rows if r.get("kind") == "non-image")
         console.print(f"{len(rows) - n_obj} series, {n_vol} loadable as volumes"
@@ -84,8 +84,8 @@ def convert(
                                     philips_scaling=philips_scaling, allow_index_grid=allow_index_grid,
                                     progress=lambda done, total: bar.update(task, completed=done, total=total))
     for w in vol.meta.get("warnings", []):
-        err_console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, highlight=False)
-    console.print(f"wrote {output}  shape={vol.shape}  spacing={tuple(round(float(s), 4) for s in vol.spacing)} mm"
+        err_console.print(f"[yellow]warning:[/] {_terminal_safe(w)}", soft_wrap=True, highlight=False)
+    console.print(f"wrote {_terminal_safe(output)}  shape={vol.shape}  spacing={tuple(round(float(s), 4) for s in vol.spacing)} mm"
                   + (f"  (+ {js.name})" if js is not None else ""), soft_wrap=True, highlight=False)
 
 

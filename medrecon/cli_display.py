@@ -94,6 +94,18 @@ def common_warnings(rows: list[dict]) -> list[str]:
     return [w for w in first if all(w in r.get("warnings", []) for r in rows[1:])]
 
 
+def _plain(text: str) -> str:
+    """A value from a file (a file name, a SeriesDescription) shown as text: control characters
+    escaped (never raw newlines or ESC sequences on the terminal), rich markup neutralised."""
+    from rich.markup import escape
+
+    out = []
+    for ch in str(text):
+        o = ord(ch)
+        out.append(repr(ch)[1:-1] if (o < 32 or 127 <= o < 160 or ch in "\u2028\u2029") else ch)
+    return escape("".join(out))
+
+
 def series_table(rows: list[dict]) -> Table:
     """A table of series descriptions as returned by :func:`medrecon.io.loader.describe_series`.
 
@@ -108,15 +120,15 @@ def series_table(rows: list[dict]) -> Table:
     for r in rows:
         size = "x".join(str(s) for s in r.get("size", []))
         sp = " x ".join(f"{s:.3g}" for s in r.get("spacing", []))
-        desc = str(r.get("description", ""))
+        desc = _plain(r.get("description", ""))
         itype = str(r.get("image_type", ""))
         if itype and numbers.count(r.get("series_number")) > 1:  # say what tells them apart
             parts = itype.split("\\")[2:]
             te = r.get("echo_time")
             desc = f"{desc} [dim]({'/'.join(parts)}{f', TE {te:g}' if te is not None else ''})[/]"
-        notes = [w for w in r.get("warnings", []) if w not in shared]
+        notes = [_plain(w) for w in r.get("warnings", []) if w not in shared]
         if not r.get("is_volume", True):
-            notes.insert(0, f"[red]NOT A VOLUME[/]: {r.get('reason', '')}")
+            notes.insert(0, f"[red]NOT A VOLUME[/]: {_plain(r.get('reason', ''))}")
         sn = r.get("series_number")
         t.add_row(str(r.get("index", "")), "" if sn is None else str(sn), str(r.get("modality", "")), desc,
                   size, sp, str(r.get("orientation", "")), str(r.get("n_files", "")),

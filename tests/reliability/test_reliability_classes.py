@@ -259,3 +259,15 @@ def test_reliability_file_names_never_reach_terminal_raw(tmp_path):
     lines = err.strip().split("\n")  # one line per message: the name's newline is escaped
     assert all(ln.startswith(("warning:", "error:")) for ln in lines), lines
     assert lines[-1].startswith("error:") and "evil\\n\\x1b[31mred\\x07.dcm" in err
+
+
+def test_reliability_info_and_convert_print_names_escaped(tmp_path):
+    name = "ev[red]il\n\x1b[31mx.nii.gz"
+    src = tmp_path / name
+    src.write_bytes((H.DATA / H.NIFTI_SEEDS[0]).read_bytes())
+    env = dict(os.environ, MEDRECON_NO_CACHE="1", COLUMNS="200")
+    for args in (["info", str(src)], ["convert", str(src), "-o", str(tmp_path / "o\nut.nrrd")]):
+        r = subprocess.run([sys.executable, "-m", "medrecon", *args], capture_output=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        out = r.stdout.decode() + r.stderr.decode()
+        assert "\x1b[31m" not in out and "ev[red]il" in out and "\\x1b[31m" in out
