@@ -270,4 +270,5 @@ def test_reliability_info_and_convert_print_names_escaped(tmp_path):
         r = subprocess.run([sys.executable, "-m", "medrecon", *args], capture_output=True, env=env, timeout=120)
         assert r.returncode == 0, r.stderr
         out = r.stdout.decode() + r.stderr.decode()
-        assert "\x1b[31m" not in out and "ev[red]il" in out and "\\x1b[31m" in out
+        assert "\x1b[31m" not in out and "o\nut" not in out
+        assert ("ev[red]il" in out and "\\x1b[31m" in out) if args[0] == "info" else "o\\nut.nrrd" in out
