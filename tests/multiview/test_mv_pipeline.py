@@ -62,7 +62,12 @@ def test_texture_colour_matches_rendered_truth(mv_known_run):
     # truth points into the output frame, then the nearest surface point of the model
     q = ((gt - t) @ R) / s
     mesh = trimesh.Trimesh(res.vertices, res.faces, process=False)
-    closest, dist, tri = trimesh.proximity.closest_point(mesh, q)
+    # nearest point of a dense sampling of the model (no rtree needed), then its barycentrics
+    from scipy.spatial import cKDTree
+
+    samp, tri_all = trimesh.sample.sample_surface(mesh, 400000)
+    dist, j = cKDTree(samp).query(q)
+    closest, tri = samp[j], tri_all[j]
     bary = trimesh.triangles.points_to_barycentric(mesh.triangles[tri], closest)
     uv = (res.mesh.uv[res.faces[tri]] * bary[:, :, None]).sum(1)
     tex = np.asarray(PIL.Image.open(out / "texture_shaded.png").convert("RGB")).astype(float) / 255

@@ -10,8 +10,8 @@ def mv_video(tmp_path_factory):
     from medrecon.multiview import synthetic as S
     from medrecon.multiview.ingest import write_video
 
-    n = 48
-    cams = S.orbit_cameras(n, 320, 240, turns=0.85)
+    n = 60
+    cams = S.orbit_cameras(n, 320, 240, turns=0.75)
     frames, blurred = [], []
     rng = np.random.default_rng(3)
     for i, c in enumerate(cams):
@@ -32,7 +32,7 @@ def test_keyframes_are_sharp_and_register(mv_video, tmp_path):
     path, blurred, truth = mv_video
     ing = ingest_video(path, tmp_path / "frames", window=3, min_flow_frac=0.0)
     assert ing.frames_decoded == len(truth)
-    assert len(ing.keyframe_indices) == 16
+    assert len(ing.keyframe_indices) == 20
     assert not set(ing.keyframe_indices) & blurred, "a motion-blurred frame was picked"
     est, info = run_sfm(ing.image_dir, tmp_path / "sfm", matcher="sequential", num_threads=2)
     e = pose_errors(est, truth.subset([truth.names.index(n) for n in ing.names]))
