@@ -48,14 +48,14 @@ def info(
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
     else:
-        console.print(series_table(rows))
+        console.print(series_table(rows, width=console.width))
         for w in common_warnings(rows):
             console.print(f"[yellow]note:[/] {_terminal_safe(w)}", soft_wrap=True, highlight=False)
         n_vol = sum(1 for r in rows if r.get("is_volume", True))
         n_obj = sum(1 for r in rows if r.get("kind") == "non-image")
         console.print(f"{len(rows) - n_obj} series, {n_vol} loadable as volumes"
                       + (f", {n_obj} kind(s) of non-image object skipped" if n_obj else "")
-                      + "; choose one with --series N (SeriesNumber, or '#N' for the index)",
+                      + ("; choose one with --series N (SeriesNumber, or '#N' for the index)" if n_vol > 1 else ""),
                       soft_wrap=True, highlight=False)
 
 
@@ -96,28 +96,41 @@ def _mesh_default(name: str):
     return MeshConfig.model_fields[name].get_default(call_default_factory=True)
 
 
-@app.command()
+def _mesh_epilog() -> str:
+    """The choices of ``mesh`` (presets, groups, built-in label tables), read from where they live."""
+    presets = sorted(p.stem for p in (Path(__file__).parent / "configs" / "presets").glob("*.yaml"))
+    return ("Presets (--preset): " + ", ".join(presets) + ".  "
+            "Groups (--group, with --labels or --bundle): bones, organs, vessels, muscles, lungs, spine, ribs.  "
+            "Label tables (--label-table): totalsegmentator (built in), or a Slicer .ctbl/.txt, CSV, JSON or "
+            "nnU-Net dataset.json file.  --labels takes a label-map file or a TotalSegmentator output folder; "
+            "--structures takes label values or names of that table.  "
+            "Printing: check 'watertight=True' per structure and the volume %; see docs/user-guide.md "
+            "('Printing checklist').")
+
+
+@app.command(epilog=_mesh_epilog())
 def mesh(
     ctx: typer.Context,
     input: Path = typer.Argument(..., help="DICOM folder/zip, NIfTI or NRRD volume."),
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
     preset: Optional[str] = typer.Option(None, "--preset", help="HU/intensity preset, e.g. ct-bone."),
     threshold: Optional[str] = typer.Option(None, "--threshold", help="Custom LOW:HIGH threshold."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Label map to mesh: NIfTI/NRRD, .seg.nrrd, DICOM SEG or RTSTRUCT (contours rasterised on the image grid)."),
-    label_table: Optional[str] = typer.Option(None, "--label-table", help="Label table: built-in name, Slicer .ctbl/.txt, CSV or JSON."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Label map to mesh: NIfTI/NRRD, .seg.nrrd, a TotalSegmentator output folder (one mask per structure), DICOM SEG or RTSTRUCT (contours rasterised on the image grid)."),
+    label_table: Optional[str] = typer.Option(None, "--label-table", help="Label table: built-in 'totalsegmentator', a Slicer .ctbl/.txt, CSV, JSON or nnU-Net dataset.json file."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="MONAI bundle folder to segment with."),
-    group: Optional[str] = typer.Option(None, "--group", help="Structure group from the label table, e.g. bones."),
+    group: Optional[str] = typer.Option(None, "--group", help="Structure group of the label table: bones, organs, vessels, muscles, lungs, spine or ribs."),
     device: str = typer.Option(_mesh_default("device"), "--device", help="auto, cpu or cuda:N (with --bundle)."),
-    structures: Optional[str] = typer.Option(None, "--structures", help="Comma-separated structure names."),
+    structures: Optional[str] = typer.Option(None, "--structures", help="Comma list of label values or names of the label table (e.g. 1,2 or femur_left,hip_left); checked before any inference."),
     formats: str = typer.Option(",".join(_mesh_default("formats")), "--formats", help="Comma list of stl,obj,ply,vtp,glb,3mf."),
     smoothing: float = typer.Option(_mesh_default("smoothing"), "--smoothing", help="Slicer smoothing factor 0..1."),
-    reduction: float = typer.Option(_mesh_default("reduction"), "--reduction", help="Decimation: fraction of triangles removed."),
+    reduction: float = typer.Option(_mesh_default("reduction"), "--reduction", help="Decimation: fraction of triangles removed (0..0.99)."),
     space: str = typer.Option(_mesh_default("space"), "--space", help="Coordinate space of written meshes: LPS or RAS."),
     min_component_mm3: Optional[float] = typer.Option(None, "--min-component-mm3", help="Drop components smaller than this (mm3)."),
-    largest: bool = typer.Option(False, "--largest", help="Keep only the largest connected component."),
+    largest: bool = typer.Option(False, "--largest", help="Keep only the largest connected component (drops every separate piece: ribs, femurs... on a CT; prefer --remove-table)."),
+    remove_table: bool = typer.Option(False, "--remove-table", help="CT presets: drop the scanner table (flat pieces outside the body, found by the air around them); every bone piece stays."),
     joint: bool = typer.Option(False, "--joint", help="Joint multi-label meshing (surface nets, shared boundaries)."),
-    keep_volume: bool = typer.Option(False, "--keep-volume", help="Rescale after smoothing to keep enclosed volume."),
-    series: Optional[str] = typer.Option(None, "--series", help="Series to use when the input holds several."),
+    keep_volume: bool = typer.Option(False, "--keep-volume", help="After smoothing, move every vertex outward along its normal by one common distance so the enclosed volume matches the voxels (no rescale)."),
+    series: Optional[str] = typer.Option(None, "--series", help="Series when the input holds several: SeriesNumber, or '#N' for the index shown by `info`."),
     slicer: bool = typer.Option(False, "--slicer", help="Also write a 3D Slicer scene (.mrml) with volume, segmentation and models."),
     no_preview: bool = typer.Option(False, "--no-preview", help="Skip PNG previews and the HTML viewer."),
     config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (e.g. configs/ct-bone-print.yaml); options given on the command line override it."),
@@ -127,6 +140,8 @@ def mesh(
 ) -> None:
     """Segment (preset, threshold, label map or MONAI bundle) and write one mesh per structure."""
     from medrecon.pipeline import MeshConfig, run_mesh
+
+    _check_device(device)
 
     make_cfg = MeshConfig
     if config is not None:  # recipe values, overridden by options given on the command line
@@ -141,7 +156,7 @@ def mesh(
         structures=[s.strip() for s in structures.split(",") if s.strip()] if structures else None,
         formats=[f.strip().lower() for f in formats.split(",") if f.strip()],
         smoothing=smoothing, reduction=reduction, space=space.upper(),
-        min_component_mm3=min_component_mm3, largest=largest, joint=joint,
+        min_component_mm3=min_component_mm3, largest=largest, remove_table=remove_table, joint=joint,
         keep_volume=keep_volume, series=series, slicer=slicer, preview=not no_preview, subvoxel=subvoxel,
         exclude=[e.strip() for e in exclude.split(",") if e.strip()] if exclude else None, obj_axes=obj_axes,
     )
@@ -149,13 +164,14 @@ def mesh(
 
     with StageProgress(console) as bar:
         result = run_mesh(cfg, progress=bar)
-    for m in result.models:
-        qa = m.qa or {}
-        console.print(f"  {m.name}: {m.n_triangles} triangles, watertight={qa.get('watertight', '?')}, "
-                      f"volume {qa.get('mesh_volume_mm3', float('nan')):.0f} mm3 "
-                      f"({qa.get('volume_diff_pct', float('nan')):+.2f}% vs voxels)", highlight=False)
+    from medrecon.cli_display import structure_summary
+
+    structure_summary(console, result.models)
     print_warnings(err_console, result.warnings)
-    console.print(f"[green]done[/]: {len(result.files)} files in {outdir} (report: {result.report_path})")
+    for f in result.files:
+        console.print(f"wrote {_terminal_safe(f)}", soft_wrap=True, highlight=False)
+    console.print(f"[green]done[/]: {len(result.files)} files in {_terminal_safe(outdir)} "
+                  f"(report: {_terminal_safe(result.report_path)})", soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -187,11 +203,14 @@ def segment(
     from medrecon.cli_display import StageProgress
     from medrecon.segment.ai import segment_to_file
 
-    with StageProgress(console, transient=True) as bar:
+    _check_device(device)
+    with StageProgress(err_console) as bar:
         res = segment_to_file(str(input), str(output), bundle=str(bundle), device=device, series=series, progress=bar)
     console.print(f"{len(res.found)} of {len(res.labels)} structures found "
                   f"({res.labelmap.meta.get('description', '')})", soft_wrap=True, highlight=False)
-    console.print(f"wrote {res.path}")
+    console.print(f"wrote {_terminal_safe(res.path)}", soft_wrap=True, highlight=False)
+    console.print(f"wrote {_terminal_safe(res.table_path)} (colour table: mesh --labels {_terminal_safe(res.path)} "
+                  f"--label-table {_terminal_safe(res.table_path)})", soft_wrap=True, highlight=False)
     if dicom_seg is not None:
         from medrecon.io.dicom.seg import write_dicom_seg_for_source
 
@@ -201,7 +220,7 @@ def segment(
 
 @app.command()
 def view(
-    meshes: List[Path] = typer.Argument(..., help="Mesh files (STL/OBJ/PLY/VTP/GLB) or a report.json."),
+    meshes: List[Path] = typer.Argument(..., help="Mesh files (STL/OBJ/PLY/VTP/GLB/3MF) or a report.json."),
     output: Path = typer.Option(Path("viewer.html"), "-o", "--output", help="Output HTML file."),
     title: Optional[str] = typer.Option(None, "--title", help="Page title (never a patient identifier)."),
 ) -> None:
@@ -382,6 +401,37 @@ def anonymize(
                   soft_wrap=True, highlight=False)
 
 
+@app.command()
+def svr(
+    stacks: List[Path] = typer.Argument(..., help="Thick-slice stacks: NIfTI/NRRD files or DICOM series folders."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output volume (.nii.gz/.nrrd); poses+weights JSON beside it."),
+    method: str = typer.Option("svr", "--method", help="average, srr, svr (motion correction) or inr (neural field, GPU)."),
+    spacing: Optional[float] = typer.Option(None, "--spacing", help="Output voxel size in mm (default: in-plane pixel size)."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Region-of-interest mask (any grid)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+) -> None:
+    """Reconstruct one isotropic volume from thick-slice stacks (slice-to-volume reconstruction)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from medrecon.svr import json_path_for, reconstruct_files
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        tasks: dict = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        res = reconstruct_files([str(s) for s in stacks], output, method=method, spacing=spacing,
+                                mask=str(mask) if mask else None, device=device, progress=progress)
+    sp = res.params.get("spacing_mm")
+    console.print(f"wrote {_terminal_safe(output)} ({res.method}, {sp} mm, shape {res.volume.shape}) "
+                  f"and {_terminal_safe(json_path_for(output))} in {res.timings.get('total', 0):.1f} s",
+                  soft_wrap=True, highlight=False)
+
+
 #: Top-level packages of the optional extras: a missing one names the extra to install.
 _EXTRAS = {"torch": "ai", "monai": "ai", "slicerio": "slicer", "dask": "cohort", "distributed": "cohort",
            "bokeh": "cohort", "cv2": "photo", "skimage": "photo", "pyamg": "photo", "onnxruntime": "photo",
@@ -440,6 +490,40 @@ def _safe_warnings() -> None:
     logging.lastResort = _Safe(logging.WARNING)
 
 
+def _check_device(device: str) -> None:
+    """``--device cuda...`` where PyTorch has no CUDA: say why and how to get a CUDA build, up front."""
+    if not str(device).strip().lower().startswith("cuda"):
+        return
+    try:
+        import torch
+    except ImportError:
+        return  # the missing [ai] extra is reported where torch is needed
+    if torch.cuda.is_available():
+        return
+    if getattr(torch.version, "cuda", None) is None:
+        why = f"this PyTorch ({torch.__version__}) is a CPU-only build"
+    else:
+        why = f"this PyTorch (CUDA {torch.version.cuda}) sees no GPU (driver missing or CUDA_VISIBLE_DEVICES empty)"
+    _fail("error", f"--device {_terminal_safe(device)}: {why}; use --device cpu (or auto), or install a CUDA build "
+                   "of torch: docs/gpu.md, section 'Installing with a CUDA torch'")
+
+
+def _quiet_third_party() -> None:
+    """Third-party noise (MONAI's optional-reader notices, FutureWarning/DeprecationWarning of
+    dependencies) stays off the terminal; medrecon's own warnings still show."""
+    import logging
+    import warnings
+
+    for cat in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=cat)
+    warnings.filterwarnings("ignore", message=r".*nvImageCodec.*")
+    warnings.filterwarnings("ignore", message=r".*nvimgcodec.*")
+    warnings.filterwarnings("ignore", module=r"(monai|torch|timm|transformers|dask|distributed)(\..*)?$",
+                            category=UserWarning)
+    for name in ("monai", "torch", "nibabel", "pydicom", "distributed", "PIL", "trimesh"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _fail(prefix: str, message: str) -> None:
     err_console.print(f"[red]{prefix}:[/] {message}", soft_wrap=True, highlight=False)
     sys.exit(2)
@@ -458,6 +542,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     _safe_warnings()
+    _quiet_third_party()
     debug = "--debug" in args
     if debug:  # accepted anywhere, handed to the root callback once
         args = ["--debug"] + [a for a in args if a != "--debug"]

@@ -12,7 +12,11 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn)
 from rich.table import Table
 
-__all__ = ["StageProgress", "demo_summary", "print_warnings", "series_table", "common_warnings"]
+__all__ = ["StageProgress", "demo_summary", "print_warnings", "series_table", "common_warnings",
+           "structure_summary", "NARROW"]
+
+#: Terminals narrower than this get the compact layouts (fewer columns, no wrapping of names).
+NARROW = 100
 
 
 class StageProgress:
@@ -67,6 +71,26 @@ def print_warnings(console: Console, warnings) -> None:
         console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, highlight=False)
 
 
+def structure_summary(console: Console, models) -> None:
+    """One line per structure: triangles, closed or not, volume and its change against the voxels.
+
+    Narrow terminals (under :data:`NARROW` columns) get a short form that fits 80 columns.
+    """
+    narrow = console.width < NARROW
+    for m in models:
+        qa = m.qa or {}
+        closed = qa.get("watertight", "?")
+        vol = qa.get("mesh_volume_mm3", float("nan"))
+        diff = qa.get("volume_diff_pct", float("nan"))
+        if narrow:
+            line = (f"  {m.name[:28]}: {m.n_triangles} tri, {'closed' if closed is True else 'NOT closed'}, "
+                    f"{vol / 1000:.1f} cm3 ({diff:+.1f}%)")
+        else:
+            line = (f"  {m.name}: {m.n_triangles} triangles, watertight={closed}, volume {vol:.0f} mm3 "
+                    f"({diff:+.2f}% vs voxels)")
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
 def demo_summary(console: Console, results: Mapping[str, Any], outdir: Path, elapsed_s: float) -> None:
     """The table of models the demo made, where its reports are, and how long it took."""
     table = Table(title="demo models")
@@ -106,16 +130,25 @@ def _plain(text: str) -> str:
     return escape("".join(out))
 
 
-def series_table(rows: list[dict]) -> Table:
+def series_table(rows: list[dict], width: int | None = None) -> Table:
     """A table of series descriptions as returned by :func:`medrecon.io.loader.describe_series`.
 
     Warnings shared by every series are left out of the rows; print :func:`common_warnings`
-    once under the table instead.
+    once under the table instead. ``width`` (the terminal's columns) under :data:`NARROW` gives
+    a compact table that fits 80 columns.
     """
     shared = set(common_warnings(rows))
-    t = Table(title="Series found", show_lines=False)
-    for col in ("#", "series", "mod", "description", "size", "spacing (mm)", "orientation", "files", "notes"):
-        t.add_column(col, overflow="fold", no_wrap=col in ("#", "mod", "files"))
+    narrow = width is not None and width < NARROW
+    t = Table(title="Series found", show_lines=False, padding=(0, 1) if not narrow else (0, 0),
+              collapse_padding=narrow)
+    cols = ("#", "series", "mod", "description", "size", "spacing (mm)", "orientation", "files", "notes")
+    if narrow:  # 80 columns: short headers, no orientation/files columns; notes stay (they matter)
+        heads = ("#", "no", "mod", "description", "size", "mm", "notes")
+    else:
+        heads = cols
+    for col in heads:
+        t.add_column(col, overflow="fold", no_wrap=col in ("#", "mod", "files", "no"),
+                     max_width=18 if (narrow and col == "description") else None)
     numbers = [r.get("series_number") for r in rows]
     for r in rows:
         size = "x".join(str(s) for s in r.get("size", []))
@@ -130,6 +163,11 @@ def series_table(rows: list[dict]) -> Table:
         if not r.get("is_volume", True):
             notes.insert(0, f"[red]NOT A VOLUME[/]: {_plain(r.get('reason', ''))}")
         sn = r.get("series_number")
+        if narrow:
+            sp = "x".join(f"{s:.3g}" for s in r.get("spacing", []))
+            t.add_row(str(r.get("index", "")), "" if sn is None else str(sn), str(r.get("modality", "")), desc,
+                      size, sp, "\n".join(notes))
+            continue
         t.add_row(str(r.get("index", "")), "" if sn is None else str(sn), str(r.get("modality", "")), desc,
                   size, sp, str(r.get("orientation", "")), str(r.get("n_files", "")),
                   "\n".join(notes))

@@ -65,6 +65,8 @@ class MeshConfig(BaseModel):
     space: Literal["LPS", "RAS"] = "LPS"
     min_component_mm3: Optional[float] = Field(None, ge=0.0)
     largest: bool = False
+    remove_table: bool = Field(False, description="presets/thresholds: drop the scanner table (flat pieces "
+                               "outside the body), keep every bone piece")
     joint: bool = False
     keep_volume: bool = False
     series: Optional[str] = None
@@ -111,6 +113,12 @@ class MeshConfig(BaseModel):
         if sources[0] in ("preset", "threshold") and (self.structures or self.group or self.label_table):
             raise ValueError("--structures, --group and --label-table apply to --labels or --bundle, "
                              "not to a preset or threshold")
+        if self.remove_table and sources[0] not in ("preset", "threshold"):
+            raise ValueError("--remove-table applies to --preset or --threshold (a CT's intensities)")
+        if self.joint and (self.reduction > 0 or self.keep_volume):  # refused, never silently ignored
+            raise ValueError("--joint keeps the shared boundaries whole, so it does not decimate or restore volume: "
+                             "drop --reduction/--keep-volume, or drop --joint (joint surfaces are for viewing, "
+                             "not printing)")
         if self.threshold:
             from medrecon.segment.presets import parse_threshold
 
@@ -175,7 +183,7 @@ def _segment(cfg: MeshConfig, volume: Volume, st: _Stages):
 
     common = dict(min_component_mm3=cfg.min_component_mm3, largest=cfg.largest)
     if cfg.preset or cfg.threshold:
-        return sources.from_preset(volume, cfg.preset, cfg.threshold, **common)
+        return sources.from_preset(volume, cfg.preset, cfg.threshold, remove_table=cfg.remove_table, **common)
     select = dict(label_table=cfg.label_table, structures=cfg.structures, group=cfg.group, **common)
     if cfg.labels:
         return sources.from_labelmap(volume, cfg.labels, **select)
@@ -225,6 +233,7 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
     from medrecon.io.loader import load
     from medrecon.io.meshes import write_models
     from medrecon.report import mesh_report, write_report
+    from medrecon.surface.advice import mesh_advice
     from medrecon.surface.gpu import mesher_for_device
     from medrecon.version import __version__
 
@@ -272,6 +281,8 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
                          space=cfg.space, outputs=extras, timings=st.times, created_utc=started,
                          version=__version__)
     report["print"] = print_check(models, cfg.space)
+    report["print"]["warnings"] += mesh_advice(models, smoothing=cfg.smoothing, keep_volume=cfg.keep_volume,
+                                               joint=cfg.joint)  # open surfaces, volume lost to smoothing
     for w in report["print"]["warnings"]:
         labelmap.warn(w)
     report_path = write_report(outdir / "report.json", report)

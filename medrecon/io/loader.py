@@ -1,7 +1,7 @@
 """Public loading API: one entry point for DICOM (folder, zip, files), NIfTI and NRRD.
 
 >>> vol = load("ct_folder")                 # the only series, or SeriesSelectionError
->>> vol = load("study.zip", series=3)       # SeriesNumber 3 (or index 3 if no such number)
+>>> vol = load("study.zip", series=3)       # SeriesNumber 3 (refused if there is none)
 >>> vol = load("study.zip", series="#2")    # the index shown by `medrecon info`
 >>> for s in load_series("study/"): print(s.index, s.description, s.warnings)
 """
@@ -168,8 +168,13 @@ def _pick(series, choice, where) -> Any:
         raise SeriesSelectionError(
             f"SeriesNumber {num} holds {len(by_number)} series (echoes/image types/orientations); "
             f"choose one by index with '#N': {listing}", where)
-    if by_index:
+    numbered = sorted({s.series_number for s in series if s.series_number is not None})
+    if by_index and (force_index or not numbered):  # no SeriesNumbers at all: the index is the only name
         return by_index[0]
+    if by_index:  # never silently: a number the user typed is a SeriesNumber unless written '#N'
+        raise SeriesSelectionError(
+            f"no SeriesNumber {num} (SeriesNumbers here: {', '.join(str(n) for n in numbered)}); "
+            f"--series '#{num}' selects the series listed as #{num} by `medrecon info`", where)
     raise SeriesSelectionError(f"no series {num}; found: {listing}", where)
 
 
@@ -184,8 +189,9 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
     path : str, Path or list of them
         DICOM folder (searched recursively), zip file, DICOM file(s), or one NIfTI/NRRD file.
     series : int or str, optional
-        Which series when the path holds several: the DICOM SeriesNumber, or the index shown by
-        ``medrecon info`` when no SeriesNumber matches (``"#3"`` always means index 3).
+        Which series when the path holds several: the DICOM SeriesNumber (refused with a
+        hint when no series has it), or ``"#3"`` for index 3 as shown by ``medrecon info`` (a
+        plain number is taken as the index only when no series has a SeriesNumber).
     correct_tilt : bool
         Resample a gantry-tilted (sheared) series onto an orthogonal grid (default). With
         ``False`` the voxels are kept as acquired and the affine is sheared.
@@ -248,9 +254,9 @@ def _choose_dicom(path, series=None, allow_index_grid: bool = False):
             raise DicomError(f"no loadable volume among {len(found)} series ({why}); "
                              "`medrecon info` lists them", where)
         else:
-            listing = "; ".join(s.label() for s in found)
-            raise SeriesSelectionError(f"{len(found)} series found, choose one with series=N "
-                                       f"(index or SeriesNumber): {listing}", where)
+            listing = "; ".join(s.label() for s in volumes)  # only those that can be chosen
+            raise SeriesSelectionError(f"{len(volumes)} volumes among {len(found)} series, choose one with "
+                                       f"--series N (SeriesNumber, or '#N' for the index): {listing}", where)
     else:
         chosen = _pick(found, series, where)
     return chosen

@@ -13,7 +13,8 @@ import numpy as np
 from medrecon.errors import SegmentationError
 
 __all__ = ["voxel_volume_mm3", "remove_small_components", "keep_largest", "fill_holes",
-           "closing_mm", "dilate_mm", "erode_mm", "clean_mask", "clean_labelmap", "well_composed"]
+           "closing_mm", "dilate_mm", "erode_mm", "clean_mask", "clean_labelmap", "well_composed",
+           "find_table", "remove_table"]
 
 
 def voxel_volume_mm3(affine: np.ndarray) -> float:
@@ -166,6 +167,68 @@ def well_composed(mask: np.ndarray, max_iter: int = 10) -> np.ndarray:
         if not changed:
             break
     return m[1:-1, 1:-1, 1:-1]
+
+
+def find_table(mask: np.ndarray, image: np.ndarray, affine: np.ndarray, *, air_hu: float = -400.0,
+               min_air_fraction: float = 0.3, shell_mm: float = 3.0, max_flatness: float = 0.5,
+               connectivity: int = 26) -> tuple[np.ndarray, list[dict]]:
+    """The connected components of a CT mask that are the scanner table (or another support).
+
+    A component is taken as table when it lies **outside the body** and is **flat**: at least
+    ``min_air_fraction`` of a ``shell_mm`` shell around it is air (below ``air_hu`` HU; bone is
+    wrapped in soft tissue, a few per cent at most) and its anterior-posterior extent is at most
+    ``max_flatness`` times its left-right extent (patient axes, from the affine). Ribs, femurs
+    and every other bone piece stay, whatever their size (unlike keeping the largest component).
+
+    Parameters
+    ----------
+    mask : bool array (i, j, k)
+    image : the CT in HU on the same grid
+    affine : (4, 4) index -> LPS mm
+
+    Returns
+    -------
+    table : bool array, the voxels of the table components
+    found : list of dict, one per table component (``volume_mm3``, ``air_fraction``, ``size_mm``)
+    """
+    import cc3d
+    from scipy import ndimage
+
+    mask = np.asarray(mask, dtype=bool)
+    table = np.zeros_like(mask)
+    if not mask.any():
+        return table, []
+    lin = np.asarray(affine, dtype=np.float64)[:3, :3]
+    sp = _spacing(affine)
+    cc, n = cc3d.connected_components(mask.view(np.uint8), connectivity=connectivity, return_N=True)
+    stats = cc3d.statistics(cc)
+    pad = [int(np.ceil(shell_mm / s)) + 1 for s in sp]
+    found = []
+    for i in range(1, n + 1):
+        bb = stats["bounding_boxes"][i]
+        sl = tuple(slice(max(0, s.start - p), min(dim, s.stop + p)) for s, p, dim in zip(bb, pad, mask.shape))
+        comp = cc[sl] == i
+        idx = np.argwhere(comp)
+        pts = idx @ lin.T
+        size = np.ptp(pts, axis=0) + np.abs(lin).sum(axis=1)  # LPS extent, one voxel added
+        if size[1] > max_flatness * size[0]:  # not flat: AP thickness vs LR width
+            continue
+        shell = (ndimage.distance_transform_edt(~comp, sampling=sp) <= shell_mm) & ~comp & ~mask[sl]
+        if not shell.any():
+            continue
+        air = float(np.mean(np.asarray(image)[sl][shell] < air_hu))
+        if air < min_air_fraction:
+            continue
+        table[sl] |= comp
+        found.append({"volume_mm3": round(float(comp.sum()) * voxel_volume_mm3(affine), 1),
+                      "air_fraction": round(air, 3), "size_mm": np.round(size, 1).tolist()})
+    return table, found
+
+
+def remove_table(mask: np.ndarray, image: np.ndarray, affine: np.ndarray, **kwargs) -> tuple[np.ndarray, list[dict]]:
+    """``mask`` without the components :func:`find_table` takes for the scanner table."""
+    table, found = find_table(mask, image, affine, **kwargs)
+    return np.asarray(mask, dtype=bool) & ~table, found
 
 
 def clean_mask(mask: np.ndarray, affine: np.ndarray, *, min_component_mm3: float | None = None,

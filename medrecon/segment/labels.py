@@ -74,7 +74,8 @@ def select_structures(labels: Mapping[int, LabelInfo], structures: Iterable[str]
                 if not close:
                     close = [n for n in by_name if s.lower() in n][:5]
                 hint = f"; did you mean: {', '.join(close)}" if close else ""
-                raise ConfigError(f"unknown structure {s!r}{hint}")
+                valid = ", ".join(f"{v}={li.name}" for v, li in sorted(labels.items()))
+                raise ConfigError(f"unknown structure {s!r}{hint}; valid (value=name): {valid}")
             if v not in selected:
                 raise ConfigError(f"structure {s!r} is not in group {group!r}")
             out[v] = labels[v]

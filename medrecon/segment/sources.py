@@ -62,13 +62,28 @@ def _clean(arr: np.ndarray, affine: np.ndarray, values: Iterable[int], min_compo
 
 
 def from_preset(volume: Volume, preset: str | None = None, threshold: str | None = None, *,
-                min_component_mm3: float | None = None, largest: bool = False) -> Segmentation:
-    """Segment with an intensity preset (name or YAML path) or a ``LOW:HIGH`` threshold."""
+                min_component_mm3: float | None = None, largest: bool = False,
+                remove_table: bool = False) -> Segmentation:
+    """Segment with an intensity preset (name or YAML path) or a ``LOW:HIGH`` threshold.
+
+    ``remove_table``: drop the scanner table (flat components outside the body,
+    :func:`medrecon.segment.cleanup.find_table`), keeping every bone piece.
+    """
     from medrecon.segment.presets import apply_preset, load_preset, threshold_preset
 
     p = load_preset(preset) if preset else threshold_preset(threshold)
     lab, table = apply_preset(volume, p, min_component_mm3=min_component_mm3, largest=True if largest else None)
-    return Segmentation(lab, table, {"method": "preset" if preset else "threshold", "preset": p.model_dump()})
+    info = {"method": "preset" if preset else "threshold", "preset": p.model_dump()}
+    if remove_table:
+        from medrecon.segment.cleanup import remove_table as _remove_table
+
+        arr = np.asarray(lab.array)
+        kept, found = _remove_table(arr != 0, np.asarray(volume.array), lab.affine)
+        info["table_removed"] = found
+        if not kept.any():
+            raise SegmentationError("nothing left after --remove-table")
+        lab = lab.with_array(np.where(kept, arr, 0).astype(arr.dtype))
+    return Segmentation(lab, table, info)
 
 
 def from_labelmap(volume: Volume, path: str, *, label_table: str | None = None,
@@ -118,11 +133,17 @@ def from_bundle(volume: Volume, bundle: str, *, device: str = "auto", label_tabl
     BundleError, SegmentationError : see :func:`medrecon.segment.ai.segment_volume`; also when the
         bundle found none of the selected structures.
     """
-    from medrecon.segment.ai import segment_volume
+    from medrecon.segment.ai import labels_from_channel_def, segment_volume
+    from medrecon.segment.bundle import _read_json, bundle_files, channel_def
 
-    lab, table = segment_volume(volume, bundle, device=device, progress=progress)
-    if label_table:
-        table = load_label_table(label_table)
+    # the selection is checked against the bundle's own names before the (long) inference
+    meta_path = bundle_files(bundle)[0]
+    table = (load_label_table(label_table) if label_table
+             else labels_from_channel_def(channel_def(_read_json(meta_path), meta_path)))
+    select_structures(table, structures, group)
+    lab, found_table = segment_volume(volume, bundle, device=device, progress=progress)
+    if not label_table:
+        table = found_table
     selected = select_structures(table, structures, group)
     arr = _clean(np.asarray(lab.array), lab.affine, selected, min_component_mm3, largest)
     present = set(present_labels(arr))

@@ -250,7 +250,8 @@ def test_series_selection(tmp_path):
     assert load(tmp_path, series=7).shape[2] == 3          # SeriesNumber
     assert load(tmp_path, series="1").shape[2] == 4        # SeriesNumber 1 (index 1 is series 1 too)
     assert load(tmp_path, series="#2").shape[2] == 3       # index
-    assert load(tmp_path, series=2).shape[2] == 3          # no SeriesNumber 2: index
+    with pytest.raises(SeriesSelectionError, match="no SeriesNumber 2"):  # never the index silently
+        load(tmp_path, series=2)
     with pytest.raises(SeriesSelectionError):
         load(tmp_path, series=99)
     infos = load_series(tmp_path)
