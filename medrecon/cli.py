@@ -119,7 +119,7 @@ def mesh(
     label_table: Optional[str] = typer.Option(None, "--label-table", help="Label table: built-in 'totalsegmentator', a Slicer .ctbl/.txt, CSV, JSON or nnU-Net dataset.json file."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="MONAI bundle folder to segment with."),
     group: Optional[str] = typer.Option(None, "--group", help="Structure group of the label table: bones, organs, vessels, muscles, lungs, spine or ribs."),
-    device: str = typer.Option(_mesh_default("device"), "--device", help="auto, cpu or cuda:N (with --bundle)."),
+    device: str = typer.Option(_mesh_default("device"), "--device", help="auto, cpu or cuda:N: bundle inference and meshing (auto: the GPU when there is one)."),
     structures: Optional[str] = typer.Option(None, "--structures", help="Comma list of label values or names of the label table (e.g. 1,2 or femur_left,hip_left); checked before any inference."),
     formats: str = typer.Option(",".join(_mesh_default("formats")), "--formats", help="Comma list of stl,obj,ply,vtp,glb,3mf."),
     smoothing: float = typer.Option(_mesh_default("smoothing"), "--smoothing", help="Slicer smoothing factor 0..1."),
