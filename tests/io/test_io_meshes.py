@@ -165,8 +165,11 @@ def test_3mf_objects_named_coloured_in_mm_with_provenance(tmp_path, models):
     assert root.get("unit") == "millimeter"
     bases = root.findall(".//c:basematerials/c:base", ns)
     assert [b.get("displaycolor") for b in bases] == ["#FF0000FF", "#0080FFFF"]
-    objs = root.findall(".//c:object", ns)
+    objs = [o for o in root.findall(".//c:object", ns) if o.find("c:mesh", ns) is not None]
     assert [(o.get("name"), o.get("pid"), o.get("pindex")) for o in objs] == [("femur left", "1", "0"), ("hip/left", "1", "1")]
+    # one assembly of both, placed on the print bed by the single build item (issue 10)
+    (item,) = root.findall(".//c:build/c:item", ns)
+    assert len(root.findall(".//c:components/c:component", ns)) == 2 and item.get("transform")
     meta = {e.get("name"): e.text for e in root.findall("c:metadata", ns)}
     assert json.loads(meta["medrecon:provenance"]) == PROV
     assert meta["medrecon:space"] == "LPS"
