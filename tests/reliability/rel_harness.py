@@ -440,7 +440,8 @@ def _child(target: str, root: str, allowed: list[str], mem_bytes: int, timeout: 
             elif os.path.basename(target) not in msg and os.path.basename(root) not in msg:
                 res["status"] = "unnamed"
         except BaseException as exc:  # noqa: BLE001 - that is what we look for
-            tb = traceback.extract_tb(exc.__traceback__)
+            # no source lines looked up: reading them would count as a read outside the input
+            tb = traceback.StackSummary.extract(traceback.walk_tb(exc.__traceback__), lookup_lines=False)
             where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else "?"
             res = {"status": "bad-exception", "detail": f"{type(exc).__name__} at {where}: {str(exc)[:200]}"}
         sys_open = [p for p in opened if not any(p == a or p.startswith(a.rstrip("/") + "/")
