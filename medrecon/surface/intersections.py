@@ -13,7 +13,7 @@ testing all pairs:
    triangles).
 2. **Neighbours:** pairs sharing one vertex are tested for a fold (the edge opposite the shared
    vertex crossing the other triangle), as MeshLab does; pairs sharing an edge count when they
-   are folded onto each other (normals more than ~162 degrees apart).
+   are folded onto each other (normals more than ~172 degrees apart).
 3. **Narrow phase:** two triangles intersect when an edge of one crosses the other
    (Moeller-Trumbore segment test, six edges per pair, vectorised). Exactly coplanar overlaps
    are not counted (they do not occur on smoothed surfaces).
@@ -63,11 +63,17 @@ def candidate_pairs(vertices: np.ndarray, faces: np.ndarray, *, cell: float | No
         cell = 2.0 * float(np.median(e)) if np.any(e > 0) else 1.0
         cell = max(cell, 1e-9)
     origin = lo.min(axis=0)
-    c0 = np.floor((lo - origin) / cell).astype(np.int64)
-    c1 = np.floor((hi - origin) / cell).astype(np.int64)
-    span = c1 - c0 + 1
-    # very large triangles (many cells) are rare; cap cells per triangle by growing the cell
-    per = span.prod(axis=1)
+    # memory bound: a triangle enters every cell its box overlaps; when large triangles would
+    # make that more than ~8 entries per triangle (or the cell count overflows), grow the cell
+    ext = float(np.max(hi.max(axis=0) - origin))
+    for _ in range(40):
+        c0 = np.floor((lo - origin) / cell).astype(np.int64)
+        c1 = np.floor((hi - origin) / cell).astype(np.int64)
+        span = c1 - c0 + 1
+        per = span.prod(axis=1)
+        if per.sum() <= 8 * m + 64 and (ext / cell + 2) ** 3 < 2 ** 62:
+            break
+        cell *= 1.5
     dims = c1.max(axis=0) + 1
     # entries: one per (triangle, cell) it overlaps
     tri_ids = np.repeat(np.arange(m, dtype=np.int64), per)
@@ -201,8 +207,8 @@ def self_intersecting_faces(vertices: np.ndarray, faces: np.ndarray, *, batch: i
     return out
 
 
-def folded_faces(vertices: np.ndarray, faces: np.ndarray, cos_limit: float = -0.95) -> np.ndarray:
-    """Triangles folded onto a neighbour across their shared edge (normals more than ~162 degrees
+def folded_faces(vertices: np.ndarray, faces: np.ndarray, cos_limit: float = -0.99) -> np.ndarray:
+    """Triangles folded onto a neighbour across their shared edge (normals more than ~172 degrees
     apart): the two lie on top of each other, which slicers and MeshLab count as intersecting."""
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
