@@ -56,7 +56,7 @@ def info(
         console.print(f"{len(rows) - n_obj} series, {n_vol} loadable as volumes"
                       + (f", {n_obj} kind(s) of non-image object skipped" if n_obj else "")
                       + ("; choose one with --series N (SeriesNumber, or '#N' for the index)" if n_vol > 1 else ""),
-                      soft_wrap=True, highlight=False)
+                      highlight=False)  # wrapped at words on narrow terminals
 
 
 @app.command()
@@ -505,7 +505,7 @@ def _check_device(device: str) -> None:
     else:
         why = f"this PyTorch (CUDA {torch.version.cuda}) sees no GPU (driver missing or CUDA_VISIBLE_DEVICES empty)"
     _fail("error", f"--device {_terminal_safe(device)}: {why}; use --device cpu (or auto), or install a CUDA build "
-                   "of torch: docs/gpu.md, section 'Installing with a CUDA torch'")
+                   "of torch: docs/user-guide.md, section 'Installing with a CUDA torch'")
 
 
 def _quiet_third_party() -> None:

@@ -146,7 +146,7 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
                 progress: Progress | None = None, names: Sequence[str] | None = None,
                 stack_masks=None, grid: tuple | None = None, lam: float | str = "auto",
                 n_outer: int = 3, initial_poses=None, inr_options: dict | None = None,
-                seed: int = 0) -> SVRResult:
+                motion_correction: bool = True, seed: int = 0) -> SVRResult:
     """Reconstruct one isotropic volume from thick-slice stacks.
 
     Parameters
@@ -183,6 +183,9 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
         Starting poses about the grid centre (e.g. known poses).
     inr_options : dict, optional
         Overrides for :func:`medrecon.svr.inr_method.fit_inr`.
+    motion_correction : bool
+        For ``inr``: start from ``svr`` (True) or from ``srr`` with the given poses (False,
+        for stacks known to be still); the field still refines the poses.
 
     Returns
     -------
@@ -241,7 +244,8 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
     t0 = time.perf_counter()
     x = backproject_average(fm, ys, ws, poses)
     timings["average"] = time.perf_counter() - t0
-    if method in ("srr",):
+    ws_r = ws
+    if method == "srr" or (method == "inr" and not motion_correction):
         t0 = time.perf_counter()
         x = solve_srr(fm, ys, ws, x, lam_v, delta, poses, progress=progress)
         timings["srr"] = time.perf_counter() - t0
@@ -253,15 +257,15 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
                                                  n_outer=n_outer, progress=progress)
         params.update(info)
         timings["svr"] = time.perf_counter() - t0
-        if method == "inr":
-            from medrecon.svr.inr_method import fit_inr
+    if method == "inr":
+        from medrecon.svr.inr_method import fit_inr
 
-            t0 = time.perf_counter()
-            x, poses, slice_w_inr, inr_info = fit_inr(fm, ys, ws_r, x, poses, sigma, progress=progress,
-                                                      **(inr_options or {}))
-            slice_w = slice_w * slice_w_inr
-            params["inr"] = inr_info
-            timings["inr"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        x, poses, slice_w_inr, inr_info = fit_inr(fm, ys, ws_r, x, poses, sigma, progress=progress,
+                                                  **(inr_options or {}))
+        slice_w = slice_w * slice_w_inr
+        params["inr"] = inr_info
+        timings["inr"] = time.perf_counter() - t0
     x = x.clamp_min(0)
     ncc = slice_ncc(fm, x, ys, ws, poses)
     arr = x.detach().cpu().numpy().astype(np.float32) * scale

@@ -1,0 +1,268 @@
+"""Slice-to-volume reconstruction benchmark on the real 1 mm brain (series 1301).
+
+Protocol (see docs/svr.md and ../shared/reference/svr.md section 4):
+ground truth = the 1 mm sagittal MPRAGE (series 1301, Philips folder of ../shared/data), scaled
+to [0, 1] by its 99.9th percentile, background (outside the largest Otsu/2 component, holes
+filled) set to 0, cropped to the head box + 6 voxels; mask = that head mask. Three orthogonal
+stacks, 3 mm thick (Gaussian profile, FWHM 3 mm), 1 mm in-plane, random slice offsets,
+Gaussian noise sigma 0.01, simulated with a finer PSF quadrature (0.25 voxel) than the
+reconstruction uses. Peer: mean of the three stacks interpolated with cubic B-splines
+(scipy.ndimage, order 3) onto the ground-truth grid, computed in the same run. (NeSVoR itself
+cannot be installed here: it needs its CUDA extensions / SVoRT weights; not compared.)
+
+    python benchmarks/bench_svr.py --part cpu --out bench_svr_cpu.json    # CPU: cubic, average, srr
+    python benchmarks/bench_svr.py --part gpu --out $OUT/bench_svr_gpu.json  # GPU: all GPU figures
+
+The script never tunes anything on the ground truth: every method runs with its defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+NAME = "1301_WIP_ADNI_Sag3D_MPRAGE_cl_displayscaling.nii.gz"
+CANDIDATES = [ROOT.parent / "shared/data/mr_philips_classic_vs_enhanced_mixed_folder/ref_dcm2niix" / NAME,
+              Path("/work/shared/data/mr_philips_classic_vs_enhanced_mixed_folder/ref_dcm2niix") / NAME,
+              ROOT / "benchmarks/_svr_data" / NAME]
+
+
+def ground_truth():
+    """(Volume, mask) following the protocol in the module docstring.
+
+    A cached copy (``benchmarks/_svr_data/gt_1301.npz``, made by ``--cache``) is used when present,
+    so that the GPU machine needs neither nibabel nor scikit-image.
+    """
+    from medrecon.volume import Volume
+
+    cache = ROOT / "benchmarks/_svr_data/gt_1301.npz"
+    if cache.exists():
+        z = np.load(cache)
+        return Volume(z["array"], z["affine"], {"modality": "MR"}), z["mask"].astype(bool)
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    from medrecon import load
+    from medrecon.volume import Volume
+
+    path = next((p for p in CANDIDATES if p.exists()), None)
+    if path is None:
+        raise SystemExit(f"ground truth not found; looked in {[str(p) for p in CANDIDATES]}")
+    v = load(str(path))
+    a = np.asarray(v.array, np.float32)
+    a = np.clip(a / np.percentile(a, 99.9), 0, 1)
+    m = a > 0.5 * threshold_otsu(a)
+    lab, _ = ndimage.label(m)
+    m = lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
+    m = ndimage.binary_fill_holes(ndimage.binary_closing(m, iterations=3))
+    a = np.where(m, a, 0).astype(np.float32)
+    idx = np.argwhere(m)
+    lo = np.maximum(idx.min(0) - 6, 0)
+    hi = np.minimum(idx.max(0) + 7, a.shape)
+    sl = tuple(slice(l, h) for l, h in zip(lo, hi))
+    aff = v.affine.copy()
+    aff[:3, 3] = v.index_to_lps(lo[None].astype(float))[0]
+    return Volume(a[sl], aff, {"modality": "MR"}), m[sl]
+
+
+def cubic_baseline(stacks, gt):
+    """Mean of the stacks each interpolated with cubic B-splines onto the ground-truth grid."""
+    from scipy import ndimage
+
+    outs = []
+    for s in stacks:
+        M = np.linalg.inv(s.affine) @ gt.affine
+        outs.append(ndimage.affine_transform(np.asarray(s.array, np.float32), M[:3, :3], M[:3, 3],
+                                             output_shape=gt.shape, order=3, mode="nearest"))
+    return np.mean(outs, 0), outs
+
+
+def pose_error(result, sim):
+    from medrecon.svr.poses_util import pose_errors
+
+    pts = np.array([s.affine[:3, :3] @ np.array([(s.shape[0] - 1) / 2, (s.shape[1] - 1) / 2, k]) + s.affine[:3, 3]
+                    for s in sim.stacks for k in range(s.shape[2])])
+    e = pose_errors(result.matrices(), sim.matrices(), pts)
+    e0 = pose_errors(np.tile(np.eye(4), (len(pts), 1, 1)), sim.matrices(), pts)
+    return {"rot_deg_mean": e["rot_deg_mean"], "trans_mm_mean": e["trans_mm_mean"],
+            "rot_deg_median": e["rot_deg_median"], "trans_mm_median": e["trans_mm_median"],
+            "uncorrected_rot_deg_mean": e0["rot_deg_mean"], "uncorrected_trans_mm_mean": e0["trans_mm_mean"]}
+
+
+def machine():
+    import torch
+
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    try:
+        info["loadavg"] = list(os.getloadavg())
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def hashgrid_throughput(device, compile_: bool, n_points: int = 1 << 20, steps: int = 20) -> dict:
+    """fwd + bwd + Adam step of HashGrid(12 levels, 2 features, T=2^19) + MLP 24-64-16."""
+    import torch
+
+    from medrecon.inr import MLP, HashGrid
+
+    enc = HashGrid(n_levels=12, n_features=2, log2_hashmap_size=19, base_resolution=10, finest_resolution=345).to(device)
+    mlp = MLP(enc.out_dim, 16, width=64, depth=1).to(device)
+    opt = torch.optim.Adam(list(enc.parameters()) + list(mlp.parameters()), lr=1e-3, eps=1e-15)
+
+    def f(x):
+        return mlp(enc(x))
+
+    fn = torch.compile(f) if compile_ else f
+    x = torch.rand(n_points, 3, device=device)
+    t0 = time.perf_counter()
+    for _ in range(3):  # warm-up (compilation)
+        opt.zero_grad()
+        fn(x).square().mean().backward()
+        opt.step()
+    torch.cuda.synchronize()
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        x = torch.rand(n_points, 3, device=device)
+        opt.zero_grad()
+        fn(x).square().mean().backward()
+        opt.step()
+    torch.cuda.synchronize()
+    dt = (time.perf_counter() - t0) / steps
+    return {"compiled": compile_, "points_per_step": n_points, "ms_per_step": dt * 1e3,
+            "M_points_per_s": n_points / dt / 1e6, "warmup_s": warm}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["cpu", "gpu"], required=True)
+    ap.add_argument("--out", default=None, help="JSON output path")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (cpu part)")
+    ap.add_argument("--cache", action="store_true", help="write benchmarks/_svr_data/gt_1301.npz and exit")
+    ap.add_argument("--smoke", action="store_true", help="4 mm ground truth, CPU, short INR: checks the script runs")
+    args = ap.parse_args(argv)
+    import torch
+
+    from medrecon.svr import evaluate, reconstruct, simulate_stacks
+
+    if args.cache:
+        ground_truth.__globals__  # noqa: B018
+    out: dict = {"part": args.part, "machine": machine(), "results": {}}
+    res = out["results"]
+    path = Path(args.out or f"bench_svr_{args.part}.json")
+
+    def save():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean = dict(out, results={k: {a: b for a, b in v.items() if a != "_result"} for k, v in res.items()})
+        path.write_text(json.dumps(clean, indent=1, default=float))
+
+    def part(name, fn):
+        t0 = time.perf_counter()
+        try:
+            res[name] = fn()
+        except Exception as exc:  # keep the other figures
+            res[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
+        res[name]["wall_s"] = time.perf_counter() - t0
+        print(name, json.dumps({k: v for k, v in res[name].items() if k != "_result"}, default=float)[:400], flush=True)
+
+    gt, gm = ground_truth()
+    if args.cache:
+        dst = ROOT / "benchmarks/_svr_data/gt_1301.npz"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(dst, array=gt.array, affine=gt.affine, mask=gm)
+        print("wrote", dst)
+        return
+    if args.smoke:
+        from scipy import ndimage
+
+        from medrecon.volume import Volume
+
+        aff = gt.affine.copy()
+        aff[:3, :3] *= 4
+        gm = ndimage.zoom(gm.astype(np.float32), 0.25, order=1) > 0.5
+        gt = Volume(np.where(gm, ndimage.zoom(gt.array, 0.25, order=1), 0).astype(np.float32), aff, {"modality": "MR"})
+    out["ground_truth"] = {"shape": list(gt.shape), "spacing_mm": [float(s) for s in gt.spacing],
+                           "mask_voxels": int(gm.sum())}
+    dev = "cuda" if args.part == "gpu" and not args.smoke else "cpu"
+    if args.part == "cpu":
+        torch.set_num_threads(args.threads)
+    grid = (gt.affine, gt.shape)
+    t0 = time.perf_counter()
+    th = 12.0 if args.smoke else 3.0
+    sim = simulate_stacks(gt, th, noise_sigma=0.01, seed=0, device=dev)
+    out["simulate_s"] = time.perf_counter() - t0
+
+    def cubic():
+        mean, singles = cubic_baseline(sim.stacks, gt)
+        d = evaluate(mean, gt.array, gm)
+        d["single_stack_psnr"] = [evaluate(s, gt.array, gm)["psnr"] for s in singles]
+        return d
+
+    part("cubic_mean3", cubic)
+
+    def run(method, stacks=None, **kw):
+        def f():
+            t0 = time.perf_counter()
+            r = reconstruct(stacks or sim.stacks, method, device=dev, grid=kw.pop("grid", grid), **kw)
+            d = {"seconds": time.perf_counter() - t0, "timings": r.timings,
+                 "lambda": r.params.get("lambda"), "noise_sigma_est": r.params.get("noise_sigma_est")}
+            if r.volume.shape == gt.shape and np.allclose(r.volume.affine, gt.affine):
+                d.update(evaluate(r.volume, gt, gm))
+            d["_result"] = r
+            return d
+        return f
+
+    def strip(name):
+        r = res[name].pop("_result", None)
+        save()
+        return r
+
+    part("average", run("average"))
+    strip("average")
+    part("srr", run("srr"))
+    strip("srr")
+    if args.part == "cpu":
+        save()
+        return
+    # ---------------- GPU part ----------------
+    if not args.smoke:
+        part("hashgrid_eager", lambda: hashgrid_throughput("cuda", False, steps=5))
+        part("hashgrid_compiled", lambda: hashgrid_throughput("cuda", True))
+    inr_opt = {"n_iter": 20} if args.smoke else None
+    part("inr", run("inr", motion_correction=False, inr_options=inr_opt))
+    strip("inr")
+    # motion: +/-3 deg, +/-3 mm per slice
+    msim = simulate_stacks(gt, th, noise_sigma=0.01, rot_deg=3.0, trans_mm=3.0, mask=gm, seed=1, device=dev)
+    part("motion_uncorrected_srr", run("srr", stacks=msim.stacks, stack_masks=msim.masks))
+    strip("motion_uncorrected_srr")
+    part("motion_oracle_srr", run("srr", stacks=msim.stacks, stack_masks=msim.masks,
+                                  initial_poses=(msim.axis_angle, msim.translation)))
+    strip("motion_oracle_srr")
+    part("motion_svr", run("svr", stacks=msim.stacks, stack_masks=msim.masks))
+    r = strip("motion_svr")
+    if r is not None:
+        res["motion_svr"]["pose_errors"] = pose_error(r, msim)
+        save()
+    # timing: svr to 0.8 mm on the automatic grid (no ground-truth grid)
+    part("svr_0.8mm_timing", run("svr", stacks=msim.stacks, stack_masks=msim.masks, spacing=3.2 if args.smoke else 0.8,
+                                         grid=None))
+    strip("svr_0.8mm_timing")
+    save()
+
+
+if __name__ == "__main__":
+    main()
