@@ -65,7 +65,7 @@ def _outline(lab: np.ndarray) -> np.ndarray:
 
 
 def slice_panels(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | None = None,
-                 panel_px: int = 400, fill_opacity: float = 0.18, centre_lps=None):
+                 panel_px: int = 400, fill_opacity: float = 0.18, centre_lps=None, min_panel_px: int = 160):
     """The three display planes, resampled in LPS, with label outlines drawn.
 
     Parameters
@@ -78,8 +78,10 @@ def slice_panels(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | N
     Returns
     -------
     panels : list of (plane name, (H, W, 3) uint8 image, screen-right LPS vector, screen-down LPS vector)
+        A panel whose short side would get fewer than ``min_panel_px`` pixels (thin volumes) is
+        magnified and its long side cropped around the labels' centre (at most 2.5 ``panel_px``).
     centre : (3,) LPS mm point the planes pass through
-    mm_per_px : float, display pixel size (square)
+    mm_per_px : dict plane name -> display pixel size of that panel (square pixels), mm
     values : label values present
     """
     lab_arr = labelmap.array if labelmap.array.ndim == 3 else labelmap.array[..., 0]
@@ -103,17 +105,31 @@ def slice_panels(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | N
     wmin, wmax = _window(volume)
     extent = hi - lo
     mm_per_px = max(float(extent.max()) / panel_px, float(min(volume.spacing.min(), lab_vol.spacing.min())) / 2)
-    panels = []
+    panels, scales = [], {}
+    finest = float(min(volume.spacing.min(), lab_vol.spacing.min())) / 4
     for name, (right, down) in PLANES.items():
         r, d = np.asarray(right), np.asarray(down)
         ar, ad = int(np.argmax(np.abs(r))), int(np.argmax(np.abs(d)))
-        nw = max(2, int(np.ceil(extent[ar] / mm_per_px)))
-        nh = max(2, int(np.ceil(extent[ad] / mm_per_px)))
+        # thin volumes (a 40 mm slab): magnify the panel so its short side has at least
+        # min_panel_px pixels, and crop its long side around the labels' centre
+        mm_px = mm_per_px
+        short = min(extent[ar], extent[ad])
+        if short / mm_px < min_panel_px:
+            mm_px = max(short / min_panel_px, finest)
+        nw = max(2, int(np.ceil(extent[ar] / mm_px)))
+        nh = max(2, int(np.ceil(extent[ad] / mm_px)))
         start = centre.copy()
         start[ar] = lo[ar] if r[ar] > 0 else hi[ar]
         start[ad] = lo[ad] if d[ad] > 0 else hi[ad]
-        u = (np.arange(nw) + 0.5) * mm_per_px
-        v = (np.arange(nh) + 0.5) * mm_per_px
+        cap = int(2.5 * panel_px)
+        for ax, n_ax, vec in ((ar, nw, r), (ad, nh, d)):
+            if n_ax > cap:  # keep a window of ``cap`` pixels centred on the labels
+                half = cap * mm_px / 2
+                a0 = np.clip(centre[ax] - half, lo[ax], hi[ax] - 2 * half)
+                start[ax] = a0 if vec[ax] > 0 else a0 + 2 * half
+        nw, nh = min(nw, cap), min(nh, cap)
+        u = (np.arange(nw) + 0.5) * mm_px
+        v = (np.arange(nh) + 0.5) * mm_px
         pts = start + u[None, :, None] * r + v[:, None, None] * d
         img = _sample(volume, pts, order=1, cval=wmin)
         lab = _sample(lab_vol, pts, order=0, cval=0).astype(np.int32)
@@ -130,8 +146,9 @@ def slice_panels(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | N
             edge = _outline(np.where(m, 1, 0))
             rgb[edge] = col
         panels.append((name, np.round(rgb).astype(np.uint8), r, d))
+        scales[name] = mm_px
 
-    return panels, centre, mm_per_px, values
+    return panels, centre, scales, values
 
 
 def qc_montage(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | None,
@@ -180,8 +197,11 @@ def qc_montage(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | Non
     pos = tuple(round(float(c), 1) for c in centre)
     R.draw_text(out, f"QC montage - slices through the labels' centre at LPS {pos} mm", gap, head // 2,
                 size=15, bold=True, anchor="ml")
+    R.draw_text(out, "radiological view: patient's R on the left (letters at the edges)", width - gap, head // 2,
+                (170, 175, 185), 12, anchor="mr")
     x = gap
     for name, tile, r, d in panels:
+        mm_px = mm_per_px[name]
         th, tw = tile.shape[:2]
         R.paste(out, tile, x, head)
         R.draw_text(out, name, x + 6, head + 6, (255, 235, 120), 14, True)
@@ -190,7 +210,7 @@ def qc_montage(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | Non
         R.draw_text(out, R.axis_letter(-r), x + 5, head + th // 2, col, 14, True, "ml")
         R.draw_text(out, R.axis_letter(-d), x + tw // 2, head + 6, col, 14, True, "tc")
         R.draw_text(out, R.axis_letter(d), x + tw // 2, head + th - 4, col, 14, True, "bc")
-        R.draw_scale_bar(out, x + 2, head + ph + strip - 4, 1.0 / mm_per_px, max(40, tw // 3))
+        R.draw_scale_bar(out, x + 2, head + ph + strip - 4, 1.0 / mm_px, max(40, tw // 3))
         x += tw + gap
 
     ly = head + ph + strip + 6
