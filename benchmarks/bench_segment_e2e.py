@@ -88,6 +88,10 @@ def ct_volume() -> Volume:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Writes $OUT/bench_segment_e2e.json when "
+                            "OUT is set; on a CPU-only machine runs the smoke checks only.").parse_args()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     tmp = Path(tempfile.mkdtemp())
     smoke(tmp, dev)

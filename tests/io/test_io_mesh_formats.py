@@ -17,7 +17,7 @@ def _tetra() -> SurfaceModel:
 
 def test_table_is_the_format_lists():
     assert FORMATS == ("stl", "obj", "ply", "vtp", "glb", "3mf")
-    assert set(READ_EXTENSIONS) == {".stl", ".obj", ".ply", ".vtp", ".glb", ".gltf"}
+    assert set(READ_EXTENSIONS) == {".stl", ".obj", ".ply", ".vtp", ".glb", ".gltf", ".3mf"}
     assert [n for n, f in MESH_FORMATS.items() if not f.per_structure] == ["glb", "3mf"]
 
 

@@ -68,7 +68,7 @@ MESH_FORMATS: dict[str, MeshFormat] = {f.name: f for f in (
     MeshFormat("ply", (".ply",), write=True, read=True, per_structure=True),
     MeshFormat("vtp", (".vtp",), write=True, read=True, per_structure=True),
     MeshFormat("glb", (".glb", ".gltf"), write=True, read=True, per_structure=False),
-    MeshFormat("3mf", (".3mf",), write=True, read=False, per_structure=False),
+    MeshFormat("3mf", (".3mf",), write=True, read=True, per_structure=False),
 )}
 #: Formats :func:`write_models` writes, in table order.
 FORMATS = tuple(n for n, f in MESH_FORMATS.items() if f.write)
@@ -242,6 +242,10 @@ def load_mesh_file(path: str | os.PathLike) -> list[SurfaceModel]:
             return read_vtp(path)
         if ext in (".glb", ".gltf"):
             models = read_gltf(path)
+        elif ext == ".3mf":
+            from medrecon.io.meshes.threemf_read import read_3mf
+
+            models = read_3mf(path)
         else:
             models = [_read_with_trimesh(path, ext)]
     except InputError:
