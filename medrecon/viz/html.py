@@ -265,19 +265,26 @@ _PAGE = """<!DOCTYPE html>
   #size, #distance {{ margin-top: 4px; color: #cfe; }}
   #status {{ color: #f88; }}
   #help {{ color: #899; font-size: 11px; margin-top: 6px; }}
+  .olet {{ position: absolute; color: #9cf; font: bold 15px system-ui, sans-serif; pointer-events: none;
+    text-shadow: 0 0 3px #000; }}
+  #o-left {{ left: 8px; top: 50%; }} #o-right {{ right: 8px; top: 50%; }}
+  #o-top {{ top: 6px; left: 50%; }} #o-bottom {{ bottom: 6px; left: 50%; }}
+  #scalebar {{ position: absolute; right: 14px; bottom: 14px; color: #ddd; font-size: 12px; text-align: center;
+    pointer-events: none; text-shadow: 0 0 3px #000; }}
+  #scalebar div {{ height: 4px; background: #ddd; margin-top: 2px; }}
 </style>
 </head>
 <body>
-<div id="view"></div>
+<div id="view"><span class="olet" id="o-left"></span><span class="olet" id="o-right"></span><span class="olet" id="o-top"></span><span class="olet" id="o-bottom"></span><div id="scalebar"><span id="sb-label"></span><div id="sb-bar"></div></div></div>
 <div id="panel">
   <h1>{title}</h1>
-  <div class="bar"><button data-view="front">Front</button><button data-view="left">Side</button><button data-view="top">Top</button><button data-view="back">Back</button></div>
+  <div class="bar"><button data-view="oblique">3/4</button><button data-view="front">Front</button><button data-view="left">Side</button><button data-view="top">Top</button><button data-view="back">Back</button></div>
   <div class="bar"><button id="all-on">Show all</button><button id="all-off">Hide all</button><button id="measure">Measure</button></div>
   <div id="structures"></div>
   <div id="size"></div>
   <div id="distance"></div>
   <div id="status"></div>
-  <div id="help">Drag: rotate. Wheel: zoom. Right-drag: pan. Sizes in mm (L-R x A-P x S-I).</div>
+  <div id="help">Drag: rotate. Wheel: zoom. Right-drag: pan. Sizes in mm (L-R x A-P x S-I). Letters at the edges: patient R/L, A/P, S/I; the bar: mm at the centre of rotation.</div>
 </div>
 <script id="medrecon-data" type="application/json">{data}</script>
 <script>{three}</script>

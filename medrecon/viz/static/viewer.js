@@ -97,8 +97,37 @@
       "Visible: " + fmt(b[1][0] - b[0][0]) + " (L-R) x " + fmt(b[1][1] - b[0][1]) + " (A-P) x " +
       fmt(b[1][2] - b[0][2]) + " (S-I) mm" : "Nothing visible";
   }
+  // orientation letters at the view's edges and a scale bar (mm at the centre of rotation)
+  const LETTERS = [["L", "R"], ["P", "A"], ["S", "I"]];
+  function letterFor(vLps) {
+    let ax = 0;
+    for (let a = 1; a < 3; a++) if (Math.abs(vLps[a]) > Math.abs(vLps[ax])) ax = a;
+    return LETTERS[ax][vLps[ax] >= 0 ? 0 : 1];
+  }
+  function overlay() {
+    if (typeof controls === "undefined") return;
+    camera.updateMatrixWorld();
+    const e = camera.matrixWorld.elements;  // columns: camera right, up, back (display axes)
+    const toLps = (x, y, z) => [x, -z, y];  // display -> LPS (inverse of toDisplay)
+    const right = toLps(e[0], e[1], e[2]);
+    const up = toLps(e[4], e[5], e[6]);
+    const neg = (v) => v.map((x) => -x);
+    document.getElementById("o-right").textContent = letterFor(right);
+    document.getElementById("o-left").textContent = letterFor(neg(right));
+    document.getElementById("o-top").textContent = letterFor(up);
+    document.getElementById("o-bottom").textContent = letterFor(neg(up));
+    const dist = camera.position.distanceTo(controls.target);
+    const mmPerPx = (2 * dist * Math.tan((camera.fov * Math.PI) / 360)) / Math.max(1, view.clientHeight);
+    const nice = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+    let mm = nice[0];
+    for (const n of nice) if (n / mmPerPx <= 140) mm = n;
+    document.getElementById("sb-label").textContent = mm + " mm";
+    document.getElementById("sb-bar").style.width = Math.round(mm / mmPerPx) + "px";
+    state.overlay = { right: letterFor(right), top: letterFor(up), scaleMm: mm, scalePx: Math.round(mm / mmPerPx) };
+  }
   function render() {
     renderer.render(scene, camera);
+    overlay();
     state.renderCount += 1;
   }
   function setVisible(name, on) {
@@ -136,6 +165,7 @@
     render();
   }
   const VIEWS = {
+    oblique: [[0.55, -1, 0.4], [0, 0, 1]],  // anterior, from the patient's left and above
     front: [[0, -1, 0], [0, 0, 1]], back: [[0, 1, 0], [0, 0, 1]], left: [[1, 0, 0], [0, 0, 1]],
     right: [[-1, 0, 0], [0, 0, 1]], top: [[0, 0, 1], [0, -1, 0]], bottom: [[0, 0, -1], [0, 1, 0]],
   };
@@ -206,7 +236,7 @@
   });
   state.render = render;
   updateSize();
-  state.setView("front");
+  state.setView("oblique");
   state.ready = true;
   document.body.setAttribute("data-ready", "1");
 })();
