@@ -265,6 +265,8 @@ def render_previews(models: Sequence[SurfaceModel], out_png: str | os.PathLike,
         x0, y0 = gap + n * (panel_px + gap), head
         R.paste(img, tile, x0, y0)
         R.draw_text(img, name, x0 + 8, y0 + 6, size=14, bold=True)
+        if name == "top":  # the QC montage's axial slice is seen from the feet: say which this is
+            R.draw_text(img, "seen from above: R on the right", x0 + 8, y0 + 26, (170, 175, 185), 12)
         # orientation letters on the panel edges
         col = (150, 200, 255)
         R.draw_text(img, R.axis_letter(right), x0 + panel_px - 6, y0 + panel_px // 2, col, 14, True, "mr")
