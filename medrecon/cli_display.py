@@ -43,6 +43,20 @@ class StageProgress:
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
+            if exc and exc[0] is not None or not self._tasks:
+                # failing (or nothing shown): clear the bars, and drop what rich writes when it
+                # stops (a newline on non-terminals), so an error message that follows is not
+                # preceded by a blank or half-drawn line
+                import io
+
+                self._progress.live.transient = True
+                real = self.console.file
+                self.console.file = io.StringIO()
+                try:
+                    self._progress.__exit__(*exc)
+                finally:
+                    self.console.file = real
+                return
             self._progress.__exit__(*exc)
 
     def _task(self, stage: str, total: int):

@@ -53,6 +53,19 @@ def no_ai(tmp_path_factory):
     return {"PYTHONPATH": str(d) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
+def _bundle(root: Path) -> Path:
+    """A bundle complete enough to get past the file checks (the weights are read with torch)."""
+    import json
+
+    (root / "configs").mkdir(parents=True)
+    (root / "models").mkdir()
+    (root / "configs" / "metadata.json").write_text(json.dumps(
+        {"network_data_format": {"outputs": {"pred": {"channel_def": {"0": "background", "1": "spleen"}}}}}))
+    (root / "configs" / "inference.json").write_text(json.dumps({"network_def": {"_target_": "UNet"}}))
+    (root / "models" / "model.pt").write_bytes(b"not really weights")
+    return root
+
+
 @pytest.fixture(scope="module")
 def small_ct(tmp_path_factory):
     from medrecon.io.volumes import save_volume
@@ -67,7 +80,7 @@ def small_ct(tmp_path_factory):
 
 
 def test_print_segment_without_ai_extra_names_the_extra(tmp_path, no_ai, small_ct):
-    (tmp_path / "bundle" / "configs").mkdir(parents=True)
+    _bundle(tmp_path / "bundle")
     proc = _run(["segment", str(small_ct), "-o", str(tmp_path / "seg.nii.gz"), "--bundle", str(tmp_path / "bundle")],
                 no_ai)
     err = _one_line_error(proc)
@@ -75,7 +88,7 @@ def test_print_segment_without_ai_extra_names_the_extra(tmp_path, no_ai, small_c
 
 
 def test_print_mesh_bundle_without_ai_extra_names_the_extra(tmp_path, no_ai, small_ct):
-    (tmp_path / "bundle" / "configs").mkdir(parents=True)
+    _bundle(tmp_path / "bundle")
     proc = _run(["mesh", str(small_ct), "-o", str(tmp_path / "out"), "--bundle", str(tmp_path / "bundle")], no_ai)
     err = _one_line_error(proc)
     assert "medrecon[ai]" in err, err
