@@ -75,34 +75,46 @@ def candidate_pairs(vertices: np.ndarray, faces: np.ndarray, *, cell: float | No
             break
         cell *= 1.5
     dims = c1.max(axis=0) + 1
-    # entries: one per (triangle, cell) it overlaps
-    tri_ids = np.repeat(np.arange(m, dtype=np.int64), per)
-    k = np.arange(tri_ids.size, dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
-    sy, sz = span[tri_ids, 1], span[tri_ids, 2]
-    ox = k // (sy * sz)
-    rem = k - ox * sy * sz
-    oy = rem // sz
-    oz = rem - oy * sz
-    cx = c0[tri_ids, 0] + ox
-    cy = c0[tri_ids, 1] + oy
-    cz = c0[tri_ids, 2] + oz
-    key = (cx * dims[1] + cy) * dims[2] + cz
-    del k, sy, sz, ox, oy, oz, rem, cx, cy, cz
+    # entries: one per (triangle, cell) it overlaps; built in chunks of triangles (memory)
+    idt = np.int32 if m < 2**31 else np.int64
+    keys, ids = [], []
+    for t0 in range(0, m, 500_000):
+        t1 = min(m, t0 + 500_000)
+        pc = per[t0:t1]
+        tid = np.repeat(np.arange(t0, t1, dtype=np.int64), pc)
+        k = np.arange(tid.size, dtype=np.int64) - np.repeat(np.cumsum(pc) - pc, pc)
+        sy, sz = span[tid, 1], span[tid, 2]
+        ox = k // (sy * sz)
+        rem = k - ox * sy * sz
+        oy = rem // sz
+        oz = rem - oy * sz
+        keys.append(((c0[tid, 0] + ox) * dims[1] + (c0[tid, 1] + oy)) * dims[2] + (c0[tid, 2] + oz))
+        ids.append(tid.astype(idt))
+        del tid, k, sy, sz, ox, rem, oy, oz
+    key = np.concatenate(keys)
+    tri_ids = np.concatenate(ids)
+    del keys, ids
     order = np.argsort(key, kind="stable")
     key = key[order]
     tri_ids = tri_ids[order]
     del order
+    lo = lo.astype(np.float32)
+    hi = hi.astype(np.float32)
     pairs = []
     n = key.size
     # per-entry boxes in sorted order (one contiguous array per axis and side)
-    lo_s = [np.ascontiguousarray(lo[tri_ids, ax], dtype=np.float32) for ax in range(3)]
-    hi_s = [np.ascontiguousarray(hi[tri_ids, ax], dtype=np.float32) for ax in range(3)]
+    lo_s = [np.ascontiguousarray(lo[:, ax][tri_ids]) for ax in range(3)]
+    hi_s = [np.ascontiguousarray(hi[:, ax][tri_ids]) for ax in range(3)]
     # entries left in their cell after each one: only those take part in pass d
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    sizes = np.diff(np.r_[starts, n])
-    left = np.repeat(starts + sizes, sizes) - np.arange(n) - 1
-    del key, starts, sizes
-    act = np.flatnonzero(left > 0)
+    it = np.int32 if n < 2**31 - 1 else np.int64
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]).astype(it)
+    del key
+    sizes = np.diff(np.r_[starts, it(n)]).astype(it)
+    left = np.repeat(starts + sizes, sizes)
+    left -= np.arange(n, dtype=it)
+    left -= 1
+    del starts, sizes
+    act = np.flatnonzero(left > 0).astype(it)
     d = 1
     while act.size:
         nxt = act + d
@@ -111,8 +123,8 @@ def candidate_pairs(vertices: np.ndarray, faces: np.ndarray, *, cell: float | No
             ok &= lo_s[ax][nxt] <= hi_s[ax][act]
             ok &= lo_s[ax][act] <= hi_s[ax][nxt]
         idx = act[ok]
-        a = tri_ids[idx]
-        b = tri_ids[idx + d]
+        a = tri_ids[idx].astype(np.int64)
+        b = tri_ids[idx + d].astype(np.int64)
         a, b = np.minimum(a, b), np.maximum(a, b)
         fa, fb = f[a], f[b]
         nshare = (a == b).astype(np.int8) * 3
@@ -154,7 +166,7 @@ def _segments_hit_triangles(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np
     return ok & (u >= -tol) & (w >= -tol) & (u + w <= 1 + tol) & (t >= -tol) & (t <= 1 + tol)
 
 
-def self_intersecting_faces(vertices: np.ndarray, faces: np.ndarray, *, batch: int = 1_000_000) -> np.ndarray:
+def self_intersecting_faces(vertices: np.ndarray, faces: np.ndarray, *, batch: int = 200_000) -> np.ndarray:
     """Boolean mask (M,) of triangles that intersect another triangle of the mesh.
 
     Pairs sharing no vertex: any edge of one crossing the other. Pairs sharing one vertex (a
