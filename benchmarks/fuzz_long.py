@@ -57,7 +57,7 @@ def run_random(n: int, seed: int, timeout: int) -> dict:
             "operators": dict(kinds), "distinct_failures": len(failures), "failures": failures}
 
 
-def run_atheris(n: int, timeout: int) -> dict:
+def run_atheris(n: int, timeout: int, out_json: Path | None = None) -> dict:
     """Coverage-guided: atheris mutates the bytes of real seeds; each input is loaded contained."""
     import atheris  # noqa: F401 - raises ImportError when it does not run here
 
@@ -83,6 +83,9 @@ def run_atheris(n: int, timeout: int) -> dict:
             sig = _signature(out.status, out.detail)
             failures.setdefault(sig, {"count": 0, "detail": out.detail[:300]})["count"] += 1
         H.cleanup(folder)
+        if out_json is not None:  # libFuzzer ends the process itself: keep the summary current
+            out_json.write_text(json.dumps({"mutants": state["i"], "outcomes": dict(counts),
+                                            "distinct_failures": len(failures), "failures": failures}, indent=2))
 
     atheris.Setup([sys.argv[0], f"-runs={n}"], one)
     try:
@@ -103,7 +106,7 @@ def main() -> None:
     os.environ.setdefault("MEDRECON_NO_CACHE", "1")
     import medrecon.io.loader  # noqa: F401 - imported once, before the forks
 
-    res = run_atheris(a.n, a.timeout) if a.atheris else run_random(a.n, a.seed, a.timeout)
+    res = run_atheris(a.n, a.timeout, a.json) if a.atheris else run_random(a.n, a.seed, a.timeout)
     text = json.dumps(res, indent=2, default=str)
     print(text)
     if a.json:
