@@ -5,13 +5,14 @@ replaced once the new one is complete: the temporary file (hidden: ``.NAME.XXXX.
 written in the destination folder, flushed to disk (``fsync``), renamed onto the final name,
 and the folder entry is synced too. A folder this module creates for outputs gets an empty
 ``.medrecon-output`` marker, so it is never read back as input (an output folder inside the
-input folder). Stale temporary files of a killed run are hidden and removed by the next
-successful write of the same name.
+input folder). Stale temporary files of a killed run are hidden; the next run writing into the same
+marked output folder removes those older than a minute.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -76,24 +77,30 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+_SWEPT: set[str] = set()
+_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}(\.[^.]+)*$")
+
+
 def _remove_stale(path: Path, current: Path) -> None:
-    """Remove hidden temporaries ``.NAME.*`` left by a killed earlier write of ``path`` (older
-    than a minute, so a concurrent writer's temporary is never touched)."""
+    """Once per folder and process: in a folder medrecon created for outputs (it holds the
+    marker), remove hidden temporaries ``.NAME.XXXXXXXX.ext`` older than a minute, left by a
+    killed earlier run (a concurrent writer's temporary is younger and is never touched)."""
     import time
 
+    folder = str(path.parent)
+    if folder in _SWEPT:
+        return
+    _SWEPT.add(folder)
+    if not (path.parent / ".medrecon-output").exists():
+        return
     now = time.time()
     with contextlib.suppress(OSError):
-        for p in path.parent.glob(f".{glob_escape(path.name)}.*"):
-            if p != current and p.is_file():
+        for e in os.scandir(folder):
+            if e.name.startswith(".") and e.name != ".medrecon-output" and _TEMP.match(e.name) \
+                    and e.path != str(current):
                 with contextlib.suppress(OSError):
-                    if now - p.stat().st_mtime > 60:
-                        p.unlink()
-
-
-def glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
+                    if e.is_file(follow_symlinks=False) and now - e.stat().st_mtime > 60:
+                        os.unlink(e.path)
 
 
 def atomic_dir_marker(folder: str | os.PathLike) -> Path:
