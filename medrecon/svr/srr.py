@@ -23,11 +23,14 @@ def backproject_average(fm: ForwardModel, ys, ws, poses=None, rel_eps: float = 1
 def estimate_noise(ys, ws) -> float:
     """Noise standard deviation from slice pixels: robust MAD of the diagonal second difference
     ``(y[i,j] - y[i+1,j] - y[i,j+1] + y[i+1,j+1]) / 2`` (variance sigma^2 for white noise)
-    over weighted pixels. Edges bias it upwards a little (more smoothing, never less)."""
+    over weighted pixels that are not exactly zero (padding). Edges bias it upwards a little
+    (more smoothing, never less)."""
     vals = []
     for y, w in zip(ys, ws):
         d = 0.5 * (y[:, :-1, :-1] - y[:, 1:, :-1] - y[:, :-1, 1:] + y[:, 1:, 1:])
         m = (w[:, :-1, :-1] * w[:, 1:, :-1] * w[:, :-1, 1:] * w[:, 1:, 1:]) > 0.5
+        nz = (y[:, :-1, :-1] != 0) & (y[:, 1:, :-1] != 0) & (y[:, :-1, 1:] != 0) & (y[:, 1:, 1:] != 0)
+        m = m & nz  # exact zeros are padding / masked-out pixels, not signal
         v = d[m]
         if v.numel() > 2_000_000:
             v = v[torch.randperm(v.numel(), device=v.device)[:2_000_000]]
