@@ -569,6 +569,7 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
         _repair = None
     relax = getattr(_repair, "relax_self_intersections", None) if smoothing > 0 else None
     decimate_closed = getattr(_repair, "decimate_closed", None)
+    count_hits = getattr(_repair, "self_intersecting_faces", None)
     lps_np = lps.cpu().numpy()
     faces_np = faces.cpu().numpy()
     before_np = con.points.cpu().numpy() if smoothing > 0 and (keep_volume or relax is not None) else None
@@ -587,16 +588,7 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
         pre_volume = None
         d_max = float(disp[n]) if disp is not None else 0.0
         moved_on_host = False
-        if relax is not None:  # the CPU mesher's own finishing step, where it has one
-            b_lps = before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np
-            try:
-                p, rinfo = relax(p, b_lps, f)
-            except MemoryError:  # the candidate-pair search can outgrow RAM on fragmented maps
-                rinfo = {"vertices_relaxed": 0}
-                extra["self_intersection_check"] = "skipped: out of memory"
-            moved_on_host = bool(rinfo.get("vertices_relaxed", 1))
-            if rinfo.get("self_intersecting_faces_smoothed"):
-                extra["self_intersections_relaxed"] = rinfo["self_intersecting_faces_smoothed"]
+        n_hit = None
         if keep_volume and smoothing > 0:
             b = before_np[vstart[n]:vstart[n + 1]].astype(np.float64)
             pre_volume = abs(M._signed_volume(b, f)) * voxel_mm3
@@ -604,20 +596,41 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
             moved_on_host = True
         if smoothing > 0 and (moved_on_host or bool(dup[n])):
             p, _ = M.separate_coincident(p, f)
+        if relax is not None:  # last, as in the CPU mesher: undo smoothing where triangles cross
+            b_lps = before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np
+            try:
+                p, rinfo = relax(p, b_lps, f)
+            except MemoryError:  # the candidate-pair search can outgrow RAM on fragmented maps
+                rinfo = {"vertices_relaxed": 0}
+                extra["self_intersection_check"] = "skipped: out of memory"
+            moved_on_host = moved_on_host or bool(rinfo.get("vertices_relaxed", 1))
+            n_hit = rinfo.get("self_intersecting_faces")
+            if rinfo.get("self_intersecting_faces_smoothed"):
+                extra["self_intersections_relaxed"] = rinfo["self_intersecting_faces_smoothed"]
         if qa and moved_on_host:
             moved = p - (before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np)
             d_max = float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max()))
         if reduction > 0 and decimate_closed is not None:
             p, f, dec = decimate_closed(p, f, reduction)
             extra.update(reduction_reached=dec.get("reduction"), decimation=dec.get("method"))
+            n_hit = None
         else:
             p, f = M._decimate(p, f, reduction)
+            if reduction > 0:
+                n_hit = None
         info: dict[str, Any] = {}
         if qa:
             info = _qa.compute_qa(p, f, voxel_volume_mm3=int(counts[v]) * voxel_mm3,
                                   smoothing_displacement_mm=d_max)
             if pre_volume is not None:
                 info["volume_kept_mm3"] = round(float(pre_volume), 3)
+            if n_hit is None and count_hits is not None and "self_intersection_check" not in extra:
+                try:
+                    n_hit = int(np.asarray(count_hits(p, f)).sum())
+                except MemoryError:
+                    extra["self_intersection_check"] = "skipped: out of memory"
+            if n_hit is not None:
+                info["self_intersecting_faces"] = int(n_hit)
             info = {"label": v, **info, **extra, "device": str(dev)}
         return SurfaceModel(name, p, f, color, v, info)
 
