@@ -40,7 +40,7 @@ from pathlib import Path
 
 
 def _make_cohort(root: Path, n: int, radius: float, spacing: float) -> None:
-    from medrecon.io.writers import save_volume
+    from medrecon.io.volumes import save_volume
     from medrecon.phantoms import sphere_phantom
 
     base = sphere_phantom(radius=radius, spacing=(spacing,) * 3, supersample=2).volume
@@ -106,7 +106,7 @@ def bench_cohort(root: Path, out: Path, workers: int) -> dict:
 
 
 def bench_big(tmp: Path, n: int) -> dict:
-    from medrecon import __version__
+    from medrecon.version import __version__
     from medrecon.cohort import run
     from medrecon.cohort.config import recipe_settings
     from medrecon.cohort.discover import discover

@@ -14,7 +14,7 @@ from pathlib import Path
 
 def make_studies(root: Path, n: int) -> None:
     """``n`` sphere phantoms of different sizes (CT, HU) and one unreadable study."""
-    from medrecon.io.writers import save_volume
+    from medrecon.io.volumes import save_volume
     from medrecon.phantoms import sphere_phantom
 
     for i in range(n):

@@ -522,7 +522,7 @@ def _json_default(x: Any) -> Any:
 
 def _version() -> str:
     try:
-        from medrecon import __version__
+        from medrecon.version import __version__
 
         return str(__version__)
     except Exception:  # pragma: no cover

@@ -300,7 +300,7 @@ def run(input: str | os.PathLike, outdir: str | os.PathLike, config: Any = None,
     MedreconError
         Bad input folder/manifest, bad recipe, output folder busy.
     """
-    import medrecon
+    from medrecon.version import __version__
 
     t_start = time.perf_counter()
     out = Path(outdir)
@@ -326,7 +326,7 @@ def run(input: str | os.PathLike, outdir: str | os.PathLike, config: Any = None,
         return CohortResult(out, counts, failures, items, dry_run=True, elapsed_s=time.perf_counter() - t_start)
 
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-    version = medrecon.__version__
+    version = __version__
     result = CohortResult(out, counts, {}, items, manifest=mpath, run_id=run_id)
     with _locked(out), Manifest(mpath) as man:
         (out / ".medrecon-output").touch(exist_ok=True)  # never read back as input (io.limits.OUTPUT_MARKER)

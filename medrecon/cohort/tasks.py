@@ -43,10 +43,7 @@ def warm_up(segment: bool = False) -> float:
     ``segment``: also the bundle stack (torch, MONAI), on the workers that will segment."""
     t0 = time.perf_counter()
     if segment:
-        try:
-            import medrecon.segment.ai  # noqa: F401
-        except ImportError:
-            import medrecon.segment.monai  # noqa: F401
+        import medrecon.segment.ai  # noqa: F401
         import monai.bundle  # noqa: F401
     import medrecon.io.loader  # noqa: F401
     import medrecon.pipeline  # noqa: F401
@@ -119,7 +116,7 @@ def _warnings(report: dict) -> list[str]:
 def _publish(job: dict, staging: Path, report: dict, timings: dict, extra_warnings: list[str] | None = None,
              stages: dict | None = None) -> dict:
     """Write the marker into ``staging`` and rename the folder onto ``studies/<id>``."""
-    from medrecon import __version__
+    from medrecon.version import __version__
     from medrecon.io.atomic import atomic_write_text
     from medrecon.cohort.manifest import utcnow
 
@@ -254,10 +251,7 @@ def segment_stage(job: dict, loaded: dict) -> dict:
     """GPU stage: run the recipe's MONAI bundle on the decoded volume (network cached per worker)."""
     if loaded.get("status") == "failed":
         return loaded
-    try:
-        from medrecon.segment.ai import segment_volume
-    except ImportError:  # before the house refactor
-        from medrecon.segment.monai import segment_volume
+    from medrecon.segment.ai import segment_volume
 
     _event(job, "start", "segment")
     _cached_load_bundle()
@@ -281,10 +275,7 @@ def mesh_stage(job: dict, seg: dict) -> dict:
         return seg
     from medrecon.io.atomic import atomic_write_text
 
-    try:
-        from medrecon.io.volumes import save_volume
-    except ImportError:  # before the house refactor
-        from medrecon.io.writers import save_volume
+    from medrecon.io.volumes import save_volume
 
     _event(job, "start", "mesh")
     t0 = time.perf_counter()

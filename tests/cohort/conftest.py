@@ -13,8 +13,8 @@ GOOD_SYNTHETIC = ["dcm_r14", "dcm_r18", "nii_r12", "nii_r16", "nii_r20"]
 
 
 def _write_cohort(root: Path) -> None:
-    from medrecon.io.dicom_write import write_dicom_series
-    from medrecon.io.writers import save_volume
+    from medrecon.io.dicom.write import write_dicom_series
+    from medrecon.io.volumes import save_volume
     from medrecon.phantoms import sphere_phantom
 
     root.mkdir(parents=True)

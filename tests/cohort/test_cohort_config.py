@@ -109,7 +109,7 @@ def test_cohort_discover_folder_layouts(tmp_path):
 
 
 def test_cohort_discover_series_layout(tmp_path):
-    from medrecon.io.dicom_write import write_dicom_series
+    from medrecon.io.dicom.write import write_dicom_series
     from medrecon.phantoms import sphere_phantom
 
     vol = sphere_phantom(radius=6, spacing=(2.0, 2.0, 2.0), supersample=1).volume
@@ -224,7 +224,7 @@ def test_cohort_manifest_roundtrip(tmp_path):
 def test_cohort_mesh_cli_reads_a_recipe(tmp_path):
     """`medrecon mesh --config`: the recipe's settings apply, options typed on the command line win."""
     from medrecon.cli import main
-    from medrecon.io.writers import save_volume
+    from medrecon.io.volumes import save_volume
     from medrecon.phantoms import sphere_phantom
 
     img = save_volume(sphere_phantom(radius=10, spacing=(2.0, 2.0, 2.0), supersample=2).volume, tmp_path / "ct.nii.gz")

@@ -153,7 +153,7 @@ def test_cohort_worker_killer_is_failed_not_retried_forever(small_cohort, recipe
     after retries + 1 deaths it is failed with a reason, and the other studies finish."""
     import numpy as np
 
-    from medrecon.io.writers import save_volume
+    from medrecon.io.volumes import save_volume
     from medrecon.volume import Volume
 
     big = small_cohort / "huge"
@@ -175,7 +175,7 @@ def test_cohort_timeout_fails_the_slow_study_only(small_cohort, recipe, tmp_path
     200^3 voxels of noise: meshing it at the bone threshold takes minutes."""
     import numpy as np
 
-    from medrecon.io.writers import save_volume
+    from medrecon.io.volumes import save_volume
     from medrecon.volume import Volume
 
     slow = small_cohort / "zz_slow"

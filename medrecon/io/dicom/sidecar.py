@@ -488,7 +488,7 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
         sc.update(extra)
     for k in IDENTIFYING_KEYS:
         sc.pop(k, None)
-    from medrecon import __version__ as _v  # noqa: PLC0415
+    from medrecon.version import __version__ as _v  # noqa: PLC0415
 
     sc["ConversionSoftware"] = CONVERSION_SOFTWARE
     sc["ConversionSoftwareVersion"] = str(_v)
