@@ -39,7 +39,7 @@ class MultiviewOptions:
     masks: str | None = "auto"  # "auto", a folder, or None
     scale_points: str | None = None  # "IMAGE:x1,y1:x2,y2:MM"
     aruco_mm: float | None = None  # side of the ArUco markers in mm
-    dense_size: int = 640  # longest image side used for depth maps
+    dense_size: int = 320  # longest image side used for depth maps (measured: 640 px left more holes and cost 4x)
     planes: int = 48
     resolution: int = 200  # voxels along the object's longest side
     texture_px: int = 1024
