@@ -36,7 +36,7 @@ def _triangle_boxes(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def candidate_pairs(vertices: np.ndarray, faces: np.ndarray, *, cell: float | None = None,
-                    chunk: int = 4_000_000, max_shared: int = 0, normals: np.ndarray | None = None,
+                    chunk: int = 1_000_000, max_shared: int = 0, normals: np.ndarray | None = None,
                     sharp_cos: float = 0.0) -> np.ndarray:
     """(K, 2) int64 pairs (a < b) of triangles whose bounding boxes overlap and which share at
     most ``max_shared`` vertices (0: none).
@@ -100,7 +100,25 @@ def candidate_pairs(vertices: np.ndarray, faces: np.ndarray, *, cell: float | No
     del order
     lo = lo.astype(np.float32)
     hi = hi.astype(np.float32)
-    pairs = []
+    pairs: list[np.ndarray] = []
+    n = key.size
+    cells = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])  # first entry of each cell
+    s0 = 0
+    while s0 < n:  # chunks of whole cells: pairs never span two cells, memory stays bounded
+        e0 = int(cells[min(np.searchsorted(cells, s0 + chunk, side="left"), len(cells) - 1)])
+        e0 = n if e0 <= s0 else e0
+        _pairs_in_cells(key[s0:e0], tri_ids[s0:e0], lo, hi, f, m, max_shared, normals, sharp_cos, pairs)
+        s0 = e0
+    del key, tri_ids, cells
+    if not pairs:
+        return np.zeros((0, 2), np.int64)
+    p = np.sort(np.concatenate(pairs))
+    p = p[np.r_[True, p[1:] != p[:-1]]] if p.size else p
+    return np.stack([p // m, p % m], axis=1)
+
+
+def _pairs_in_cells(key, tri_ids, lo, hi, f, m, max_shared, normals, sharp_cos, pairs) -> None:
+    """Candidate pairs among sorted (cell key, triangle) entries; appends ``a * m + b`` keys."""
     n = key.size
     # per-entry boxes in sorted order (one contiguous array per axis and side)
     lo_s = [np.ascontiguousarray(lo[:, ax][tri_ids]) for ax in range(3)]
@@ -108,7 +126,6 @@ def candidate_pairs(vertices: np.ndarray, faces: np.ndarray, *, cell: float | No
     # entries left in their cell after each one: only those take part in pass d
     it = np.int32 if n < 2**31 - 1 else np.int64
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]).astype(it)
-    del key
     sizes = np.diff(np.r_[starts, it(n)]).astype(it)
     left = np.repeat(starts + sizes, sizes)
     left -= np.arange(n, dtype=it)
@@ -140,11 +157,6 @@ def candidate_pairs(vertices: np.ndarray, faces: np.ndarray, *, cell: float | No
         pairs.append(a[keep] * m + b[keep])
         d += 1
         act = act[left[act] >= d]
-    if not pairs:
-        return np.zeros((0, 2), np.int64)
-    p = np.sort(np.concatenate(pairs))
-    p = p[np.r_[True, p[1:] != p[:-1]]] if p.size else p
-    return np.stack([p // m, p % m], axis=1)
 
 
 def _segments_hit_triangles(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray,
