@@ -64,7 +64,16 @@ def main(argv=None) -> int:
     print(json.dumps(summary, indent=2))
     if a.docs_image:
         figure(a.docs_image, renders, res, v, d_acc / diag * 100)
+        preview(res.mesh, a.docs_image.with_name(a.docs_image.stem + "_preview.png"))
     return 0
+
+
+def preview(mesh, path: Path) -> None:
+    """Shaded renders of the model from three sides (medrecon's preview renderer)."""
+    from medrecon.texture import to_surface_model
+    from medrecon.viz.preview import render_previews
+
+    render_previews([to_surface_model(mesh)], path, size_mm_bar=False, title="multiview model (known cameras)")
 
 
 def figure(path: Path, renders, res, v_truth, err_pct) -> None:
