@@ -149,7 +149,8 @@ def hashgrid_throughput(device, compile_: bool, n_points: int = 1 << 20, steps: 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["cpu", "gpu"], required=True)
+    ap.add_argument("--part", choices=["cpu", "gpu", "gpu2"], required=True,
+                    help="cpu: cubic/average/srr; gpu: every GPU figure; gpu2: variants (more svr cycles, inr without pose refinement)")
     ap.add_argument("--out", default=None, help="JSON output path")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (cpu part)")
     ap.add_argument("--cache", action="store_true", help="write benchmarks/_svr_data/gt_1301.npz and exit")
@@ -197,7 +198,7 @@ def main(argv=None):
         gt = Volume(np.where(gm, ndimage.zoom(gt.array, 0.25, order=1), 0).astype(np.float32), aff, {"modality": "MR"})
     out["ground_truth"] = {"shape": list(gt.shape), "spacing_mm": [float(s) for s in gt.spacing],
                            "mask_voxels": int(gm.sum())}
-    dev = "cuda" if args.part == "gpu" and not args.smoke else "cpu"
+    dev = "cuda" if args.part.startswith("gpu") and not args.smoke else "cpu"
     if args.part == "cpu":
         torch.set_num_threads(args.threads)
     grid = (gt.affine, gt.shape)
@@ -212,7 +213,8 @@ def main(argv=None):
         d["single_stack_psnr"] = [evaluate(s, gt.array, gm)["psnr"] for s in singles]
         return d
 
-    part("cubic_mean3", cubic)
+    if args.part != "gpu2":
+        part("cubic_mean3", cubic)
 
     def run(method, stacks=None, **kw):
         def f():
@@ -231,6 +233,24 @@ def main(argv=None):
         save()
         return r
 
+    if args.part == "gpu2":
+        part("srr", run("srr"))
+        strip("srr")
+        part("inr_fixed_poses", run("inr", motion_correction=False,
+                                    inr_options={"refine_poses": False, **({"n_iter": 10} if args.smoke else {})}))
+        strip("inr_fixed_poses")
+        msim = simulate_stacks(gt, th, noise_sigma=0.01, rot_deg=3.0, trans_mm=3.0, mask=gm, seed=1, device=dev)
+        part("motion_oracle_srr", run("srr", stacks=msim.stacks, stack_masks=msim.masks,
+                                      initial_poses=(msim.axis_angle, msim.translation)))
+        strip("motion_oracle_srr")
+        for n_outer in ((1,) if args.smoke else (6, 10)):
+            name = f"motion_svr_outer{n_outer}"
+            part(name, run("svr", stacks=msim.stacks, stack_masks=msim.masks, n_outer=n_outer))
+            r = strip(name)
+            if r is not None:
+                res[name]["pose_errors"] = pose_error(r, msim)
+                save()
+        return
     part("average", run("average"))
     strip("average")
     part("srr", run("srr"))

@@ -58,8 +58,9 @@ def test_srr_not_worse_than_average_at_high_noise():
     assert res.params["lambda"] > 0.1  # the prior weight followed the noise up
 
 
+@pytest.mark.slow
 def test_svr_reduces_motion_of_a_few_degrees():
-    gt, m = phantom(n=36, voxel=1.5, smooth=1.5)
+    gt, m = phantom(n=48, voxel=1.5, smooth=1.5)
     sim = simulate_stacks(gt, 3.0, noise_sigma=0.01, rot_deg=3, trans_mm=2, mask=m, seed=1)
     grid = (gt.affine, gt.shape)
     res = reconstruct(sim.stacks, "svr", grid=grid, device="cpu", stack_masks=sim.masks, n_outer=2)
