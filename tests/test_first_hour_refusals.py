@@ -137,9 +137,10 @@ def test_open_surfaces_and_volume_loss_get_advice():
 
     ok = model("skull", watertight=True, volume_diff_pct=-1.0)
     assert mesh_advice([ok]) == []
-    w = mesh_advice([ok, model("rib", watertight=False, volume_diff_pct=-14.5)], smoothing=0.5)
+    w = mesh_advice([ok, model("rib", watertight=False, volume_diff_pct=-14.5),
+                     model("cartilage", watertight=True, volume_diff_pct=-28.0)], smoothing=0.5)
     assert len(w) == 2
-    assert "not closed" in w[0] and "rib" in w[0] and "skull" not in w[0]
-    assert "rib -14.5%" in w[1] and "--keep-volume" in w[1]
+    assert "not closed" in w[0] and "rib" in w[0] and "skull" not in w[0] and "cartilage" not in w[0]
+    assert "cartilage -28.0%" in w[1] and "--keep-volume" in w[1] and "rib" not in w[1]
     j = mesh_advice([model("rib", watertight=False, volume_diff_pct=0.0)], joint=True)
     assert "without --joint" in j[0]

@@ -42,8 +42,9 @@ def mesh_advice(models: Iterable, *, smoothing: float = 0.5, keep_volume: bool =
                "try --reduction 0 (or a smaller value), or mesh the structure on its own; "
                "a slicer may still repair it, check before printing")
         out.append(f"not closed (not printable as is): {_names(open_)}; {how}")
+    # an open surface encloses no definite volume: it is reported above, not here
     lost = [(m.name, float((m.qa or {}).get("volume_diff_pct"))) for m in models
-            if isinstance((m.qa or {}).get("volume_diff_pct"), (int, float))
+            if isinstance((m.qa or {}).get("volume_diff_pct"), (int, float)) and m.qa.get("watertight") is not False
             and float(m.qa["volume_diff_pct"]) < -VOLUME_LOSS_PCT]
     if lost:
         lost.sort(key=lambda t: t[1])
