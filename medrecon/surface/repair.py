@@ -280,8 +280,12 @@ def decimate_closed(points: np.ndarray, faces: np.ndarray, reduction: float, *, 
         if len(f) <= target * 1.05:
             break
         r = min(step, 1.0 - target / len(f)) if k < passes - 1 else 1.0 - target / len(f)
-        p, f, info = guarded_decimate(p, f, r, volume_tol=volume_tol, per_block=8000 + 5000 * k,
-                                      check_intersections=True)
+        p2, f2, info = guarded_decimate(p, f, r, volume_tol=volume_tol, per_block=8000 + 5000 * k,
+                                        check_intersections=True)
+        t = topology_qa(f2, len(p2))
+        if not (t["watertight"] and t["manifold"] and t["consistently_oriented"]):
+            break  # a defect between blocks: keep the previous pass (closed and manifold)
+        p, f = p2, f2
         blocks += info["restored_blocks"]
         if info["reduction"] < 0.01:
             break
