@@ -142,5 +142,7 @@ def test_open_surfaces_and_volume_loss_get_advice():
     assert len(w) == 2
     assert "not closed" in w[0] and "rib" in w[0] and "skull" not in w[0] and "cartilage" not in w[0]
     assert "cartilage -28.0%" in w[1] and "--keep-volume" in w[1] and "rib" not in w[1]
+    welded = mesh_advice([model("femur", watertight=True, watertight_welded=False, volume_diff_pct=-9.0)])
+    assert len(welded) == 1 and "not closed" in welded[0] and "femur" in welded[0]  # as an STL slicer sees it
     j = mesh_advice([model("rib", watertight=False, volume_diff_pct=0.0)], joint=True)
     assert "without --joint" in j[0]

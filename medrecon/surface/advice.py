@@ -35,7 +35,9 @@ def mesh_advice(models: Iterable, *, smoothing: float = 0.5, keep_volume: bool =
     """
     models = list(models)
     out: list[str] = []
-    open_ = [m.name for m in models if (m.qa or {}).get("watertight") is False]
+    # open as written, or open once a reader (an STL slicer) merges equal vertex positions
+    open_ = [m.name for m in models if (m.qa or {}).get("watertight") is False
+             or (m.qa or {}).get("watertight_welded") is False or (m.qa or {}).get("manifold_welded") is False]
     if open_:
         how = ("joint meshing shares walls between structures, so its surfaces are for viewing, not printing: "
                "mesh without --joint" if joint else
@@ -44,7 +46,7 @@ def mesh_advice(models: Iterable, *, smoothing: float = 0.5, keep_volume: bool =
         out.append(f"not closed (not printable as is): {_names(open_)}; {how}")
     # an open surface encloses no definite volume: it is reported above, not here
     lost = [(m.name, float((m.qa or {}).get("volume_diff_pct"))) for m in models
-            if isinstance((m.qa or {}).get("volume_diff_pct"), (int, float)) and m.qa.get("watertight") is not False
+            if isinstance((m.qa or {}).get("volume_diff_pct"), (int, float)) and m.name not in open_
             and float(m.qa["volume_diff_pct"]) < -VOLUME_LOSS_PCT]
     if lost:
         lost.sort(key=lambda t: t[1])

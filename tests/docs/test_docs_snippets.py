@@ -264,4 +264,7 @@ def test_page_snippets_run(page, workdir):
         if r.returncode != 0:
             tail = (r.stderr or r.stdout).strip().splitlines()[-6:]
             failures.append(f"{b['page']}:{b['line']} ({b['lang']}) exit {r.returncode}:\n    " + "\n    ".join(tail))
+        elif "not closed (not printable" in r.stderr + r.stdout:  # no example may write a broken file
+            bad = [ln for ln in (r.stderr + r.stdout).splitlines() if "not closed" in ln]
+            failures.append(f"{b['page']}:{b['line']} wrote a surface that is not closed: {bad[0][:300]}")
     assert not failures, "\n".join(failures)
