@@ -61,10 +61,17 @@ def main(outdir: Path) -> None:
     with StageProgress(con, transient=True) as bar:  # smoothing 0.5, as Slicer
         models = build_surfaces(labelmap, table, progress=lambda done, total, name: bar(f"meshing {name}", done, total))
 
-    t = Table(title="medrecon meshes vs the exact surfaces")
-    for col in ("structure", "triangles", "watertight", "manifold", "Euler", "mean error mm",
-                "error / voxel", "volume vs truth %", "smoothing moved mm"):
-        t.add_column(col, justify="right")
+    narrow = con.width < 100  # 80-column terminals: short headers, light borders, nothing cut
+    from rich import box
+
+    t = Table(title="medrecon meshes vs the exact surfaces", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+              pad_edge=not narrow, collapse_padding=narrow, show_edge=not narrow)
+    cols = ("structure", "triangles", "watertight", "manifold", "Euler", "mean error mm",
+            "error / voxel", "volume vs truth %", "smoothing moved mm")
+    if narrow:
+        cols = ("structure", "tri", "closed", "manif", "Euler", "err mm", "err/vox", "vol %", "moved")
+    for col in cols:
+        t.add_column(col, justify="right", no_wrap=narrow)
     for m in models:
         shape = shapes[m.label]
         err = surface_error(m.vertices, shape)

@@ -146,3 +146,13 @@ def test_segment_prints_its_colour_table_and_shows_progress(tmp_path):
     assert "seg.nii.gz" in r.stdout and "seg.ctbl" in r.stdout
     assert "segmenting" in r.stderr  # the progress bar's stage (rich draws it once on a dumb terminal)
     assert "nvImageCodec" not in r.stderr and "FutureWarning" not in r.stderr
+
+
+def test_example_table_is_readable_at_80_columns(tmp_path):
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb", "NO_COLOR": "1"}
+    r = subprocess.run([PY, str(ROOT / "examples" / "mesh_phantom.py"), str(tmp_path)], capture_output=True,
+                       text=True, timeout=300, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [line for line in r.stdout.splitlines() if line.strip().startswith(("sphere", "ellipsoid", "torus"))]
+    assert len(rows) == 3 and any("ellipsoid shell" in line for line in rows)
+    assert all(len(line) <= 80 and "…" not in line for line in rows)
