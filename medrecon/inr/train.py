@@ -80,7 +80,7 @@ def fit(step: Callable[[int], torch.Tensor | dict], param_groups: Iterable, n_it
     steps = sorted({max(1, int(round(m * n_iter))) for m in milestones})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=steps, gamma=gamma)
     log = FitLog()
-    every = max(1, n_iter // 100)
+    every = max(1, -(-n_iter // 100))  # about 100 progress calls
     t0 = time.perf_counter()
     for it in range(n_iter):
         opt.zero_grad(set_to_none=True)
