@@ -13,6 +13,7 @@ from medrecon.errors import MedreconError
 from medrecon.inr.train import pick_device
 from medrecon.svr.forward import ForwardModel
 from medrecon.svr.poses_util import pose_matrices
+from medrecon.svr.register import slice_ncc
 from medrecon.svr.srr import (auto_lambda, backproject_average, estimate_noise, mean_foreground,
                               solve_srr)
 from medrecon.svr.stacks import SliceStack, StackError, check_compatible, make_grid
@@ -121,24 +122,6 @@ def _mask_weights(fm: ForwardModel, mask: Volume, dilation: int = 3) -> list[tor
         s["fast_sigma"] = sig
     fm.mode = mode
     return [(p > 0.5).to(fm.dtype) for p in pred], m
-
-
-def slice_ncc(fm: ForwardModel, x: torch.Tensor, ys, ws, poses=None) -> np.ndarray:
-    """Per-slice NCC between acquired and simulated slices over weighted pixels."""
-    out = []
-    with torch.no_grad():
-        pred = fm(x, poses)
-        for p, y, w in zip(pred, ys, ws):
-            m = (w > 0).to(p.dtype)
-            n = m.sum((1, 2)).clamp_min(1)
-            pm = (p * m).sum((1, 2)) / n
-            ym = (y * m).sum((1, 2)) / n
-            a = (p - pm[:, None, None]) * m
-            b = (y - ym[:, None, None]) * m
-            num = (a * b).sum((1, 2))
-            den = torch.sqrt((a * a).sum((1, 2)) * (b * b).sum((1, 2))).clamp_min(1e-12)
-            out.append((num / den).cpu().numpy())
-    return np.concatenate(out)
 
 
 def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = None,

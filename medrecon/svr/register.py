@@ -15,6 +15,24 @@ from medrecon.svr.srr import backproject_average, solve_srr
 Progress = Callable[[str, int, int], None]
 
 
+def slice_ncc(fm: ForwardModel, x: torch.Tensor, ys, ws, poses=None) -> np.ndarray:
+    """Per-slice NCC between acquired and simulated slices over weighted pixels."""
+    out = []
+    with torch.no_grad():
+        pred = fm(x, poses)
+        for p, y, w in zip(pred, ys, ws):
+            m = (w > 0).to(p.dtype)
+            n = m.sum((1, 2)).clamp_min(1)
+            pm = (p * m).sum((1, 2)) / n
+            ym = (y * m).sum((1, 2)) / n
+            a = (p - pm[:, None, None]) * m
+            b = (y - ym[:, None, None]) * m
+            num = (a * b).sum((1, 2))
+            den = torch.sqrt((a * a).sum((1, 2)) * (b * b).sum((1, 2))).clamp_min(1e-12)
+            out.append((num / den).cpu().numpy())
+    return np.concatenate(out)
+
+
 def _weighted_ncc(p: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """Per-slice NCC of (n, h, w) images over weights ``m``."""
     n = m.sum((1, 2)).clamp_min(1e-6)
@@ -197,7 +215,6 @@ def robust_pixel_weights(res: list[torch.Tensor], ws, n_iter: int = 6) -> tuple[
 def svr_loop(fm: ForwardModel, ys, ws, x0, poses, lam, delta, sigma, n_outer: int = 3,
              progress: Progress | None = None, ncc_threshold: float = 0.5):
     """Stack alignment, then ``n_outer`` cycles of slice registration, robust weights and SRR."""
-    from medrecon.svr.reconstruct import slice_ncc
 
     N = fm.n_slices
     if poses is None:
