@@ -30,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from medrecon.errors import ConfigError, InputError, MeshError, validation_message
 from medrecon.io.meshes import FORMATS
 from medrecon.labelmap import LabelInfo, labelmap_on_grid
+from medrecon.segment.presets import exclude_presets
+from medrecon.surface.printing import print_check
 from medrecon.provenance import input_fingerprint, path_token, provenance_record, spec_name, utc_now
 from medrecon.volume import Volume
 
@@ -190,6 +192,17 @@ def _segment(cfg: MeshConfig, volume: Volume, st: _Stages):
     return sources.from_bundle(volume, cfg.bundle, device=cfg.device, progress=st.report, **select)
 
 
+def _iso_windows(cfg: MeshConfig, seg, labels) -> dict:
+    """Threshold window per label for meshing on the image's iso-surface (``--subvoxel``):
+    presets and thresholds with a lower bound only; label maps keep the binary path."""
+    p = seg.info.get("preset") or {}
+    if not cfg.subvoxel or cfg.joint or seg.info.get("method") not in ("preset", "threshold"):
+        return {}
+    if p.get("method") != "threshold" or p.get("low") is None:
+        return {}
+    return {int(v): (float(p["low"]), None if p.get("high") is None else float(p["high"])) for v in labels}
+
+
 def _check_settings_files(cfg: MeshConfig) -> None:
     """Settings that live in files are checked before the (possibly long) image load."""
     outdir = Path(cfg.outdir)
@@ -252,10 +265,14 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
     with st.stage("segmenting"):
         seg = _segment(cfg, volume, st)
     labelmap, labels = seg.labelmap, seg.labels
+    if cfg.exclude:  # overlapping presets made disjoint (e.g. teeth taken out of bone)
+        labelmap = exclude_presets(labelmap, volume, cfg.exclude, seg)
+    iso = _iso_windows(cfg, seg, labels)
     with st.stage("meshing", total=len(labels)):
         mesh_labels = mesher_for_device(cfg.device)  # the GPU (PyTorch) mesher when the device gives CUDA
         models = mesh_labels(labelmap, labels, smoothing=cfg.smoothing, reduction=cfg.reduction,
                              joint=cfg.joint, keep_volume=cfg.keep_volume,
+                             **({"intensity": volume, "windows": iso} if iso else {}),
                              progress=lambda done, total, name: st.report(f"meshing {name}", done, total))
     config = _report_config(cfg)
     # the input by its voxel fingerprint only: a path or file name may identify the patient
@@ -288,63 +305,6 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
     report_path = write_report(outdir / "report.json", report)
     files.append(report_path)
     return MeshResult(files, report_path, models, labelmap, volume, labels, report)
-
-
-def print_check(models, space: str = "LPS") -> dict[str, Any]:
-    """Size of the assembly and of each structure against a common printer's build volume.
-
-    Returns ``{"assembly_size_mm", "build_volume_mm", "fits", "too_large", "warnings"}``; a
-    structure whose own bounding box exceeds :data:`~medrecon.io.meshes.threemf.COMMON_BUILD_VOLUME_MM`
-    in any axis (or the assembly, for the 3MF placed as one piece) gets a warning.
-    """
-    from medrecon.io.meshes.threemf import COMMON_BUILD_VOLUME_MM
-    from medrecon.orientation import to_space
-
-    vol = np.asarray(COMMON_BUILD_VOLUME_MM, float)
-    lo = np.min([to_space(m.vertices, space).min(0) for m in models], axis=0)
-    hi = np.max([to_space(m.vertices, space).max(0) for m in models], axis=0)
-    size = hi - lo
-    big = []
-    for m in models:
-        ext = np.ptp(to_space(m.vertices, space), axis=0)
-        if np.any(ext > vol):
-            big.append(m.name)
-    warnings = []
-    dims = "x".join(f"{v:g}" for v in vol)
-    if big:
-        warnings.append(f"larger than a common {dims} mm printer build volume: {', '.join(big[:10])}"
-                        + (f" and {len(big) - 10} more" if len(big) > 10 else "") + "; scale or split before printing")
-    elif np.any(size > vol):
-        warnings.append(f"the structures together ({'x'.join(f'{v:.0f}' for v in size)} mm) exceed a common "
-                        f"{dims} mm build volume: print them separately (let the slicer arrange them)")
-    return {"assembly_size_mm": np.round(size, 2).tolist(), "build_volume_mm": vol.tolist(),
-            "fits": bool(np.all(size <= vol)), "too_large": big, "warnings": warnings}
-
-
-def _exclude_presets(labelmap: Volume, volume: Volume, presets: list[str], seg) -> Volume:
-    """Take the voxels of other presets out of the label map (structures become disjoint solids).
-
-    Each excluded preset is applied to the image with its own clean-up; its voxels become
-    background here. Recorded in ``seg.info["excluded"]`` (voxels removed per preset).
-    """
-    from medrecon.errors import SegmentationError
-    from medrecon.segment.presets import apply_preset
-
-    arr = np.array(labelmap.array, copy=True)
-    removed = {}
-    for name in presets:
-        try:
-            other, _ = apply_preset(volume, name)
-        except SegmentationError:  # nothing of it in this image
-            removed[name] = 0
-            continue
-        hit = (other.array != 0) & (arr != 0)
-        removed[name] = int(np.count_nonzero(hit))
-        arr[hit] = 0
-    seg.info["excluded"] = removed
-    if not arr.any():
-        raise SegmentationError("nothing left after --exclude " + ", ".join(presets))
-    return labelmap.with_array(arr)
 
 
 def _report_config(cfg: MeshConfig) -> dict[str, Any]:

@@ -323,3 +323,29 @@ def apply_preset(volume: Volume, preset: Preset | str, *, min_component_mm3: flo
     lab = volume.with_array(mask.astype(np.uint8) * np.uint8(value), kind="labelmap", warnings=[],
                             label_names={int(value): preset.structure})
     return lab, {int(value): preset.label_info(value)}
+
+
+def exclude_presets(labelmap: Volume, volume: Volume, presets: list[str], seg) -> Volume:
+    """Take the voxels of other presets out of the label map (structures become disjoint solids).
+
+    Each excluded preset is applied to the image with its own clean-up; its voxels become
+    background here. Recorded in ``seg.info["excluded"]`` (voxels removed per preset).
+    """
+    from medrecon.errors import SegmentationError
+    from medrecon.segment.presets import apply_preset
+
+    arr = np.array(labelmap.array, copy=True)
+    removed = {}
+    for name in presets:
+        try:
+            other, _ = apply_preset(volume, name)
+        except SegmentationError:  # nothing of it in this image
+            removed[name] = 0
+            continue
+        hit = (other.array != 0) & (arr != 0)
+        removed[name] = int(np.count_nonzero(hit))
+        arr[hit] = 0
+    seg.info["excluded"] = removed
+    if not arr.any():
+        raise SegmentationError("nothing left after --exclude " + ", ".join(presets))
+    return labelmap.with_array(arr)

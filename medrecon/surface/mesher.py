@@ -35,21 +35,23 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 from scipy import ndimage
 from vtkmodules.util import numpy_support as ns
-from vtkmodules.vtkCommonCore import vtkPoints
-from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
+from vtkmodules.vtkCommonDataModel import vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D, vtkSurfaceNets3D, vtkWindowedSincPolyDataFilter
 from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
 
 from medrecon.errors import MeshError
+from medrecon.surface.meshops import _outward, _restore_volume, _signed_volume, separate_coincident  # noqa: F401
+from medrecon.surface.vtk_arrays import (_arrays_from_polydata, _image_from_array, _points_ijk,  # noqa: F401
+                                          _polydata_from_arrays)
 from medrecon.surface import qa as _qa
 from medrecon.surface import repair as _repair
 from medrecon.labelmap import PALETTE, as_labelmap
-from medrecon.mesh import SurfaceModel, vertex_normals
+from medrecon.mesh import SurfaceModel
 from medrecon.volume import Volume
 
 __all__ = ["build_surfaces", "mesh_mask", "smoothing_parameters", "DEFAULT_COLORS"]
@@ -78,60 +80,6 @@ def _check_params(smoothing: float, reduction: float) -> None:
 
 
 # --------------------------------------------------------------------------- VTK glue
-def _image_from_array(arr: np.ndarray, origin: Iterable[float] = (0, 0, 0)) -> vtkImageData:
-    """Wrap a C-ordered (i, j, k) array as vtkImageData without copying it.
-
-    VTK stores x fastest, numpy's C order has k fastest, so the image is presented with
-    x = k, y = j, z = i (dimensions and origin reversed). Points that VTK produces from it are
-    therefore (k, j, i): reverse their columns (:func:`_points_ijk`). Spacing is 1 (index space).
-    """
-    arr = np.ascontiguousarray(arr)
-    img = vtkImageData()
-    img.SetDimensions(*arr.shape[::-1])
-    img.SetOrigin(*[float(o) for o in list(origin)[::-1]])
-    img.SetSpacing(1.0, 1.0, 1.0)
-    vtk_arr = ns.numpy_to_vtk(arr.reshape(-1), deep=False)  # a view; VTK keeps a reference
-    vtk_arr.SetName("labels")
-    img.GetPointData().SetScalars(vtk_arr)
-    return img
-
-
-def _points_ijk(pd: vtkPolyData) -> np.ndarray:
-    """Points of polydata made from :func:`_image_from_array` input, as (i, j, k) float32 views."""
-    return ns.vtk_to_numpy(pd.GetPoints().GetData())[:, ::-1]
-
-
-def _arrays_from_polydata(pd: vtkPolyData) -> tuple[np.ndarray, np.ndarray]:
-    """(points (N, 3) in (i, j, k) order, triangles int64 (M, 3)) from triangle-only polydata.
-
-    Both are views on VTK's arrays where possible: keep ``pd`` alive while using them.
-    """
-    if pd.GetNumberOfPoints() == 0 or pd.GetPolys() is None or pd.GetPolys().GetNumberOfCells() == 0:
-        return np.zeros((0, 3)), np.zeros((0, 3), np.int64)
-    pts = _points_ijk(pd)
-    polys = pd.GetPolys()
-    if polys.GetNumberOfConnectivityIds() != 3 * polys.GetNumberOfCells():
-        raise MeshError("internal: contouring produced non-triangle polygons")
-    conn = ns.vtk_to_numpy(polys.GetConnectivityArray())
-    return pts, conn.astype(np.int64, copy=False).reshape(-1, 3)
-
-
-def _polydata_from_arrays(points: np.ndarray, faces: np.ndarray) -> vtkPolyData:
-    """Triangle polydata from (i, j, k) points (stored as (k, j, i), like image-derived data)."""
-    pd = vtkPolyData()
-    vp = vtkPoints()
-    vp.SetData(ns.numpy_to_vtk(np.ascontiguousarray(points[:, ::-1]), deep=True))  # VTK frame (k, j, i)
-    pd.SetPoints(vp)
-    cells = vtkCellArray()
-    n = faces.shape[0]
-    offsets = np.arange(0, 3 * n + 1, 3, dtype=np.int64)
-    cells.SetData(ns.numpy_to_vtkIdTypeArray(offsets, deep=True),
-                  ns.numpy_to_vtkIdTypeArray(np.ascontiguousarray(faces, dtype=np.int64).ravel(), deep=True))
-    pd.SetPolys(cells)
-    return pd
-
-
-# --------------------------------------------------------------------------- stages
 def _contour_binary(sub: np.ndarray, origin: np.ndarray) -> vtkPolyData:
     """Discrete flying edges of a padded uint8 0/1 array; points in full-volume index space."""
     fe = vtkDiscreteFlyingEdges3D()
@@ -270,81 +218,6 @@ class _Background:
         return self._out["value"]
 
 
-def _signed_volume(points: np.ndarray, faces: np.ndarray) -> float:
-    if faces.shape[0] == 0:
-        return 0.0
-    c = points.mean(0)
-    a, b, d = points[faces[:, 0]] - c, points[faces[:, 1]] - c, points[faces[:, 2]] - c
-    return float(np.einsum("ij,ij->i", a, np.cross(b, d)).sum() / 6.0)
-
-
-def _outward(points: np.ndarray, faces: np.ndarray) -> bool:
-    """Whether a closed, consistently wound surface has outward normals.
-
-    Cheap test at the vertex with the largest x: the surface lies on the -x side of it, so the
-    summed (area-weighted) normal of its triangles points to +x exactly when normals point out.
-    """
-    top = int(np.argmax(points[:, 0]))
-    around = faces[np.flatnonzero((faces == top).any(axis=1))]
-    p0, p1, p2 = (points[around[:, c]].astype(np.float64) for c in range(3))
-    n = np.cross(p1 - p0, p2 - p0)
-    sx = float(n[:, 0].sum())
-    if sx == 0.0:  # degenerate tie: fall back to the enclosed volume
-        return _signed_volume(np.asarray(points, np.float64), faces) >= 0
-    return sx > 0
-
-
-def separate_coincident(points: np.ndarray, faces: np.ndarray, eps_mm: float = 1e-3) -> tuple[np.ndarray, int]:
-    """Move apart distinct vertices that smoothing put on the same point.
-
-    Windowed-sinc smoothing can collapse a one-voxel-thin part so that two vertices of different
-    sheets land on exactly the same position. The mesh is still closed and manifold by index, but
-    STL keeps no indices: readers weld equal points and see a non-manifold pinch. Each such
-    vertex is moved ``eps_mm`` along its own normal (a fixed pseudo-random direction where the
-    normal vanishes), which keeps the sheets apart in every format.
-
-    Returns the points (a modified copy when anything moved) and the number of vertices moved.
-    """
-    dup = _qa.coincident_vertices(points)
-    n = int(dup.sum())
-    if n == 0:
-        return points, 0
-    points = np.array(points, dtype=np.float64, copy=True)
-    normals = vertex_normals(points, faces)[dup]
-    rng = np.random.default_rng(0)
-    for _ in range(4):
-        zero = np.linalg.norm(normals, axis=1) < 0.5
-        if zero.any():
-            r = rng.normal(size=(int(zero.sum()), 3))
-            normals[zero] = r / np.linalg.norm(r, axis=1, keepdims=True)
-        points[dup] += eps_mm * normals
-        still = _qa.coincident_vertices(points)
-        if not still.any():
-            break
-        dup = still
-        normals = rng.normal(size=(int(dup.sum()), 3))
-    return points, n
-
-
-def _restore_volume(points: np.ndarray, faces: np.ndarray, target: float) -> np.ndarray:
-    """Move all vertices along their normals by one distance so the enclosed volume is ``target``.
-
-    Two Newton steps on V(d) ~ V + A d (A = area) are enough for smoothing-sized changes.
-    """
-    pts = points
-    for _ in range(3):
-        vol = _signed_volume(pts, faces)
-        area = _qa.surface_area(pts, faces)
-        if area <= 0 or target <= 0:
-            break
-        d = (target - vol) / area
-        if abs(target - vol) <= 1e-6 * target:
-            break
-        pts = pts + d * vertex_normals(pts, faces)
-    return pts
-
-
-# --------------------------------------------------------------------------- one mask
 def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, smoothing: float,
                reduction: float, keep_volume: bool, voxel_count: int, with_qa: bool,
                decimate: str = "after", iso: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
