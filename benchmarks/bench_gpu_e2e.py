@@ -57,7 +57,7 @@ def _segment_volume():
     try:
         from medrecon.segment.ai import segment_volume
     except ImportError:
-        from medrecon.segment.monai import segment_volume
+        from medrecon.segment.ai import segment_volume
     return segment_volume
 
 
@@ -67,7 +67,7 @@ def child(args) -> None:
     import torch
 
     from medrecon.io.loader import load
-    from medrecon.io.mesh_writers import write_models
+    from medrecon.io.meshes import write_models
     from medrecon.surface.gpu import build_surfaces_gpu
 
     segment_volume = _segment_volume()
@@ -151,7 +151,7 @@ def main() -> None:
 
     from bench_segment_e2e import ct_volume, wholebody_bundle
 
-    from medrecon.io.writers import save_volume
+    from medrecon.io.volumes import save_volume
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -259,7 +259,7 @@ def confident_bundle(root: Path) -> Path:
 
 def mesh_side_by_side(labels_npz: Path, cpu_out: Path, device: str) -> dict:
     """CPU mesher (all cores) + STL writer vs the warm GPU mesher on one saved label map."""
-    from medrecon.io.mesh_writers import write_models
+    from medrecon.io.meshes import write_models
     from medrecon.surface.gpu import build_surfaces_gpu
     from medrecon.surface.mesher import build_surfaces
     from medrecon.volume import Volume

@@ -172,7 +172,7 @@ def main() -> None:
         if qa:
             gpu_qa_models = gpu_models
     if args.write:
-        from medrecon.io.mesh_writers import write_models
+        from medrecon.io.meshes import write_models
 
         t0 = time.perf_counter()
         files = write_models(gpu_qa_models, args.write, ["stl"])

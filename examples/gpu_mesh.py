@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--compare", action="store_true", help="also run the CPU (VTK) mesher and compare")
     args = ap.parse_args()
 
-    from medrecon.io.mesh_writers import write_models
+    from medrecon.io.meshes import write_models
     from medrecon.surface.gpu import build_surfaces_gpu, resolve_device
     from medrecon.volume import Volume
 

@@ -48,7 +48,7 @@ def write_result(result: SVRResult, output: str | os.PathLike, inputs: Sequence 
                  command: str = "svr") -> tuple[Path, Path]:
     """Write the volume (format by extension, atomically) and the JSON report beside it."""
     from medrecon.io.atomic import atomic_write_text
-    from medrecon.io.writers import save_volume
+    from medrecon.io.volumes import save_volume
 
     out = Path(output)
     save_volume(result.volume, out)

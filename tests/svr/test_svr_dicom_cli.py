@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from medrecon.cli import main
-from medrecon.io.dicom_write import write_dicom_series
+from medrecon.io.dicom.write import write_dicom_series
 from medrecon.io.loader import load
-from medrecon.io.writers import save_volume
+from medrecon.io.volumes import save_volume
 from medrecon.svr import StackError, reconstruct, simulate_stacks
 from medrecon.volume import Volume
 
