@@ -151,28 +151,7 @@ def _decimate(points: np.ndarray, faces: np.ndarray, reduction: float) -> tuple[
     return _drop_fins(np.asarray(p, np.float64), np.asarray(f, np.int64))
 
 
-def _drop_fins(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Remove what edge collapses can leave behind: degenerate triangles and "fins".
-
-    A fin is a triangle together with its reversed copy (same three vertices): it encloses
-    nothing and makes its edges non-manifold. Both copies go, then unused vertices.
-    """
-    if len(faces) == 0:
-        return points, faces
-    keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    srt = np.sort(faces, axis=1)
-    order = np.lexsort((srt[:, 2], srt[:, 1], srt[:, 0]))
-    ss = srt[order]
-    dup = np.all(ss[1:] == ss[:-1], axis=1)
-    keep[order[1:][dup]] = False
-    keep[order[:-1][dup]] = False
-    if keep.all():
-        return points, faces
-    faces = faces[keep]
-    used = np.zeros(len(points), bool)
-    used[faces.reshape(-1)] = True
-    remap = np.cumsum(used) - 1
-    return points[used], remap[faces]
+_drop_fins = _repair.drop_fins  # one implementation (surface/repair.py)
 
 
 def _smooth_polydata(pd: vtkPolyData, factor: float) -> vtkPolyData:
