@@ -50,12 +50,14 @@ class StageProgress:
                 import io
 
                 self._progress.live.transient = True
-                real = self.console.file
+                # keep the console's own setting: None means "sys.stderr at print time" (pinning
+                # the resolved stream would outlive a redirected or closed stderr)
+                pinned = getattr(self.console, "_file", None)
                 self.console.file = io.StringIO()
                 try:
                     self._progress.__exit__(*exc)
                 finally:
-                    self.console.file = real
+                    self.console.file = pinned
                 return
             self._progress.__exit__(*exc)
 
