@@ -150,17 +150,20 @@ def _fans_closed(a: np.ndarray, twin: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(a[lab == h], minlength=n)
 
 
-def _vertex_manifold_general(faces: np.ndarray, n: int, e: _Edges) -> bool:
-    """Corners linked across every two-triangle edge; one group per vertex = manifold."""
+def vertex_fans(faces: np.ndarray, n: int) -> np.ndarray:
+    """Number of triangle fans around each vertex (corners linked across two-triangle edges)."""
     nf = len(faces)
-    a = e.a
-    hs = e.order
-    starts = np.flatnonzero(np.r_[True, e.edge[1:] != e.edge[:-1]])
-    counts = np.diff(np.r_[starts, e.edge.size])
+    a = faces.reshape(-1).astype(np.int64)
+    b = faces[:, [1, 2, 0]].reshape(-1).astype(np.int64)
+    key = np.minimum(a, b) * n + np.maximum(a, b)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    counts = np.diff(np.r_[starts, ks.size])
     pair = starts[counts == 2]
-    h1, h2 = hs[pair], hs[pair + 1]
+    h1, h2 = order[pair], order[pair + 1]
 
-    def second(h):  # corner of the end vertex of half-edge h
+    def second(h):  # the corner at the end vertex of half-edge h
         return 3 * (h // 3) + (h % 3 + 1) % 3
 
     same = a[h1] == a[h2]
@@ -168,8 +171,13 @@ def _vertex_manifold_general(faces: np.ndarray, n: int, e: _Edges) -> bool:
     r2 = np.r_[np.where(same, h2, second(h2)), np.where(same, second(h2), h2)]
     g = sparse.coo_matrix((np.ones(r1.size, np.int8), (r1, r2)), shape=(3 * nf, 3 * nf)).tocsr()
     ncomp, comp = csgraph.connected_components(g, directed=False)
-    pairs = np.unique(faces.reshape(-1).astype(np.int64) * ncomp + comp)
-    fans = np.bincount(pairs // ncomp, minlength=n)
+    pairs = np.unique(a * ncomp + comp)
+    return np.bincount(pairs // ncomp, minlength=n)
+
+
+def _vertex_manifold_general(faces: np.ndarray, n: int, e=None) -> bool:
+    """Corners linked across every two-triangle edge; one fan per used vertex = manifold."""
+    fans = vertex_fans(faces, n)
     used = np.bincount(faces.reshape(-1), minlength=n) > 0
     return bool(np.all(fans[used] == 1))
 

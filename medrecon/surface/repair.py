@@ -30,6 +30,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from medrecon.surface.intersections import self_intersecting_faces
+from medrecon.surface.qa import vertex_fans
 
 __all__ = ["decimate_closed", "guarded_decimate", "relax_self_intersections", "vertex_components", "drop_fins"]
 
@@ -144,31 +145,6 @@ def _blocks(points: np.ndarray, faces: np.ndarray, per_block: int) -> np.ndarray
             break
         size *= float(np.clip((per_block / mean) ** 0.5, 0.25, 4.0))
     return block.reshape(-1)
-
-
-def _fans(faces: np.ndarray, n: int) -> np.ndarray:
-    """Number of triangle fans around each vertex (corners linked across two-triangle edges)."""
-    nf = len(faces)
-    a = faces.reshape(-1).astype(np.int64)
-    b = faces[:, [1, 2, 0]].reshape(-1).astype(np.int64)
-    key = np.minimum(a, b) * n + np.maximum(a, b)
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-    counts = np.diff(np.r_[starts, ks.size])
-    pair = starts[counts == 2]
-    h1, h2 = order[pair], order[pair + 1]
-
-    def second(h):  # the corner at the end vertex of half-edge h
-        return 3 * (h // 3) + (h % 3 + 1) % 3
-
-    same = a[h1] == a[h2]
-    r1 = np.r_[h1, second(h1)]
-    r2 = np.r_[np.where(same, h2, second(h2)), np.where(same, second(h2), h2)]
-    g = sparse.coo_matrix((np.ones(r1.size, np.int8), (r1, r2)), shape=(3 * nf, 3 * nf)).tocsr()
-    ncomp, comp = csgraph.connected_components(g, directed=False)
-    pairs = np.unique(a * ncomp + comp)
-    return np.bincount(pairs // ncomp, minlength=n)
 
 
 def guarded_decimate(points: np.ndarray, faces: np.ndarray, reduction: float, *, volume_tol: float = 0.02,
@@ -386,9 +362,9 @@ def _decimate_patch(points, fb, n, reduction, keep_topology):
     badk = k2[(c2 > 2) | ~cons2]
     bad_v[badk // len(dp)] = True
     bad_v[badk % len(dp)] = True
-    fans_new = _fans(df, len(dp))
+    fans_new = vertex_fans(df, len(dp))
     bad_v[inner[fans_new[inner] != 1]] = True
-    fans_old = _fans(local, len(used))
+    fans_old = vertex_fans(local, len(used))
     bidx = np.flatnonzero(is_border)
     bad_v[bidx[fans_new[bidx] != fans_old[border_v[srt[pos[bidx]]]]]] = True
     if bad_v.any():
