@@ -7,22 +7,16 @@ from typing import Callable, Iterable
 
 import torch
 
+from medrecon.devices import resolve_device
 from medrecon.errors import MedreconError
 
 Progress = Callable[[str, int, int], None]
 
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/None -> CUDA when available, else CPU; otherwise ``torch.device(device)``.
-
-    Raises :class:`~medrecon.errors.MedreconError` when CUDA is asked for but absent.
-    """
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MedreconError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
-    return dev
+    """``"auto"``/None -> CUDA when available, else CPU (:func:`medrecon.devices.resolve_device`);
+    raises :class:`~medrecon.errors.MedreconError` when CUDA is asked for but absent."""
+    return resolve_device(device, MedreconError)
 
 
 def maybe_compile(obj, device, enable: bool | None = None):

@@ -27,15 +27,14 @@ import torch
 import torch.nn.functional as F
 
 from .cameras import CameraSet
+from medrecon.devices import resolve_device as _resolve_device
 
 Progress = Callable[[str, int, int], None]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``auto`` -> CUDA when present, else CPU (:func:`medrecon.devices.resolve_device`)."""
+    return _resolve_device(device)
 
 
 def neighbours(cams: CameraSet, n: int = 4, min_angle: float = 3.0, max_angle: float = 60.0) -> list[list[int]]:

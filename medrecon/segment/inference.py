@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medrecon.devices import resolve_device as _resolve_device
+
 ProgressFn = Callable[[int, int], None]
 
 
@@ -173,13 +175,11 @@ def _first_tensor(out: Any) -> torch.Tensor:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' (or None) -> first CUDA device if there is one, else CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} asked for, but CUDA is not available here")
-    return dev
+    """'auto' (or None) -> first CUDA device if there is one, else CPU
+    (:func:`medrecon.devices.resolve_device`, raising :class:`SegmentationError`)."""
+    from medrecon.errors import SegmentationError
+
+    return _resolve_device(device, SegmentationError)
 
 
 def prepare_network(net: Any, device: str | torch.device | None = "auto", *, precision: str = "auto",

@@ -40,6 +40,7 @@ from medrecon.errors import MeshError
 from medrecon.mesh import SurfaceModel
 from medrecon.surface.gpu_smooth import _laplacian_csr, sinc_coefficients, windowed_sinc  # noqa: F401
 from medrecon.volume import Volume
+from medrecon.devices import resolve_device as _resolve_device
 
 __all__ = ["build_surfaces_gpu", "mesh_labelmap_gpu", "mesher_for_device", "contour_labels", "windowed_sinc",
            "sinc_coefficients", "vertex_normals_torch", "resolve_device", "gpu_available"]
@@ -127,23 +128,9 @@ def mesher_for_device(device: Any = "auto") -> Callable[..., list[SurfaceModel]]
 
 
 def resolve_device(device: Any = "auto"):
-    """``"auto"``/None -> first CUDA device if there is one, else CPU; ``"cpu"``, ``"cuda"``,
-    ``"cuda:N"`` as given. Raises :class:`MeshError` when CUDA is asked for but absent."""
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover
-        raise MeshError("the GPU surface path needs PyTorch (pip install 'medrecon[ai]')") from exc
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(str(device))
-    except RuntimeError as exc:
-        raise MeshError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MeshError(f"device {device!r} asked for, but PyTorch sees no CUDA device here")
-    if dev.type not in ("cpu", "cuda"):
-        raise MeshError(f"unsupported device {device!r} (use auto, cpu, cuda or cuda:N)")
-    return dev
+    """``"auto"``/None -> first CUDA device if there is one, else CPU
+    (:func:`medrecon.devices.resolve_device`, raising :class:`MeshError`)."""
+    return _resolve_device(device, MeshError)
 
 
 _TABLES: dict[str, Any] = {}
