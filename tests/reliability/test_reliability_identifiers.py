@@ -1,8 +1,8 @@
 """A series carrying fake patient identifiers goes through every command that reads DICOM (info,
-convert, mesh with every format, previews, viewer and Slicer scene, cohort, anonymize); every
-output byte (file names, files, stdout/stderr) is searched for the identifiers: none found.
-`segment` needs a MONAI bundle (its label map goes through the same writers; DICOM SEG is
-written by highdicom from the source series' UIDs only); `photo`/`multiview` read no DICOM."""
+convert, mesh with every format, previews, viewer and Slicer scene, segment with a local MONAI
+bundle, svr, cohort, anonymize); every output byte (file names, files, stdout/stderr) is searched
+for the identifiers: none found. (`segment --dicom-seg` is the documented exception: a DICOM SEG
+must carry the source's patient module; `photo`/`multiview` read no DICOM.)"""
 from __future__ import annotations
 
 import os
@@ -76,6 +76,17 @@ def test_reliability_no_identifiers_in_any_output(fake_series, tmp_path):
              "--slicer", timeout=600)
     logs += [r.stdout, r.stderr]
     assert r.returncode == 0, r.stderr
+    from tests.segment.test_segment_ai_bundle import make_bundle
+
+    bundle = make_bundle(tmp_path / "bundle")
+    r = _run("segment", src, "-o", tmp_path / "segment" / "seg.nii.gz", "--bundle", bundle, "--device", "cpu",
+             timeout=600)
+    logs += [r.stdout, r.stderr]
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    r = _run("svr", src, src, "-o", tmp_path / "svr" / "recon.nii.gz", "--method", "average", "--device", "cpu",
+             timeout=600)
+    logs += [r.stdout, r.stderr]
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
     r = _run("anonymize", src, "-o", tmp_path / "anon")
     logs += [r.stdout, r.stderr]
     assert r.returncode == 0, r.stderr
@@ -85,6 +96,7 @@ def test_reliability_no_identifiers_in_any_output(fake_series, tmp_path):
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     assert any((tmp_path / "mesh").glob("*.glb")) and any((tmp_path / "mesh").glob("*.png"))
     assert any((tmp_path / "cohort").rglob("*.stl"))
-    leaks = {d: _leaks(_tree_bytes(tmp_path / d)) for d in ("convert", "mesh", "anon", "cohort")}
+    assert any((tmp_path / "segment").iterdir()) and any((tmp_path / "svr").iterdir())
+    leaks = {d: _leaks(_tree_bytes(tmp_path / d)) for d in ("convert", "mesh", "segment", "svr", "anon", "cohort")}
     leaks["logs"] = _leaks(b"\n".join(logs))
     assert not any(leaks.values()), leaks
