@@ -1,7 +1,6 @@
 """Multi-view fixtures: one rendered photo set of the analytic scene (session scope, ~20 views)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -11,18 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 N_VIEWS, WIDTH, HEIGHT = 20, 320, 240
-SHARED_DATA = Path(os.environ.get("MEDRECON_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
-
-
-def shared_path(*parts: str) -> Path:
-    """Path inside ../shared/data; fails under CI, skips on a developer machine without it (as tests/conftest.py)."""
-    p = SHARED_DATA.joinpath(*parts)
-    if not p.exists():
-        msg = f"real test data missing: {p} (see ../shared/data/README.md)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return p
+from tests.conftest import SHARED_DATA, shared_path  # noqa: E402,F401  (the one rule: fail in CI, skip locally)
 
 
 @pytest.fixture(scope="session")
