@@ -35,13 +35,10 @@ __all__ = ["reconstruct", "reconstruct_files", "write_result", "simulate_stacks"
 
 
 def json_path_for(output: str | os.PathLike) -> Path:
-    """``volume.nii.gz`` -> ``volume.json`` (beside the volume)."""
-    p = Path(output)
-    name = p.name
-    for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
-        if name.lower().endswith(ext):
-            return p.with_name(name[: -len(ext)] + ".json")
-    return p.with_name(name + ".json")
+    """``volume.nii.gz`` -> ``volume.json`` (beside the volume; the sidecar naming rule)."""
+    from medrecon.io.dicom.sidecar import sidecar_path
+
+    return sidecar_path(output)
 
 
 def write_result(result: SVRResult, output: str | os.PathLike, inputs: Sequence | None = None,

@@ -426,12 +426,7 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
                 break
     if te is not None and te > 0:
         put("EchoTime", _num_out(te / 1000.0))
-    tr = _f(ds.get("RepetitionTime"))
-    if tr is None:
-        for seq in (ds.get("SharedFunctionalGroupsSequence"), ds.get("PerFrameFunctionalGroupsSequence")):
-            if seq and "MRTimingAndRelatedParametersSequence" in seq[0]:
-                tr = _f(seq[0].MRTimingAndRelatedParametersSequence[0].get("RepetitionTime"))
-                break
+    tr = _timing_value(ds, "RepetitionTime")
     if tr:
         put("RepetitionTime", _num_out(tr / 1000.0))
     ti = _f(ds.get("InversionTime"))
@@ -440,12 +435,7 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
         ti = _f(el.value) if el is not None and not isinstance(el.value, (bytes, bytearray)) else None
     if ti:
         put("InversionTime", _num_out(ti / 1000.0))
-    fa = _f(ds.get("FlipAngle"))
-    if fa is None:
-        for seq in (ds.get("SharedFunctionalGroupsSequence"), ds.get("PerFrameFunctionalGroupsSequence")):
-            if seq and "MRTimingAndRelatedParametersSequence" in seq[0]:
-                fa = _f(seq[0].MRTimingAndRelatedParametersSequence[0].get("FlipAngle"))
-                break
+    fa = _timing_value(ds, "FlipAngle")
     put("FlipAngle", _num_out(fa))
     put("PercentPhaseFOV", _num_out(_f(ds.get("PercentPhaseFieldOfView"))))
     put("PercentSampling", _num_out(_f(ds.get("PercentSampling"))))
@@ -493,6 +483,16 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
     sc["ConversionSoftware"] = CONVERSION_SOFTWARE
     sc["ConversionSoftwareVersion"] = str(_v)
     return sc
+
+
+def _timing_value(ds, key: str):
+    """``key`` from the top level, else from the enhanced MR timing functional group (shared first)."""
+    v = _f(ds.get(key))
+    if v is None:
+        for seq in (ds.get("SharedFunctionalGroupsSequence"), ds.get("PerFrameFunctionalGroupsSequence")):
+            if seq and "MRTimingAndRelatedParametersSequence" in seq[0]:
+                return _f(seq[0].MRTimingAndRelatedParametersSequence[0].get(key))
+    return v
 
 
 def sidecar_path(image_path: str | os.PathLike) -> Path:
