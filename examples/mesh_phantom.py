@@ -59,7 +59,7 @@ def main(outdir: Path) -> None:
     con.print(f"  {labelmap}")
 
     with StageProgress(con, transient=True) as bar:  # smoothing 0.5, as Slicer
-        models = build_surfaces(labelmap, table, progress=lambda done, total, name: bar(f"meshing {name}", done, total))
+        models = build_surfaces(labelmap, table, progress=bar)
 
     narrow = con.width < 100  # 80-column terminals: short headers, light borders, nothing cut
     from rich import box

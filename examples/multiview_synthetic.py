@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     write_colmap_text(truth, a.outdir / "true_cameras")
     res = reconstruct_multiview(photos, a.outdir / "model", cameras_dir=a.outdir / "true_cameras" if a.known_cameras else None,
                                 options=MultiviewOptions(faces=20000, texture_px=1024),
-                                progress=lambda s, d, n: print(f"\r{s}: {d}/{n}   ", end="", file=sys.stderr))
+                                progress=lambda ev: print(f"\r{ev.text}: {ev.done}/{ev.total}   ", end="", file=sys.stderr))
     print(file=sys.stderr)
     e = pose_errors(res.cameras, truth)
     from scipy.spatial import cKDTree

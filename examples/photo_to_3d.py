@@ -56,7 +56,7 @@ def main(argv=None) -> int:
                         size_mm=args.size_mm, faces=args.faces)
     try:
         res = run_photo(picture, args.outdir, opts, viewer=viewer,
-                        progress=lambda stage, done, total: print(f"[{done}/{total}] {stage}", file=sys.stderr))
+                        progress=lambda ev: print(f"[{ev.done}/{ev.total}] {ev.text}", file=sys.stderr))
     except MedreconError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -73,16 +73,14 @@ def convert(
     """Convert one series to NIfTI (RAS affine), NRRD (LPS) or MetaImage (.mha), with a BIDS JSON sidecar."""
     from medrecon.io.loader import convert as convert_series
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from medrecon.cli_display import StageProgress
 
     src = [str(p) for p in path] if len(path) > 1 else str(path[0])
-    with Progress(TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        task = bar.add_task("decode", total=None)
+    with StageProgress(err_console, transient=True) as bar:
         vol, _, js = convert_series(src, output, series=series, sidecar=not no_sidecar,
                                     correct_tilt=not keep_tilt, resample_gaps=not keep_gaps,
                                     philips_scaling=philips_scaling, allow_index_grid=allow_index_grid,
-                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                    progress=bar)
     for w in vol.meta.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {_terminal_safe(w)}", soft_wrap=True, highlight=False)
     console.print(f"wrote {_terminal_safe(output)}  shape={vol.shape}  spacing={tuple(round(float(s), 4) for s in vol.spacing)} mm"
@@ -411,21 +409,12 @@ def svr(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
 ) -> None:
     """Reconstruct one isotropic volume from thick-slice stacks (slice-to-volume reconstruction)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from medrecon.cli_display import StageProgress
     from medrecon.svr import json_path_for, reconstruct_files
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        tasks: dict = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    with StageProgress(err_console) as bar:
         res = reconstruct_files([str(s) for s in stacks], output, method=method, spacing=spacing,
-                                mask=str(mask) if mask else None, device=device, progress=progress)
+                                mask=str(mask) if mask else None, device=device, progress=bar)
     sp = res.params.get("spacing_mm")
     console.print(f"wrote {_terminal_safe(output)} ({res.method}, {sp} mm, shape {res.volume.shape}) "
                   f"and {_terminal_safe(json_path_for(output))} in {res.timings.get('total', 0):.1f} s",

@@ -12,7 +12,7 @@ Composition only: each stage is a plain function of the library, chained here.
    (:mod:`medrecon.viz`), the 3D Slicer bundle (:func:`medrecon.io.slicer.write_mesh_bundle`) and
    ``report.json`` (:mod:`medrecon.report`, provenance from :mod:`medrecon.provenance`).
 
-Progress goes through a callback ``progress(stage, done, total)``; the CLI draws it. Output file
+Progress goes through one callback ``progress(ProgressEvent)`` (:mod:`medrecon.progress`); the CLI draws it. Output file
 names are structure names only. The report never holds patient identifiers: path settings are
 recorded as a hash, the input is fingerprinted by the SHA-256 of its voxel data.
 """
@@ -22,7 +22,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Literal, Optional
+from typing import Any, Iterator, List, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -34,12 +34,13 @@ from medrecon.segment.presets import exclude_presets
 from medrecon.surface.printing import print_check
 from medrecon.provenance import input_fingerprint, path_token, provenance_record, spec_name, utc_now
 from medrecon.volume import Volume
+from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["MeshConfig", "MeshResult", "run_mesh", "print_check", "FORMATS", "input_fingerprint", "labelmap_on_grid",
            "Progress"]
 
-#: A progress callback: ``progress(stage, done, total)``.
-Progress = Callable[[str, int, int], None]
+#: A progress callback: ``progress(ProgressEvent)`` (:mod:`medrecon.progress`).
+Progress = ProgressFn
 _PATH_FIELDS = ("input", "outdir", "labels")
 
 
@@ -167,7 +168,7 @@ class _Stages:
 
     def report(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
-            self.progress(stage, done, total)
+            self.progress(ProgressEvent(stage, done, total))
 
     @contextmanager
     def stage(self, name: str, total: int = 1) -> Iterator[None]:
@@ -189,7 +190,7 @@ def _segment(cfg: MeshConfig, volume: Volume, st: _Stages):
     select = dict(label_table=cfg.label_table, structures=cfg.structures, group=cfg.group, **common)
     if cfg.labels:
         return sources.from_labelmap(volume, cfg.labels, **select)
-    return sources.from_bundle(volume, cfg.bundle, device=cfg.device, progress=st.report, **select)
+    return sources.from_bundle(volume, cfg.bundle, device=cfg.device, progress=st.progress, **select)
 
 
 def _iso_windows(cfg: MeshConfig, seg, labels) -> dict:
@@ -273,7 +274,7 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
         models = mesh_labels(labelmap, labels, smoothing=cfg.smoothing, reduction=cfg.reduction,
                              joint=cfg.joint, keep_volume=cfg.keep_volume,
                              **({"intensity": volume, "windows": iso} if iso else {}),
-                             progress=lambda done, total, name: st.report(f"meshing {name}", done, total))
+                             progress=progress)
     config = _report_config(cfg)
     # the input by its voxel fingerprint only: a path or file name may identify the patient
     provenance = provenance_record("mesh", config, extra={"input_fingerprint": fingerprint})

@@ -18,7 +18,7 @@ PKG = Path(__file__).resolve().parents[1] / "medrecon"
 #: Floor of each top-level part of the package (module or sub-package). 0 is the ground floor.
 FLOORS = {
     # ground floor: value types and conventions
-    "volume": 0, "labelmap": 0, "mesh": 0, "orientation": 0, "errors": 0, "version": 0, "devices": 0,
+    "volume": 0, "labelmap": 0, "mesh": 0, "orientation": 0, "errors": 0, "version": 0, "devices": 0, "progress": 0,
     # file formats at the edges
     "io": 1,
     # the work: segmentation, surfaces, reconstruction methods, and what they share

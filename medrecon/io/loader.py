@@ -16,6 +16,7 @@ from medrecon.errors import DicomError, InputError, SeriesSelectionError
 from medrecon.io.volumes import read_volume as _read_file
 from medrecon.io.volumes import volume_suffix as _suffix
 from medrecon.volume import Volume
+from medrecon.progress import ProgressFn
 
 __all__ = ["load", "load_series", "describe_series", "SeriesInfo", "is_volume_file", "convert"]
 
@@ -180,7 +181,7 @@ def _pick(series, choice, where) -> Any:
 
 @_guarded
 def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = True,
-         workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+         workers: int | None = None, progress: ProgressFn | None = None,
          philips_scaling: str = "precise", allow_index_grid: bool = False) -> Volume:
     """Load one volume (index -> LPS mm affine) from DICOM, NIfTI or NRRD.
 
@@ -201,7 +202,7 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
         the affine uses the mean spacing (warned as approximate).
     workers : int, optional
         Processes for parallel decoding of compressed data (default: all cores).
-    progress : callable(done, total), optional
+    progress : ``progress(ProgressEvent)`` (:mod:`medrecon.progress`), optional
         Called as frames are decoded.
     philips_scaling : {"precise", "display"}
         Philips images: precise floating-point values (default, as dcm2niix ``-p y``) or the
@@ -265,7 +266,7 @@ def _choose_dicom(path, series=None, allow_index_grid: bool = False):
 @_guarded
 def convert(path, output, series=None, sidecar: bool = True, correct_tilt: bool = True,
             resample_gaps: bool = True, workers: int | None = None,
-            progress: Callable[[int, int], None] | None = None, philips_scaling: str = "precise",
+            progress: ProgressFn | None = None, philips_scaling: str = "precise",
             allow_index_grid: bool = False) -> tuple[Volume, Path, Path | None]:
     """Load one series and write it (format from the extension of ``output``), with a BIDS JSON
     sidecar beside it for DICOM input (``x.nii.gz`` -> ``x.json``, like ``dcm2niix -b y``).

@@ -12,13 +12,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import InputError, MedreconError
+from medrecon.progress import ProgressEvent, ProgressFn
 
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 
 
 class CameraError(MedreconError):
@@ -236,7 +237,7 @@ def run_sfm(image_dir: str | Path, work_dir: str | Path, *, matcher: str = "exha
     work_dir.mkdir(parents=True)
     db = work_dir / "database.db"
     timings = timings if timings is not None else {}
-    prog = progress or (lambda *a: None)
+    prog = lambda *a: progress(ProgressEvent(*a)) if progress else None  # noqa: E731
     old_level = pycolmap.logging.minloglevel
     pycolmap.logging.minloglevel = 2  # COLMAP's INFO/WARNING lines would flood the terminal
     try:

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import InputError, MedreconError
 from .cameras import CameraSet, read_colmap_text, run_sfm, write_colmap_text
 
-Progress = Callable[[str, int, int], None]
+from medrecon.progress import ProgressFn as Progress  # noqa: E402
 
 
 @dataclass

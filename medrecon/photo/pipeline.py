@@ -45,11 +45,12 @@ from medrecon.photo.mask import clean_mask, foreground_mask
 from medrecon.photo.mesh import build_closed_mesh, decimate_closed, edge_check, uv_from_xy
 from medrecon.texture import (PBRMaterial, TexturedMesh, pad_texture, png_bytes, view_to_lps, write_glb, write_obj,
                               write_ply, write_stl)
+from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["PhotoOptions", "PhotoResult", "reconstruct", "run_photo", "METHODS"]
 
 METHODS = ("inflate", "relief", "slab")
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 
 
 @dataclass
@@ -119,7 +120,7 @@ class PhotoResult:
 def _tick(progress: Progress | None, stage: str, done: int, total: int) -> None:
     """Report ``photo`` then ``photo <stage>``: one bar whose text names the stage."""
     if progress is not None:
-        progress("photo" if done == 0 else f"photo {stage}", done, total)
+        progress(ProgressEvent("photo", done, total, message=None if done == 0 else stage))
 
 
 def _grid_scale(n_mask: int, shape: tuple[int, int], faces: int, geometry_px: int | None) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from medrecon.labelmap import LabelInfo, default_color, keep_labels, labelmap_on
 from medrecon.provenance import spec_name
 from medrecon.segment.labels import select_structures
 from medrecon.volume import Volume
+from medrecon.progress import ProgressFn
 
 __all__ = ["Segmentation", "from_preset", "from_labelmap", "from_bundle"]
 
@@ -125,7 +126,7 @@ def from_labelmap(volume: Volume, path: str, *, label_table: str | None = None,
 def from_bundle(volume: Volume, bundle: str, *, device: str = "auto", label_table: str | None = None,
                 structures: list[str] | None = None, group: str | None = None,
                 min_component_mm3: float | None = None, largest: bool = False,
-                progress: Callable[[str, int, int], None] | None = None) -> Segmentation:
+                progress: ProgressFn | None = None) -> Segmentation:
     """Segment with a local MONAI bundle; keep the selected structures it found.
 
     Raises

@@ -332,7 +332,7 @@ def _coincident_groups(points32, group, n_groups: int):
 # --------------------------------------------------------------------------- the mesher
 def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *, smoothing: float = 0.5,
                        reduction: float = 0.0, joint: bool = False, keep_volume: bool = False,
-                       progress: Callable[[int, int, str], None] | Any = None, qa: bool = True,
+                       progress: Any = None, qa: bool = True,
                        decimate_first: bool = False, workers: int | None = None,
                        affine: np.ndarray | None = None, device: Any = "auto",
                        timings: dict[str, float] | None = None, **cpu_only: Any) -> list[SurfaceModel]:

@@ -53,6 +53,7 @@ from medrecon.surface import repair as _repair
 from medrecon.labelmap import PALETTE, as_labelmap
 from medrecon.mesh import SurfaceModel
 from medrecon.volume import Volume
+from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["build_surfaces", "mesh_mask", "smoothing_parameters", "DEFAULT_COLORS"]
 
@@ -401,20 +402,20 @@ class _MetaLabel:
 
 
 class _Progress:
-    """Calls ``progress(done, total, name)`` after each structure (nothing when None)."""
+    """Calls ``progress(ProgressEvent("meshing", done, total, message=name))`` after each structure."""
 
-    def __init__(self, progress: Callable[[int, int, str], None] | None, total: int):
+    def __init__(self, progress: ProgressFn | None, total: int):
         self.total = total
         self.progress = progress
 
     def step(self, done: int, name: str) -> None:
         if self.progress is not None:
-            self.progress(done, self.total, name)
+            self.progress(ProgressEvent("meshing", done, self.total, "structure", name))
 
 
 def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, smoothing: float = 0.5,
                    reduction: float = 0.0, joint: bool = False, keep_volume: bool = False,
-                   progress: Callable[[int, int, str], None] | None = None, qa: bool = True,
+                   progress: ProgressFn | None = None, qa: bool = True,
                    decimate_first: bool = False, workers: int | None = None,
                    affine: np.ndarray | None = None, intensity: Volume | np.ndarray | None = None,
                    windows: dict[int, tuple[float, float]] | None = None) -> list[SurfaceModel]:
@@ -440,7 +441,7 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
         Mesh all labels together with surface nets so that neighbours share boundaries.
     keep_volume : bool
         Offset each smoothed surface along its normals to restore its pre-smoothing volume.
-    progress : callable(done, total, name), optional
+    progress : ``progress(ProgressEvent)`` (:mod:`medrecon.progress`), optional
         Called after each structure is meshed.
     qa : bool
         Fill each model's ``qa`` dict (triangle count, watertight, manifold, volumes, area,

@@ -8,7 +8,6 @@ maps (column, row, slice[, frame]) indices to LPS millimetres.
 """
 from __future__ import annotations
 
-from typing import Callable
 
 import numpy as np
 
@@ -19,11 +18,12 @@ from medrecon.io.dicom.pixels import read_frames, rescale
 from medrecon.io.dicom.scan import ScanResult, scan
 from medrecon.io.dicom.write import write_dicom_series
 from medrecon.volume import Volume
+from medrecon.progress import ProgressFn
 
 __all__ = ["DicomSeries", "scan_series", "load_dicom_series", "write_dicom_series"]
 
 
-def scan_series(source, progress: Callable[[int, int], None] | None = None) -> tuple[list[DicomSeries], ScanResult]:
+def scan_series(source, progress: ProgressFn | None = None) -> tuple[list[DicomSeries], ScanResult]:
     """Every series under ``source`` (folder, zip, file or list of files), headers only."""
     res = scan(source, progress=progress)
     series = group_frames(res.frames)
@@ -43,7 +43,7 @@ def scan_series(source, progress: Callable[[int, int], None] | None = None) -> t
 
 def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_gaps: bool = True,
                       workers: int | None = None,
-                      progress: Callable[[int, int], None] | None = None,
+                      progress: ProgressFn | None = None,
                       philips_scaling: str = "precise", allow_index_grid: bool = False) -> Volume:
     """Decode one series into a Volume (index -> LPS mm; CT in HU after rescale).
 

@@ -19,9 +19,9 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from medrecon.errors import DicomError, InputError
+from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["anonymize_series", "anonymize_dataset", "AnonymizeResult", "PROFILE_CODE", "RULES_EDITION"]
 
@@ -66,7 +66,7 @@ def anonymize_dataset(ds, uid_map: dict[str, str]) -> None:
 
 
 def anonymize_series(source, outdir: str | os.PathLike,
-                     progress: Callable[[int, int], None] | None = None) -> AnonymizeResult:
+                     progress: ProgressFn | None = None) -> AnonymizeResult:
     """Write a de-identified copy of every DICOM file under ``source`` (folder, zip, file or
     list) into ``outdir``, one file per input object, named by its new SOPInstanceUID.
 
@@ -112,7 +112,7 @@ def anonymize_series(source, outdir: str | os.PathLike,
                 ds.save_as(tmp, enforce_file_format=has_preamble)
             res.files.append(out)
         if progress is not None:
-            progress(i + 1, len(files))
+            progress(ProgressEvent("anonymizing", i + 1, len(files), "file"))
     if not res.files:
         raise DicomError("no DICOM files to anonymize", source if not isinstance(source, (list, tuple)) else None)
     return res

@@ -16,7 +16,7 @@ import multiprocessing as mp
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from medrecon.errors import DicomError
 from medrecon.io.dicom.headers import FrameHeader
 from medrecon.io.dicom.scan import read_dataset
 from medrecon.io.dicom.source import Source
+from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["read_frames", "rescale", "fix_bits", "default_workers", "TRANSFER_SYNTAX_NAMES"]
 
@@ -248,7 +249,7 @@ def _fork_ok() -> bool:
 
 
 def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                progress: ProgressFn | None = None) -> np.ndarray:
     """Decode ``frames`` (in the given order) into one array of stored values.
 
     Returns an array shaped ``(n, rows, cols)`` (``(n, rows, cols, samples)`` for colour) holding
@@ -291,7 +292,7 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
         out[positions] = arr
         done += len(positions)
         if progress is not None:
-            progress(done, total)
+            progress(ProgressEvent("decoding", done, total, "frame"))
 
     singles = [(src, pos) for src, pos in native_jobs
                if len(pos) == 1 and frames[pos[0]].n_frames_in_file == 1 and frames[pos[0]].samples_per_pixel == 1]
@@ -302,7 +303,7 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
         whole = _read_singles_into(frames, singles, shape, place)
         if whole is not None:
             if progress is not None:
-                progress(total, total)
+                progress(ProgressEvent("decoding", total, total, "frame"))
             return whole
         done_src = {src for src, _ in singles}
         native_jobs = [j for j in native_jobs if j[0] not in done_src]

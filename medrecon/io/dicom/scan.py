@@ -25,6 +25,7 @@ from medrecon.io.dicom.headers import FrameHeader, headers_from_dataset
 from medrecon.io.dicom.rawvalues import get_int, get_str
 from medrecon.io.dicom.sop_classes import NonImageObject, non_image_kind, sop_class_name, sop_class_of
 from medrecon.io.dicom.source import _GZ_MAGIC, Source
+from medrecon.progress import ProgressEvent
 
 __all__ = ["Source", "FrameHeader", "ScanResult", "discover", "scan", "read_dataset"]
 
@@ -452,7 +453,7 @@ def _read_all(files: list[Source], progress, workers: int | None):
         for i, src in enumerate(files):
             yield read_headers(src)
             if progress is not None:
-                progress(i + 1, len(files))
+                progress(ProgressEvent("reading headers", i + 1, len(files), "file"))
         return
     from concurrent.futures import ProcessPoolExecutor
 
@@ -465,7 +466,7 @@ def _read_all(files: list[Source], progress, workers: int | None):
             yield from results
             done += len(chunk)
             if progress is not None:
-                progress(done, len(files))
+                progress(ProgressEvent("reading headers", done, len(files), "file"))
 
 
 def scan(source, progress=None, workers: int | None = None) -> ScanResult:
