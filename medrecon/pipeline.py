@@ -22,12 +22,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, List, Literal, Optional
+from typing import Any, Iterator
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from medrecon.errors import ConfigError, InputError, MeshError, validation_message
+from medrecon.errors import ConfigError, InputError
+from medrecon.mesh_config import MeshConfig
 from medrecon.io.meshes import FORMATS
 from medrecon.labelmap import LabelInfo, labelmap_on_grid
 from medrecon.segment.presets import exclude_presets
@@ -42,99 +42,6 @@ __all__ = ["MeshConfig", "MeshResult", "run_mesh", "print_check", "FORMATS", "in
 #: A progress callback: ``progress(ProgressEvent)`` (:mod:`medrecon.progress`).
 Progress = ProgressFn
 _PATH_FIELDS = ("input", "outdir", "labels")
-
-
-class MeshConfig(BaseModel):
-    """Every setting of ``medrecon mesh`` (validated; bad values raise :class:`ConfigError`).
-
-    Exactly one segmentation source: ``preset``, ``threshold``, ``labels`` or ``bundle``.
-    """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    input: str = Field(..., min_length=1, description="DICOM folder/zip/file, NIfTI or NRRD volume")
-    outdir: str = Field(..., min_length=1, description="output folder")
-    preset: Optional[str] = Field(None, description="preset name (ct-bone, ...) or preset YAML path")
-    threshold: Optional[str] = Field(None, description="custom window LOW:HIGH")
-    labels: Optional[str] = Field(None, description="label map file to mesh")
-    label_table: Optional[str] = Field(None, description="label table: built-in name or file")
-    bundle: Optional[str] = Field(None, description="MONAI bundle folder")
-    group: Optional[str] = Field(None, description="structure group (bones, organs, ...)")
-    device: str = Field("auto", description="auto, cpu or cuda:N: bundle inference and meshing (auto: CUDA when present)")
-    structures: Optional[List[str]] = Field(None, description="structure names to mesh")
-    formats: List[str] = Field(default_factory=lambda: ["stl"])
-    smoothing: float = Field(0.5, ge=0.0, le=1.0)
-    reduction: float = Field(0.0, ge=0.0, lt=1.0)
-    space: Literal["LPS", "RAS"] = "LPS"
-    min_component_mm3: Optional[float] = Field(None, ge=0.0)
-    largest: bool = False
-    remove_table: bool = Field(False, description="presets/thresholds: drop the scanner table (flat pieces "
-                               "outside the body), keep every bone piece")
-    joint: bool = False
-    keep_volume: bool = False
-    series: Optional[str] = None
-    slicer: bool = False
-    preview: bool = True
-    subvoxel: bool = Field(True, description="thresholds/presets: mesh the intensity iso-surface inside the "
-                           "segmentation (sub-voxel); False: the binary mask, as Slicer does")
-    exclude: Optional[List[str]] = Field(None, description="presets whose voxels are taken out of this "
-                                         "run's structure (e.g. ct-teeth out of ct-bone), so solids are disjoint")
-    obj_axes: Literal["LPS", "YUP"] = Field("LPS", description="OBJ vertex axes: LPS (Slicer) or Y-up (Blender...)")
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise ConfigError("invalid mesh settings: " + validation_message(exc)) from None
-
-    @field_validator("formats", mode="before")
-    @classmethod
-    def _formats(cls, v):
-        from medrecon.io.meshes import parse_formats
-
-        try:
-            return parse_formats(v)
-        except MeshError as exc:
-            raise ValueError(str(exc)) from None
-
-    @field_validator("space", "obj_axes", mode="before")
-    @classmethod
-    def _space(cls, v):
-        return str(v).strip().upper().replace("-", "")
-
-    @field_validator("series", mode="before")
-    @classmethod
-    def _series(cls, v):
-        return None if v is None else str(v)
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        sources = [n for n in ("preset", "threshold", "labels", "bundle") if getattr(self, n)]
-        if len(sources) != 1:
-            given = f" (got {', '.join('--' + s for s in sources)})" if sources else ""
-            raise ValueError(f"give exactly one of --preset, --threshold, --labels, --bundle{given}")
-        if sources[0] in ("preset", "threshold") and (self.structures or self.group or self.label_table):
-            raise ValueError("--structures, --group and --label-table apply to --labels or --bundle, "
-                             "not to a preset or threshold")
-        if self.remove_table and sources[0] not in ("preset", "threshold"):
-            raise ValueError("--remove-table applies to --preset or --threshold (a CT's intensities)")
-        if self.joint and (self.reduction > 0 or self.keep_volume):  # refused, never silently ignored
-            raise ValueError("--joint keeps the shared boundaries whole, so it does not decimate or restore volume: "
-                             "drop --reduction/--keep-volume, or drop --joint (joint surfaces are for viewing, "
-                             "not printing)")
-        if self.threshold:
-            from medrecon.segment.presets import parse_threshold
-
-            try:
-                parse_threshold(self.threshold)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return self
-
-    @classmethod
-    def build(cls, **kwargs) -> "MeshConfig":
-        """Construct (same as ``MeshConfig(**kwargs)``; errors are :class:`ConfigError`)."""
-        return cls(**kwargs)
 
 
 @dataclass

@@ -66,7 +66,7 @@ def write_result(result: SVRResult, output: str | os.PathLike, inputs: Sequence 
 
 
 def reconstruct_files(paths: Sequence, output, method: str = "svr", spacing: float | None = None,
-                      mask=None, device: str = "auto",
+                      mask=None, device: str = "auto", series: str | None = None,
                       progress: ProgressFn | None = None, **kwargs) -> SVRResult:
     """Load each stack (any input :func:`medrecon.load` accepts), reconstruct, write outputs."""
     from medrecon.io.loader import load
@@ -75,7 +75,7 @@ def reconstruct_files(paths: Sequence, output, method: str = "svr", spacing: flo
     for p in paths:
         if progress:
             progress(ProgressEvent("load stacks", len(vols), len(paths), "stack"))
-        vols.append(load(str(p)))
+        vols.append(load(str(p), series=series))  # series: which one of a DICOM folder
     mvol = load(str(mask)) if mask is not None else None
     names = [stack_name(p) for p in paths]
     result = reconstruct(vols, method=method, spacing=spacing, mask=mvol, device=device,
