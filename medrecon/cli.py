@@ -320,11 +320,12 @@ def photo(
     from medrecon.photo import PhotoOptions, run_photo
 
     def viewer(mesh, path):
-        from medrecon.texture import sample_texture, to_surface_model
+        from medrecon.mesh import vertex_rgb
+        from medrecon.texture import to_surface_model
         from medrecon.viz.html import write_viewer
 
         return write_viewer([to_surface_model(mesh)], path, title="medrecon photo model",
-                            vertex_colors=[sample_texture(mesh)])
+                            vertex_colors=[vertex_rgb(mesh)])
 
     opts = PhotoOptions(method=method.strip().lower(), depth_model=str(depth_model) if depth_model else None,
                         mask=str(mask) if mask else None, thickness=thickness, size_mm=size_mm, faces=faces)
@@ -360,11 +361,12 @@ def multiview(
     from medrecon.multiview.pipeline import MultiviewOptions, reconstruct_multiview
 
     def viewer(mesh, path):
-        from medrecon.texture import sample_texture, to_surface_model
+        from medrecon.mesh import vertex_rgb
+        from medrecon.texture import to_surface_model
         from medrecon.viz.html import write_viewer
 
         return write_viewer([to_surface_model(mesh)], path, title="medrecon multi-view model",
-                            vertex_colors=[sample_texture(mesh)])
+                            vertex_colors=[vertex_rgb(mesh)])
 
     def previews(mesh, path):
         from medrecon.texture import to_surface_model
