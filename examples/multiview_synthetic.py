@@ -83,12 +83,12 @@ def figure(path: Path, renders, res, v_truth, err_pct) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from medrecon.texture import sample_texture
+    from medrecon.mesh import vertex_rgb
 
     fig, ax = plt.subplots(2, 4, figsize=(14, 6.6))
     for k, i in enumerate(np.linspace(0, len(renders) - 1, 3).astype(int)):
         ax[0, k].imshow(renders[i][0]); ax[0, k].set_title(f"input photo {i}"); ax[0, k].axis("off")
-    col = sample_texture(res.mesh) / 255.0
+    col = vertex_rgb(res.mesh) / 255.0
     vmap = res.mesh.vertices
     for k, (a, b, name) in enumerate([(0, 2, "front (x-z)"), (1, 2, "side (y-z)"), (0, 1, "top (x-y)")]):
         c = np.delete(np.arange(3), [a, b])[0]

@@ -17,11 +17,12 @@ from pathlib import Path
 
 def viewer(mesh, path):
     """Write medrecon's offline viewer for a textured mesh (colours sampled at the vertices)."""
-    from medrecon.texture import sample_texture, to_surface_model
+    from medrecon.mesh import vertex_rgb
+    from medrecon.texture import to_surface_model
     from medrecon.viz.html import write_viewer
 
     return write_viewer([to_surface_model(mesh)], path, title="medrecon photo model",
-                        vertex_colors=[sample_texture(mesh)])
+                        vertex_colors=[vertex_rgb(mesh)])
 
 
 def main(argv=None) -> int:

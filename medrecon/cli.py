@@ -470,10 +470,11 @@ def _textured_viewer(title: str):
     """The ``viewer`` hook of ``photo`` and ``multiview``: a textured mesh as the offline HTML viewer."""
 
     def viewer(mesh, path):
-        from medrecon.texture import sample_texture, to_surface_model
+        from medrecon.mesh import vertex_rgb
+        from medrecon.texture import to_surface_model
         from medrecon.viz.html import write_viewer
 
-        return write_viewer([to_surface_model(mesh)], path, title=title, vertex_colors=[sample_texture(mesh)])
+        return write_viewer([to_surface_model(mesh)], path, title=title, vertex_colors=[vertex_rgb(mesh)])
 
     return viewer
 

@@ -337,12 +337,14 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     import torch
 
     from ..io.atomic import atomic_write_bytes
-    from ..provenance import gltf_asset, path_token, provenance_record
+    from ..provenance import path_token, provenance_record
     from ..report import write_report
-    from ..texture import PBRMaterial, TexturedMesh, png_bytes, write_glb, write_obj, write_ply, write_stl
+    from ..io.images import png_bytes
+    from ..io.meshes import write_glb, write_obj, write_ply, write_stl, write_usdz
+    from ..mesh import PBRMaterial
+    from ..mesh import SurfaceModel as TexturedMesh
     from . import appearance as A
     from . import dense as D
-    from .export import write_usdz
     from .ingest import ingest
 
     opts = options or MultiviewOptions()
@@ -451,7 +453,7 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     mesh = TexturedMesh("multiview", vu, fu, uv=uv, texture=albedo, material=mat,
                         extras={"units": units, "scale_source": scale_source})
     files: dict[str, Path] = {}
-    files["glb"] = write_glb(mesh, outdir / "model.glb", asset=gltf_asset(record))
+    files["glb"] = write_glb(mesh, outdir / "model.glb", provenance=record)
     obj = write_obj(mesh, outdir / "model.obj", header=f"medrecon multiview; units: {units}; frame: object (+z up)")
     files["obj"], files["mtl"] = obj[0], obj[1]
     if len(obj) > 2:

@@ -20,11 +20,11 @@
 
 Model frame: mesh vertices are LPS mm (the project's convention) converted from the "view"
 frame (x to the right of the picture, y up, z toward the camera) by
-:func:`medrecon.texture.view_to_lps`, so the GLB shows the picture's front toward a viewer
+:func:`medrecon.orientation.yup_mm_to_lps`, so the GLB shows the picture's front toward a viewer
 looking down -Z. ``size_mm`` is the real size of the picture's longest side.
 
 The viewer lives above this floor (``medrecon.viz``); callers pass ``viewer`` (a callable
-``(TexturedMesh, Path) -> Path``) to have it written and listed in the report.
+``(SurfaceModel, Path) -> Path``) to have it written and listed in the report.
 """
 from __future__ import annotations
 
@@ -43,8 +43,11 @@ from medrecon.photo import depth as D
 from medrecon.photo.image import load_image, load_mask_file
 from medrecon.photo.mask import clean_mask, foreground_mask
 from medrecon.photo.mesh import build_closed_mesh, decimate_closed, edge_check, uv_from_xy
-from medrecon.texture import (PBRMaterial, TexturedMesh, pad_texture, png_bytes, view_to_lps, write_glb, write_obj,
-                              write_ply, write_stl)
+from medrecon.io.images import png_bytes
+from medrecon.io.meshes import write_models
+from medrecon.mesh import PBRMaterial, SurfaceModel
+from medrecon.orientation import yup_mm_to_lps
+from medrecon.texture import pad_texture
 from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["PhotoOptions", "PhotoResult", "reconstruct", "run_photo", "METHODS"]
@@ -101,7 +104,7 @@ class PhotoOptions:
 class PhotoResult:
     """What :func:`reconstruct` produces (and :func:`run_photo` writes)."""
 
-    mesh: TexturedMesh                 # LPS mm, textured
+    mesh: SurfaceModel                 # LPS mm, textured
     mask: np.ndarray                   # (H, W) bool, picture size
     height_mm: np.ndarray              # (H, W) float32 front height, mm, picture size
     back_mm: np.ndarray                # (H, W) float32 back depth (>= 0), mm, picture size
@@ -228,8 +231,8 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
     th, tw = tex.shape[:2]
     tmask = mask if (th, tw) == (H, W) else _resize(mask.astype(np.uint8), tw, th, cv2.INTER_NEAREST).astype(bool)
     tex = pad_texture(tex, tmask)  # no background halo along the outline
-    mesh = TexturedMesh("model", view_to_lps(v), f, uv, tex,
-                        PBRMaterial(name="photo", metallic=0.0, roughness=0.9),
+    mesh = SurfaceModel("model", yup_mm_to_lps(v), f, uv=uv, texture=tex,
+                        material=PBRMaterial(name="photo", metallic=0.0, roughness=0.9),
                         extras={"frame": "LPS mm from view frame (x right, y up, z toward the camera)",
                                 "method": opts.method})
 
@@ -274,7 +277,7 @@ def _depth_preview(h: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def run_photo(image: str | os.PathLike, outdir: str | os.PathLike, options: PhotoOptions | None = None,
               progress: Progress | None = None,
-              viewer: Callable[[TexturedMesh, Path], Path] | None = None) -> PhotoResult:
+              viewer: Callable[[SurfaceModel, Path], Path] | None = None) -> PhotoResult:
     """Read ``image``, reconstruct, and write every output into ``outdir`` (module docstring).
 
     Parameters
@@ -290,7 +293,7 @@ def run_photo(image: str | os.PathLike, outdir: str | os.PathLike, options: Phot
     -------
     PhotoResult with ``files`` (name -> path) and ``report_path``.
     """
-    from medrecon.provenance import gltf_asset, path_token, provenance_record
+    from medrecon.provenance import path_token, provenance_record
     from medrecon.report import write_report
 
     opts = options or PhotoOptions()
@@ -335,14 +338,10 @@ def run_photo(image: str | os.PathLike, outdir: str | os.PathLike, options: Phot
     files["depth_png"] = atomic_write_bytes(outdir / "depth16.png", png_bytes(d16))
     files["mask_png"] = atomic_write_bytes(outdir / "mask.png", png_bytes(res.mask.astype(np.uint8) * 255))
     jpeg_input = image.suffix.lower() in (".jpg", ".jpeg")  # a photo: keep the GLB small
-    files["glb"] = write_glb(res.mesh, outdir / "model.glb", asset=gltf_asset(record),
-                             image_format="jpeg" if jpeg_input else "png")
-    obj = write_obj(res.mesh, outdir / "model.obj", header="units: mm; frame: LPS (view frame x right, y up, z toward the camera -> LPS (x, -z, y))")
-    files["obj"], files["mtl"] = obj[0], obj[1]
-    if len(obj) > 2:
-        files["texture_png"] = obj[2]
-    files["stl"] = write_stl(res.mesh, outdir / "model.stl")
-    files["ply"] = write_ply(res.mesh, outdir / "model.ply")
+    written = write_models([res.mesh], outdir, ["glb", "obj", "stl", "ply"], provenance=record, scene_name="model",
+                           image_format="jpeg" if jpeg_input else "png",
+                           header="frame: LPS (view frame x right, y up, z toward the camera -> LPS (x, -z, y))")
+    files.update({("texture_png" if p.suffix == ".png" else p.suffix[1:]): p for p in written})
     if opts.previews:
         from medrecon.photo.render import preview_sheet, render_mesh_views
 
