@@ -269,7 +269,8 @@ def convert(path, output, series=None, sidecar: bool = True, correct_tilt: bool 
             progress: ProgressFn | None = None, philips_scaling: str = "precise",
             allow_index_grid: bool = False) -> tuple[Volume, Path, Path | None]:
     """Load one series and write it (format from the extension of ``output``), with a BIDS JSON
-    sidecar beside it for DICOM input (``x.nii.gz`` -> ``x.json``, like ``dcm2niix -b y``).
+    sidecar beside it for DICOM input (``x.nii.gz`` -> ``x.json``, like ``dcm2niix -b y``) and,
+    for a diffusion series written as NIfTI, FSL ``x.bval`` / ``x.bvec``.
 
     Returns ``(volume, image_path, sidecar_path or None)``. Options as :func:`load`.
     """
@@ -291,4 +292,10 @@ def convert(path, output, series=None, sidecar: bool = True, correct_tilt: bool 
         from medrecon.io.dicom.sidecar import sidecar_for_series, write_sidecar
 
         js = write_sidecar(out, sidecar_for_series(chosen, philips_scaling=philips_scaling))
+    if str(out).lower().endswith((".nii", ".nii.gz")):
+        from medrecon.io.dicom.diffusion import gradient_table, write_fsl_gradients
+
+        table = gradient_table(chosen)
+        if table is not None:  # bval/bvec beside the NIfTI, as dcm2niix
+            write_fsl_gradients(out, vol.affine, *table)
     return vol, Path(out), js

@@ -166,20 +166,20 @@ def _load(series, correct_tilt, resample_gaps, workers, progress, philips_scalin
 
 
 def _demosaic(values: np.ndarray, mosaic) -> tuple[np.ndarray, np.ndarray]:
-    """Cut Siemens mosaic images into slices.
+    """Cut Siemens mosaic / UIH grid images into slices.
 
     ``values`` is (1, rows, cols[, T]); returns the (col, row, slice[, T]) array and its affine,
     converted from nibabel's (row, col, slice) index order to medrecon's (col, row, slice).
     """
-    from medrecon.io.dicom.group import mosaic_tiles
+    from medrecon.io.dicom.group import mosaic_grid
 
-    n, A_nib = mosaic
+    n, A_nib = mosaic[0], mosaic[1]
     img = values[0]
-    tiles = mosaic_tiles(n)
-    tr, tc = img.shape[0] // tiles, img.shape[1] // tiles
+    down, across = mosaic_grid(mosaic)
+    tr, tc = img.shape[0] // down, img.shape[1] // across
     out = np.empty((tc, tr, n) + img.shape[2:], dtype=img.dtype)
     for s in range(n):
-        r0, c0 = (s // tiles) * tr, (s % tiles) * tc
+        r0, c0 = (s // across) * tr, (s % across) * tc
         out[:, :, s] = np.swapaxes(img[r0:r0 + tr, c0:c0 + tc], 0, 1)
     A_nib = np.asarray(A_nib, dtype=np.float64)
     affine = A_nib[:, [1, 0, 2, 3]].copy()

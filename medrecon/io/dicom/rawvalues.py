@@ -40,6 +40,15 @@ def _little(ds) -> bool:
     return bool(getattr(ds, "is_little_endian", True) if getattr(ds, "is_little_endian", None) is not None else True)
 
 
+def _plain(v):
+    """pydicom's converted values as plain Python: a MultiValue (several values) becomes a list,
+    as the raw path gives it (an element converted earlier, e.g. by nibabel reading a Siemens CSA
+    header, must read the same as one still raw)."""
+    if v.__class__.__name__ == "MultiValue":
+        return list(v)
+    return v
+
+
 def raw_get(ds, key, default=None) -> Any:
     """Value of ``key`` (keyword or int tag): ``str`` or ``list[str]`` for string VRs (split on
     backslash), ``int``/``float`` or a list of them for binary numbers, pydicom's value otherwise."""
@@ -51,17 +60,17 @@ def raw_get(ds, key, default=None) -> Any:
     except AttributeError:
         elem = ds.get(tag) if hasattr(ds, "get") else None
         if elem is not None and hasattr(elem, "value") and not isinstance(elem, RawDataElement):
-            return elem.value
+            return _plain(elem.value)
     if elem is None:
         return default
     if elem.__class__ is not RawDataElement and not isinstance(elem, RawDataElement):
-        return elem.value
+        return _plain(elem.value)
     vr = elem.VR
     if vr is None or vr in ("UN", ""):
         try:
             vr = dictionary_VR(tag)
         except KeyError:
-            return ds[tag].value
+            return _plain(ds[tag].value)
     raw = elem.value
     if raw is None:
         return default if vr not in _STR_VRS else ""
@@ -79,7 +88,7 @@ def raw_get(ds, key, default=None) -> Any:
         little = elem.is_little_endian if elem.is_little_endian is not None else _little(ds)
         vals = struct.unpack(("<" if little else ">") + fmt * n, raw[: n * size])
         return vals[0] if n == 1 else list(vals)
-    return ds[tag].value
+    return _plain(ds[tag].value)
 
 
 def get_str(ds, key, default: str = "") -> str:

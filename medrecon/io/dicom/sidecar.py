@@ -312,6 +312,13 @@ def _slice_timing(datasets: list, man: str) -> list[float] | None:
     if not datasets:
         return None
     ds0 = datasets[0]
+    if man == "UIH":
+        from medrecon.io.dicom.vendor import uih_grid_facts, uih_grid_slices
+
+        n = uih_grid_slices(ds0)
+        t = uih_grid_facts(ds0, n).get("times") if n else None
+        if t:  # one AcquisitionTime per tile (0065,1051)
+            return [_num_out(x - min(t)) for x in t]
     if man == "Siemens" and "MOSAIC" in [str(x).upper() for x in (ds0.get("ImageType") or [])]:
         el = ds0.get((0x0019, 0x1029))
         if el is not None and el.value is not None and not isinstance(el.value, (bytes, bytearray)):
@@ -536,6 +543,11 @@ def sidecar_for_series(series, philips_scaling: str | None = "precise") -> dict[
     extra: dict[str, Any] = {}
     if series.series_number is not None:
         extra["SeriesNumber"] = int(series.series_number)
+    if series.mosaic is not None:  # a mosaic / UIH grid: the reconstructed matrix is one tile's
+        cols, rows = series.size()[:2]
+        rc = str(series.frames[0].extra.get("pe_dir") or "")
+        if rc in ("ROW", "COL"):
+            extra["ReconMatrixPE"] = rows if rc == "COL" else cols
     itype = list(series.image_type)
     return sidecar_from_datasets(dss, image_type=itype, polarity_reversed=series.pepolar_reversed,
                                  philips=philips, extra=extra)
