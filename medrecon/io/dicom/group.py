@@ -337,6 +337,10 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
 
     def within(i):
         f = s.frames[i]
+        if f.n_frames_in_file > 1 and f.frame is not None:
+            # enhanced / multi-frame objects: volumes in the order of the frames in the file (as
+            # dcm2niix: a Philips ASL file holds all label volumes, then all control volumes)
+            return (0.0, 0.0, f.instance or 0, f.frame)
         return (f.temporal if f.temporal is not None else 0.0,
                 f.trigger_time if f.trigger_time is not None else 0.0,
                 f.instance or 0, f.frame or 0)

@@ -300,6 +300,9 @@ def _echo_spacing(ds, recon_pe: int | None, accel: float | None) -> dict[str, fl
         bw = _f(el.value) if el is not None and not isinstance(el.value, (bytes, bytearray)) else None
         if bw is None:
             bw = _f(ds.get("BandwidthPerPixelPhaseEncode"))  # (0018,9058), enhanced MR
+        if bw is None:  # XA enhanced: private per-frame item (0021,11FE) -> (0021,1153)
+            el = ds.get((0x0021, 0x1153))
+            bw = _f(el.value) if el is not None and not isinstance(el.value, (bytes, bytearray)) else None
         if bw and recon_pe:
             ees = 1.0 / (bw * recon_pe)
     if ees is None or not recon_pe:
@@ -393,7 +396,7 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
     put("MRAcquisitionType", _s(ds.get("MRAcquisitionType")))
     put("SeriesDescription", _s(ds.get("SeriesDescription")))
     put("ProtocolName", _s(ds.get("ProtocolName")))
-    put("ScanningSequence", _s(ds.get("ScanningSequence")))
+    put("ScanningSequence", _s(ds.get("ScanningSequence")) or _enhanced_scanning_sequence(ds))
     put("SequenceVariant", _s(ds.get("SequenceVariant")))
     put("ScanOptions", _s(ds.get("ScanOptions")))
     seq_name = _s(ds.get("SequenceName"))
@@ -447,6 +450,9 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
     put("PercentPhaseFOV", _num_out(_f(ds.get("PercentPhaseFieldOfView"))))
     put("PercentSampling", _num_out(_f(ds.get("PercentSampling"))))
     etl = _f(ds.get("EchoTrainLength"))
+    el = ds.get((0x2001, 0x1013)) if man == "Philips" else None  # Philips EPI factor, as dcm2niix
+    if el is not None and not isinstance(el.value, (bytes, bytearray)) and _f(el.value):
+        etl = _f(el.value)
     put("EchoTrainLength", int(etl) if etl else None)
     acq_pe, recon_pe = _matrix_pe(ds)
     if "MOSAIC" in [str(x).upper() for x in itype] and recon_pe and acq_pe:
@@ -467,6 +473,11 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
             if seq and "MRModifierSequence" in seq[0]:
                 accel = _f(seq[0].MRModifierSequence[0].get("ParallelReductionFactorInPlane"))
     sc.update(_echo_spacing(ds, recon_pe, accel))
+    if man == "UIH" and "TotalReadoutTime" not in sc:
+        seq = ds.get((0x0065, 0x1051))  # per-tile items: AcquisitionDuration (ms) of the readout, as dcm2niix
+        dur = _f(seq.value[0].get("AcquisitionDuration")) if seq is not None and seq.value else None
+        if dur:
+            sc["TotalReadoutTime"] = _num_out(dur / 1000.0)
     put("PixelBandwidth", _num_out(_f(ds.get("PixelBandwidth"))))
     sc.update(_phase_encoding(ds, 1 if polarity_reversed else None))
     st = _slice_timing(dss, man)
@@ -490,6 +501,17 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
     sc["ConversionSoftware"] = CONVERSION_SOFTWARE
     sc["ConversionSoftwareVersion"] = str(_v)
     return sc
+
+
+def _enhanced_scanning_sequence(ds) -> str:
+    """ScanningSequence of an enhanced MR object, from EchoPulseSequence and
+    EchoPlanarPulseSequence (as dcm2niix): EP (gradient-echo EPI), SE\\EP, SE, GR, SE\\GR."""
+    echo = _s(ds.get("EchoPulseSequence")).upper()
+    epi = _s(ds.get("EchoPlanarPulseSequence")).upper() == "YES"
+    base = {"SPIN": "SE", "GRADIENT": "GR", "BOTH": "SE\\GR"}.get(echo, "")
+    if epi:
+        return "SE\\EP" if base == "SE" else "EP"
+    return base
 
 
 def _timing_value(ds, key: str):
@@ -543,6 +565,9 @@ def sidecar_for_series(series, philips_scaling: str | None = "precise") -> dict[
     extra: dict[str, Any] = {}
     if series.series_number is not None:
         extra["SeriesNumber"] = int(series.series_number)
+    if series.echo is not None and series.echo > 0:  # this series' echo (multi-echo enhanced objects)
+        extra["EchoTime"] = _num_out(series.echo / 1000.0)
+    extra.update(_series_timing(series, dss, firsts))
     if series.mosaic is not None:  # a mosaic / UIH grid: the reconstructed matrix is one tile's
         cols, rows = series.size()[:2]
         rc = str(series.frames[0].extra.get("pe_dir") or "")
@@ -551,3 +576,49 @@ def sidecar_for_series(series, philips_scaling: str | None = "precise") -> dict[
     itype = list(series.image_type)
     return sidecar_from_datasets(dss, image_type=itype, polarity_reversed=series.pepolar_reversed,
                                  philips=philips, extra=extra)
+
+
+def _series_timing(series, dss: list, firsts: list) -> dict[str, Any]:
+    """SliceTiming and RepetitionTime facts that need more than the first file (see
+    :mod:`medrecon.io.dicom.slicetiming`): per-frame times of enhanced objects, the next volume's
+    mosaic times when the first volume's exceed TR, inference from the vendor's slice order, and
+    Philips' TR of a multi-dynamic series from (2005,10A0) (dynamic scan begin times)."""
+    from medrecon.io.dicom import slicetiming
+    from medrecon.io.dicom.scan import read_dataset
+
+    ds0 = dss[0]
+    man = manufacturer_short(str(ds0.get("Manufacturer", "")))
+    tr = _f(_timing_value(_Flat(ds0), "RepetitionTime"))
+    out: dict[str, Any] = {}
+    st = _slice_timing(dss, man)
+    if st and tr and max(st) >= tr / 1000.0 and series.mosaic is not None and len(series.slices) == 1:
+        st = None
+        for i in series.slices[0][1:3]:  # the first volume's times are not of one TR: the next volume's
+            res = read_dataset(series.frames[i].source, stop_before_pixels=True)
+            t = _slice_timing([res[0]], man) if res is not None else None
+            if t and max(t) < tr / 1000.0:
+                st = t
+                break
+        out["SliceTiming"] = st
+    if st is None and all(f.frame is not None for f in firsts) and firsts and firsts[0].n_frames_in_file > 1:
+        by_src: dict = {}
+        for f in firsts:
+            by_src.setdefault(f.source, []).append(f.frame)
+        if len(by_src) == 1:
+            t = slicetiming.frame_times(ds0, next(iter(by_src.values())))
+            st = out["SliceTiming"] = [_num_out(x) for x in t] if t else None
+    if st is None:
+        t = slicetiming.inferred_slice_timing(series, ds0, man)
+        if t:
+            out["SliceTiming"] = [_num_out(x) for x in t]
+    if "SliceTiming" in out and not out["SliceTiming"]:
+        del out["SliceTiming"]
+    if man == "Philips" and series.n_per_position > 1 and series.slices:
+        vols = series.slices[0]
+        last = read_dataset(series.frames[vols[-1]].source, stop_before_pixels=True)
+        el0, el1 = ds0.get((0x2005, 0x10A0)), last[0].get((0x2005, 0x10A0)) if last is not None else None
+        t0 = _f(el0.value) if el0 is not None and not isinstance(el0.value, (bytes, bytearray)) else None
+        t1 = _f(el1.value) if el1 is not None and not isinstance(el1.value, (bytes, bytearray)) else None
+        if t0 is not None and t1 is not None and t1 > t0:
+            out["RepetitionTime"] = _num_out((t1 - t0) / (len(vols) - 1))
+    return out
