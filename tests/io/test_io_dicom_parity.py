@@ -44,7 +44,7 @@ RAS2LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: Sidecar fields compared with dcm2niix wherever its JSON has them (numbers to 1e-4 relative).
 FIELDS = ("Modality", "MagneticFieldStrength", "Manufacturer", "ManufacturersModelName", "MRAcquisitionType",
           "SeriesDescription", "ProtocolName", "SequenceName", "SeriesNumber", "SliceThickness", "SpacingBetweenSlices", "EchoTime",
-          "RepetitionTime", "FlipAngle", "EchoTrainLength", "AcquisitionMatrixPE", "ReconMatrixPE",
+          "RepetitionTime", "FlipAngle", "AcquisitionMatrixPE", "ReconMatrixPE",
           "PixelBandwidth", "ImageOrientationPatientDICOM", "InPlanePhaseEncodingDirectionDICOM",
           "EffectiveEchoSpacing", "TotalReadoutTime", "SliceTiming", "PhaseEncodingAxis")
 #: dcm2niix keeps UIH times of day as single-precision HHMMSS numbers: steps of 1/64 s.

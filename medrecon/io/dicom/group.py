@@ -377,7 +377,7 @@ def _uih_grid(s: DicomSeries, f0: FrameHeader) -> None:
                                     ("ImagePositionPatient or per-tile positions (0065,1051)", f0.ipp))
                if v is None]
     if not missing and not positions and not sp:
-        missing.append("SpacingBetweenSlices/SliceThickness")
+        missing.append("SpacingBetweenSlices/SliceThickness (the slice spacing)")
     if missing:
         s.is_volume = False
         s.reason = (f"UIH grid of {n_tiles} slices without {', '.join(missing)}: the slice grid cannot be "

@@ -16,9 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from medrecon.errors import DicomError, InputError
 from medrecon.io.dicom.headers import FrameHeader, headers_from_dataset
@@ -130,6 +127,8 @@ def _looks_like_image_dataset(ds: Dataset) -> bool:
 
 
 def _parse(fp, force: bool, stop_before_pixels: bool) -> Dataset:
+    import pydicom  # only for files the fast reader leaves to pydicom (its import is costly)
+
     ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=force)
     # touch the tags we need so that lazily raised parsing errors surface here
     for t in (0x00280010, 0x0020000E):
@@ -165,6 +164,8 @@ def read_dataset(src: Source, stop_before_pixels: bool = True) -> tuple[Dataset,
                     if fast is not None:
                         return fast
                     fh.seek(0)
+                from pydicom.errors import InvalidDicomError
+
                 try:
                     ds = _parse(fh, force=not has_preamble, stop_before_pixels=stop_before_pixels)
                     offset = fh.tell() if stop_before_pixels else None
@@ -183,6 +184,8 @@ def read_dataset(src: Source, stop_before_pixels: bool = True) -> tuple[Dataset,
                 return ds, offset
     data = src.read_bytes()
     has_preamble = data[128:132] == b"DICM"
+    from pydicom.errors import InvalidDicomError
+
     try:
         ds = _parse(io.BytesIO(data), force=not has_preamble, stop_before_pixels=stop_before_pixels)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
@@ -376,6 +379,10 @@ def _is_gz(path: str) -> bool:
         return False
 
 
+#: Geometry/rescale values already checked (files of one series repeat them).
+_CHECKED: set = set()
+
+
 def _check_frames(ds: Dataset, frames: list, name: str) -> None:
     """Refuse geometry and rescale values that would propagate NaN/inf or a singular grid, and
     a RescaleSlope of 0 (every voxel would be the intercept)."""
@@ -391,6 +398,8 @@ def _check_frames(ds: Dataset, frames: list, name: str) -> None:
         if key in seen:
             continue
         seen.add(key)
+        if key in _CHECKED:  # the same values passed in another file of this run
+            continue
         check_orientation(f.iop, name)
         check_finite(f.ipp, "ImagePositionPatient", name)
         check_finite(f.pixel_spacing, "PixelSpacing", name, positive=True)
@@ -399,6 +408,9 @@ def _check_frames(ds: Dataset, frames: list, name: str) -> None:
         if f.slice_thickness is not None:
             check_finite(f.slice_thickness, "SliceThickness", name)
         check_finite([f.slope, f.intercept], "RescaleSlope/RescaleIntercept", name)
+        if len(_CHECKED) > 4096:
+            _CHECKED.clear()
+        _CHECKED.add(key)
         if len(seen) > 64:
             break
     if get_float(ds, "RescaleSlope") == 0:
@@ -415,7 +427,9 @@ def _expects_pixels(ds: Dataset) -> bool:
     if not sop:
         return False
     try:
-        name = pydicom.uid.UID(str(sop)).name
+        from pydicom.uid import UID
+
+        name = UID(str(sop)).name
     except Exception:  # noqa: BLE001
         return False
     return "Image Storage" in name and "Presentation" not in name

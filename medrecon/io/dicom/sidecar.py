@@ -127,6 +127,10 @@ def _csa_value(ds, key: str):
     import warnings
 
     ds = getattr(ds, "_ds", ds)  # a _Flat view: the CSA header lives in the dataset itself
+    if hasattr(ds, "has_group"):  # a header read without pydicom: no CSA header, no pydicom
+        if not ds.has_group(0x0029):
+            return None
+        ds = ds.full()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -298,8 +302,6 @@ def _echo_spacing(ds, recon_pe: int | None, accel: float | None) -> dict[str, fl
     elif man == "Siemens":
         el = ds.get((0x0019, 0x1028))  # BandwidthPerPixelPhaseEncode (Hz)
         bw = _f(el.value) if el is not None and not isinstance(el.value, (bytes, bytearray)) else None
-        if bw is None:
-            bw = _f(ds.get("BandwidthPerPixelPhaseEncode"))  # (0018,9058), enhanced MR
         if bw is None:  # XA enhanced: private per-frame item (0021,11FE) -> (0021,1153)
             el = ds.get((0x0021, 0x1153))
             bw = _f(el.value) if el is not None and not isinstance(el.value, (bytes, bytearray)) else None
@@ -450,9 +452,6 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
     put("PercentPhaseFOV", _num_out(_f(ds.get("PercentPhaseFieldOfView"))))
     put("PercentSampling", _num_out(_f(ds.get("PercentSampling"))))
     etl = _f(ds.get("EchoTrainLength"))
-    el = ds.get((0x2001, 0x1013)) if man == "Philips" else None  # Philips EPI factor, as dcm2niix
-    if el is not None and not isinstance(el.value, (bytes, bytearray)) and _f(el.value):
-        etl = _f(el.value)
     put("EchoTrainLength", int(etl) if etl else None)
     acq_pe, recon_pe = _matrix_pe(ds)
     if "MOSAIC" in [str(x).upper() for x in itype] and recon_pe and acq_pe:
@@ -614,11 +613,26 @@ def _series_timing(series, dss: list, firsts: list) -> dict[str, Any]:
     if "SliceTiming" in out and not out["SliceTiming"]:
         del out["SliceTiming"]
     if man == "Philips" and series.n_per_position > 1 and series.slices:
-        vols = series.slices[0]
-        last = read_dataset(series.frames[vols[-1]].source, stop_before_pixels=True)
-        el0, el1 = ds0.get((0x2005, 0x10A0)), last[0].get((0x2005, 0x10A0)) if last is not None else None
-        t0 = _f(el0.value) if el0 is not None and not isinstance(el0.value, (bytes, bytearray)) else None
-        t1 = _f(el1.value) if el1 is not None and not isinstance(el1.value, (bytes, bytearray)) else None
-        if t0 is not None and t1 is not None and t1 > t0:
-            out["RepetitionTime"] = _num_out((t1 - t0) / (len(vols) - 1))
+        vols = [series.frames[i] for i in series.slices[0]]
+        last = read_dataset(vols[-1].source, stop_before_pixels=True) if vols[-1].source != vols[0].source else (ds0,)
+        t = [_philips_dynamic_time(ds, f.frame) for ds, f in ((ds0, vols[0]), (last[0] if last else None, vols[-1]))]
+        if None not in t and t[1] > t[0]:
+            out["RepetitionTime"] = _num_out((t[1] - t[0]) / (len(vols) - 1))
     return out
+
+
+def _philips_dynamic_time(ds, frame: int | None) -> float | None:
+    """Philips dynamic scan begin time (2005,10A0), s: top level, or in the frame's private item."""
+    if ds is None:
+        return None
+    cands = [ds]
+    pf = ds.get("PerFrameFunctionalGroupsSequence") if frame is not None else None
+    if pf and frame < len(pf):
+        priv = pf[frame].get((0x2005, 0x140F))
+        if priv is not None and priv.value:
+            cands.insert(0, priv.value[0])
+    for c in cands:
+        el = c.get((0x2005, 0x10A0))
+        if el is not None and not isinstance(el.value, (bytes, bytearray)) and _f(el.value) is not None:
+            return _f(el.value)
+    return None

@@ -43,6 +43,8 @@ def order_times(n: int, order: str, ta: float, interleave_start: int = 0) -> lis
 def siemens_protocol(ds) -> dict:
     """``{'mode', 'n', 'delay', 'conc', 'mb'}`` from the ASCCONV protocol of a Siemens file."""
     text = None
+    if hasattr(ds, "has_group") and not ds.has_group(0x0029) and not ds.has_group(0x0021):
+        return {}  # read without pydicom and no Siemens private header: nothing to find
     try:
         import warnings
 
@@ -50,7 +52,7 @@ def siemens_protocol(ds) -> dict:
             warnings.simplefilter("ignore")
             from nibabel.nicom import csareader
 
-            csa = csareader.get_csa_header(ds, "series")
+            csa = csareader.get_csa_header(ds.full() if hasattr(ds, "full") else ds, "series")
         tags = (csa or {}).get("tags", {})
         for key in ("MrPhoenixProtocol", "MrProtocol"):
             items = tags.get(key, {}).get("items") or []
