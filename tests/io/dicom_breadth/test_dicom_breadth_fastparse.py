@@ -62,3 +62,71 @@ def test_fast_headers_equal_pydicom_on_all_shared_dicom():
         with open(p, "rb") as fh:
             n_fast += fast_read_header(fh, 0) is not None
     assert n_fast > 300  # the fast path is really taken for most files
+
+
+def test_keyword_table_agrees_with_pydicom():
+    """The keyword -> (tag, VR) table the fast reader uses instead of importing pydicom."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    from medrecon.io.dicom.fastparse import KEYWORDS
+
+    for kw, (tag, vr) in KEYWORDS.items():
+        assert tag_for_keyword(kw) == tag, kw
+        assert dictionary_VR(tag) == vr, kw
+
+
+def test_image_sop_classes_known_without_pydicom_are_image_storage():
+    from pydicom.uid import UID
+
+    from medrecon.io.dicom.sop_classes import _IMAGE_UIDS
+
+    for uid in _IMAGE_UIDS:
+        name = UID(uid).name
+        assert "Image Storage" in name and "Presentation State" not in name, uid
+
+
+def test_lite_header_reads_as_pydicom_by_keyword():
+    """Values by keyword from the fast reader's dataset equal pydicom's (every shared file it reads)."""
+    from medrecon.io.dicom.fastparse import KEYWORDS, LiteDataset
+
+    checked = 0
+    for path in sorted(SHARED_DATA.rglob("*")):
+        if not path.is_file() or path.suffix in (".gz", ".nii", ".json", ".txt", ".csv") or path.stat().st_size < 200:
+            continue
+        res = scanmod.read_dataset(Source(str(path)))
+        if res is None or not isinstance(res[0], LiteDataset):
+            continue
+        lite = res[0]
+        full = lite.full()
+        for kw in KEYWORDS:
+            if kw in ("PixelData",) or KEYWORDS[kw][1] == "SQ":
+                continue
+            a, b = lite.get(kw), full.get(kw)
+            if b is None or a is None:
+                assert a is None and b is None or (a in ("", None) and b in ("", None)), (path, kw)
+                continue
+            if isinstance(b, (list, tuple)) or type(b).__name__ == "MultiValue":
+                assert list(a) == [type(x)(x) for x in b] or [str(x) for x in a] == [str(x) for x in b], (path, kw)
+            else:
+                assert a == b or str(a) == str(b), (path, kw, a, b)
+        checked += 1
+        if checked >= 40:
+            break
+    assert checked >= 10
+
+
+def test_values_converted_before_reading_still_read():
+    """Siemens mosaics were refused as "no patient geometry" when nibabel's CSA reader had
+    converted ImagePositionPatient & co. (a pydicom MultiValue) before the header was read: a
+    converted element must read like a raw one."""
+    from pydicom.dataset import Dataset
+
+    from medrecon.io.dicom.rawvalues import get_floats, get_strs
+
+    ds = Dataset()
+    ds.ImagePositionPatient = [-624, -662.02, -8.31]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]
+    assert get_floats(ds, "ImagePositionPatient", 3) == [-624.0, -662.02, -8.31]
+    assert get_floats(ds, "ImageOrientationPatient", 6) == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    assert get_strs(ds, "ImageType")[-1] == "MOSAIC"
