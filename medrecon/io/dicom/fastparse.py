@@ -402,4 +402,5 @@ def fast_read_header(fh, file_size: int) -> tuple[LiteDataset, int] | None:
     ds.file_meta = LiteDataset(meta, False)
     ds.preamble = buf[:128]
     ds._medrecon_pixhead = buf[pixel_offset:pixel_offset + 12]
+    ds._medrecon_head = buf[:pixel_offset]  # for medrecon.io.dicom.template
     return ds, pixel_offset

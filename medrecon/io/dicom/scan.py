@@ -51,7 +51,7 @@ class ScanResult:
 # discovery
 # --------------------------------------------------------------------------------------------
 def _is_zip(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() == ".zip" and zipfile.is_zipfile(path)
+    return path.suffix.lower() == ".zip" and path.is_file() and zipfile.is_zipfile(path)
 
 
 class _Found(list):
@@ -254,16 +254,17 @@ NOT_DICOM_SUFFIXES = (
 )
 
 
-def read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
+def read_headers(src: Source, keep: list | None = None) -> tuple[list[FrameHeader], str, object]:
     """Headers of one candidate file (any parser failure, ``BaseException`` subclasses from
-    compiled parsers included, becomes a one-line :class:`DicomError` naming the file)."""
+    compiled parsers included, becomes a one-line :class:`DicomError` naming the file). The
+    dataset read is appended to ``keep`` when given."""
     from medrecon.io.limits import guard
 
     with guard(src.name, "corrupt or truncated DICOM file"):
-        return _read_headers(src)
+        return _read_headers(src, keep)
 
 
-def _read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
+def _read_headers(src: Source, keep: list | None = None) -> tuple[list[FrameHeader], str, object]:
     """Headers of one candidate file. Returns ``(frames, status, info)`` with status 'image',
     'non-image' (a DICOM object that is not an image, identified by SOP Class UID; ``info`` is a
     :class:`~medrecon.io.dicom.sop_classes.NonImageObject`), 'unreadable' (cannot be opened:
@@ -282,6 +283,8 @@ def _read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
     if res is None:
         return [], "not-dicom", None
     ds, offset = res
+    if keep is not None:
+        keep.append(ds)
     sop = sop_class_of(ds)
     kind = non_image_kind(sop, has_pixels="Rows" in ds)
     if kind is not None:
@@ -439,8 +442,24 @@ def _expects_pixels(ds: Dataset) -> bool:
 PARALLEL_SCAN_MIN_FILES = 256
 
 
+def _read_series(srcs) -> "Iterator":
+    """``read_headers`` over ``srcs`` in order; a file laid out like the previous one of its series
+    takes its header from it (:mod:`medrecon.io.dicom.template`), the others are read in full."""
+    from medrecon.io.dicom.template import SeriesTemplate
+
+    tmpl = SeriesTemplate() if FAST_HEADERS else None
+    for src in srcs:
+        res = tmpl.headers(src) if tmpl is not None else None
+        if res is None:
+            keep: list = []
+            res = read_headers(src, keep)
+            if tmpl is not None:
+                tmpl.learn(src, res[0], res[1], keep[0] if keep else None)
+        yield res
+
+
 def _read_chunk(srcs: list[Source]) -> list[tuple[list[FrameHeader], str, object]]:
-    return [read_headers(src) for src in srcs]
+    return list(_read_series(srcs))
 
 
 def _read_all(files: list[Source], progress, workers: int | None):
@@ -463,8 +482,8 @@ def _read_all(files: list[Source], progress, workers: int | None):
     parallel = (workers > 1 and len(files) >= PARALLEL_SCAN_MIN_FILES and sys.platform.startswith("linux")
                 and "fork" in mp.get_all_start_methods() and not mp.current_process().daemon)
     if not parallel:
-        for i, src in enumerate(files):
-            yield read_headers(src)
+        for i, res in enumerate(_read_series(files)):
+            yield res
             if progress is not None:
                 progress(i + 1, len(files))
         return
