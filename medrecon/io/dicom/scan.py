@@ -120,6 +120,9 @@ def discover(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[So
 # --------------------------------------------------------------------------------------------
 #: Read plain little-endian files with :mod:`medrecon.io.dicom.fastparse` (pydicom otherwise).
 FAST_HEADERS = True
+#: Take a file's header from the previous file of its series when only per-image values differ
+#: (:mod:`medrecon.io.dicom.template`).
+SERIES_TEMPLATE = True
 
 
 def _looks_like_image_dataset(ds: Dataset) -> bool:
@@ -447,7 +450,7 @@ def _read_series(srcs) -> "Iterator":
     takes its header from it (:mod:`medrecon.io.dicom.template`), the others are read in full."""
     from medrecon.io.dicom.template import SeriesTemplate
 
-    tmpl = SeriesTemplate() if FAST_HEADERS else None
+    tmpl = SeriesTemplate() if FAST_HEADERS and SERIES_TEMPLATE else None
     for src in srcs:
         res = tmpl.headers(src) if tmpl is not None else None
         if res is None:

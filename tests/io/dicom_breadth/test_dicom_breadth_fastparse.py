@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +131,40 @@ def test_values_converted_before_reading_still_read():
     assert get_floats(ds, "ImagePositionPatient", 3) == [-624.0, -662.02, -8.31]
     assert get_floats(ds, "ImageOrientationPatient", 6) == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     assert get_strs(ds, "ImageType")[-1] == "MOSAIC"
+
+
+def _scan_frames(folder, template: bool):
+    old = scanmod.SERIES_TEMPLATE
+    scanmod.SERIES_TEMPLATE = template
+    try:
+        return scanmod.scan(str(folder)).frames
+    finally:
+        scanmod.SERIES_TEMPLATE = old
+
+
+@pytest.mark.parametrize("folder", ["mr_ge_epi_4d_same_positions_dcm_qa_nih/dicom",
+                                    "ct_head_ge_gantry_tilt_variable_spacing/dicom",
+                                    "mr_siemens_mosaic_orientation_dcm_qa/axint36",
+                                    "mr_uih_dti_grid_dcm_qa_uih/dicom", "dicom_12bit_stored_dcm_qa_12bit/dicom"])
+def test_series_template_gives_the_headers_of_a_full_read(folder, monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDRECON_NO_CACHE", "1")
+    path = shared_path(*folder.split("/"))
+    _same(_scan_frames(path, True), _scan_frames(path, False), folder)
+
+
+def test_series_template_on_a_many_file_series(monkeypatch, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+    from bench_dicom_many import make_series
+
+    monkeypatch.setenv("MEDRECON_NO_CACHE", "1")
+    series = make_series(tmp_path / "s", n_files=60, size=16, n_slices=6)
+    full_reads = []
+    real = scanmod.read_headers
+    monkeypatch.setattr(scanmod, "read_headers", lambda src, keep=None: full_reads.append(src) or real(src, keep))
+    a = _scan_frames(series, True)
+    assert len(full_reads) < 30  # most files came from the template
+    b = _scan_frames(series, False)
+    _same(a, b, "synthetic")
+    assert len({f.sop_instance for f in a}) == 60 and len({tuple(f.ipp) for f in a}) == 6
