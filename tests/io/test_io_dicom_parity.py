@@ -4,7 +4,8 @@ One case per DICOM folder (a folder that directly holds DICOM files), discovered
 tree, so a new folder with a reference adds a case. The references of a data set are the NIfTI
 files under its ``ref_*`` folders whose JSON says dcm2niix made them; a reference inside
 ``ref_*/<name>/`` belongs to the DICOM folder ``<name>``, the others to every DICOM folder of the
-data set holding a series with the reference's SeriesNumber.
+data set holding a series with the reference's SeriesNumber (or, when the reference's file name
+shares a word with some folders' names, to those folders only: ``..._cl`` / ``cl_mixed_series_flat``).
 
 For each reference, the real CLI (``python -m medrecon convert``, a fresh process) converts the
 matching series, and the output is compared in world space: ``inv(A_ours) @ A_ref`` must be a
@@ -97,6 +98,19 @@ def _references(dataset: Path) -> list[Path]:
     return refs
 
 
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in re.split(r"[^A-Za-z0-9]+", text) if w and not w.isdigit()}
+
+
+def _words_match(ref: Path, folder: Path, folders: list[Path], dataset: Path) -> bool:
+    """A reference whose file name shares a word with some DICOM folders' names (``..._cl`` and
+    ``cl_mixed_series_flat``, ``Philips_...`` and ``dicom/Philips``) belongs to those folders only;
+    otherwise to every DICOM folder of its data set."""
+    name = _words(re.sub(r"\.nii(\.gz)?$", "", ref.name))
+    owners = [f for f in folders if name & _words(str(f.relative_to(dataset)))]
+    return not owners or folder in owners
+
+
 def discover_cases() -> list[tuple[Path, list[Path]]]:
     cases = []
     if not SHARED_DATA.is_dir():
@@ -109,7 +123,7 @@ def discover_cases() -> list[tuple[Path, list[Path]]]:
         names = {f.name for f in folders}
         for folder in folders:
             mine = [r for r in refs if r.parent.name == folder.name
-                    or (r.parent.name.startswith("ref_") or r.parent.name not in names)]
+                    or (r.parent.name not in names and _words_match(r, folder, folders, dataset))]
             if mine:
                 cases.append((folder, mine))
     return cases

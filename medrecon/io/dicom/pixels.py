@@ -157,7 +157,8 @@ def _decode_with_pydicom(src: Source, frame_idx: Sequence[int | None], ts: str) 
         raise DicomError("not readable as DICOM any more", name)
     ds, _ = res
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise DicomError("no pixel data in file (truncated?)", name)
+        raise DicomError("no pixel data in file: the object has image attributes but no PixelData (cut "
+                         "short, or exported without pixels); loadable from a complete copy", name)
     tsname = TRANSFER_SYNTAX_NAMES.get(ts, ts)
     n = int(ds.get("NumberOfFrames", 1) or 1)
     out = []
