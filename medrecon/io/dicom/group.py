@@ -151,15 +151,22 @@ def mosaic_grid(mosaic: tuple) -> tuple[int, int]:
 def _iop_cluster(frames: list[FrameHeader]) -> list[list[int]]:
     reps: list[np.ndarray | None] = []
     groups: list[list[int]] = []
+    exact: dict = {}  # an orientation met before (same bytes): its group, without comparing again
     for i, f in enumerate(frames):
+        key = None if f.iop is None else f.iop.tobytes()
+        if key in exact:
+            groups[exact[key]].append(i)
+            continue
         for g, rep in enumerate(reps):
             if (rep is None and f.iop is None) or (
                     rep is not None and f.iop is not None and np.max(np.abs(rep - f.iop)) <= IOP_TOL):
                 groups[g].append(i)
+                exact[key] = g
                 break
         else:
             reps.append(f.iop)
             groups.append([i])
+            exact[key] = len(groups) - 1
     return groups
 
 

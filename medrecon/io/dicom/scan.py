@@ -89,15 +89,15 @@ def discover(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[So
             for n in sorted(names):
                 if n.startswith(".") or n.upper() in _SKIP_NAMES:
                     continue
-                p = Path(root) / n
-                if os.path.islink(p) and os.path.exists(p) and not is_inside(p, path):
+                p = os.path.join(root, n)
+                if os.path.islink(p) and os.path.exists(p) and not is_inside(Path(p), path):
                     # symbolic links are not followed out of the input folder
-                    files.refused.append(str(p))
+                    files.refused.append(p)
                     continue
-                if _is_zip(p):
+                if n.lower().endswith(".zip") and _is_zip(Path(p)):
                     files.extend(discover(p))
                 else:
-                    files.append(Source(str(p)))
+                    files.append(Source(p))
         if not files and not files.refused:
             raise InputError("folder is empty (no files found)", path)
         return files

@@ -65,11 +65,10 @@ class SeriesTemplate:
     """The last fully read file of a series and what may differ in the next one."""
 
     def __init__(self):
-        self._t = None
+        self._by_size: dict[int, dict] = {}  # the last template of each file size (UIDs of two lengths)
 
     def learn(self, src, frames, status, ds) -> None:
         """Remember a file read in full (only a plain single-frame image read without pydicom)."""
-        self._t = None
         if status != "image" or len(frames) != 1 or frames[0].frame is not None or not hasattr(ds, "has_group"):
             return
         head = ds.__dict__.get("_medrecon_head")
@@ -84,19 +83,22 @@ class SeriesTemplate:
             tags.append(tag)
             vrs.append(e.VR or KEYWORDS.get(tag, (0, None))[1])
         order = np.argsort(starts)
-        self._t = dict(
+        t = dict(
             size=os.path.getsize(src.path), head=np.frombuffer(head + pixhead, dtype=np.uint8), n=len(head) + len(pixhead),
             starts=np.asarray(starts, dtype=np.int64)[order], ends=np.asarray(ends, dtype=np.int64)[order],
             tags=[tags[i] for i in order], vrs=[vrs[i] for i in order], frame=frames[0])
+        if len(self._by_size) > 8:
+            self._by_size.clear()
+        self._by_size[t["size"]] = t
 
     def headers(self, src):
         """The frame headers of ``src`` from the template, or None (read it in full)."""
-        t = self._t
-        if t is None or src.member is not None:
+        if not self._by_size or src.member is not None:
             return None
         try:
             with open(src.path, "rb") as fh:
-                if os.fstat(fh.fileno()).st_size != t["size"]:
+                t = self._by_size.get(os.fstat(fh.fileno()).st_size)
+                if t is None:
                     return None
                 buf = fh.read(t["n"])
         except OSError:

@@ -168,3 +168,26 @@ def test_series_template_on_a_many_file_series(monkeypatch, tmp_path):
     b = _scan_frames(series, False)
     _same(a, b, "synthetic")
     assert len({f.sop_instance for f in a}) == 60 and len({tuple(f.ipp) for f in a}) == 6
+
+
+def test_convert_of_a_plain_series_imports_no_heavy_module(tmp_path):
+    """Cold start: converting a plain little-endian series (the many-small-files case) loads
+    neither pydicom, nibabel, SciPy, VTK, SimpleITK nor PyTorch (checked in a fresh process)."""
+    import os
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+    from bench_dicom_many import make_series
+
+    series = make_series(tmp_path / "s", n_files=12, size=16, n_slices=6)
+    code = ("import sys; from medrecon.io.loader import convert; convert(sys.argv[1], sys.argv[2]); "
+            "print(','.join(m for m in ('pydicom', 'nibabel', 'scipy', 'vtk', 'SimpleITK', 'torch', "
+            "'medrecon.pipeline') if m in sys.modules))")
+    root = str(Path(__file__).resolve().parents[3])
+    env = dict(os.environ, MEDRECON_NO_CACHE="1", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", code, str(series), str(tmp_path / "x.nii.gz")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "", f"imported: {r.stdout.strip()}"
+    assert (tmp_path / "x.nii.gz").exists() and (tmp_path / "x.json").exists()
