@@ -157,14 +157,9 @@ def _siemens_positive(ds) -> int | None:
 def philips_scaling(ds) -> dict[str, float] | None:
     """Philips scale factors: RescaleSlope/Intercept (display), private scale slope (2005,100E),
     RealWorldValue slope/intercept; None when the private scale slope is absent."""
-    ss = None
-    for tag in ((0x2005, 0x100E),):
-        el = ds.get(tag)
-        if el is not None:
-            v = el.value
-            if isinstance(v, (bytes, bytearray)) and len(v) >= 4:
-                v = struct.unpack("<f", bytes(v[:4]))[0]
-            ss = _f(v[0] if isinstance(v, (list, tuple)) else v)
+    from medrecon.io.dicom.vendor import philips_scale_slope  # the one (2005,100E) reader
+
+    ss = philips_scale_slope(ds)
     pvt = None
     shared = ds.get("SharedFunctionalGroupsSequence")
     pf = ds.get("PerFrameFunctionalGroupsSequence")
@@ -176,10 +171,7 @@ def philips_scaling(ds) -> dict[str, float] | None:
     rs = _f(src.get("RescaleSlope"))
     ri = _f(src.get("RescaleIntercept"))
     if ss is None and pvt is not None:
-        el = pvt.get((0x2005, 0x100E))
-        if el is not None:
-            ss = _f(el.value if not isinstance(el.value, (bytes, bytearray))
-                    else struct.unpack("<f", bytes(el.value[:4]))[0])
+        ss = philips_scale_slope(pvt)
     if ss is None or ss == 0:
         return None
     rwv = ds.get("RealWorldValueMappingSequence")
