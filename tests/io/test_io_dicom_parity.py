@@ -21,7 +21,8 @@ why (docs/dicom.md, "dcm2niix parity"):
 * a series dcm2niix writes image by image (``_i<N>`` names: localizers in several orientations)
   must be refused by medrecon with exit code 2 and a one-line reason.
 
-Sidecar fields in :data:`FIELDS` are compared wherever the reference JSON has them.
+Sidecar fields in :data:`FIELDS` are compared wherever the reference JSON has them. A case whose
+folder is large (more than :data:`SLOW_FILES` file conversions in all) is marked ``slow``.
 """
 from __future__ import annotations
 
@@ -130,10 +131,23 @@ def discover_cases() -> list[tuple[Path, list[Path]]]:
 
 
 CASES = discover_cases()
+#: a case converting more than this many files in all is marked slow (the fast tier keeps the rest)
+SLOW_FILES = 300
 
 
 def _case_id(case) -> str:
     return str(case[0].relative_to(SHARED_DATA))
+
+
+def _params():
+    if not CASES:
+        return [pytest.param(None, id="missing-data")]
+    out = []
+    for case in CASES:
+        n = sum(1 for p in case[0].iterdir() if p.is_file())
+        slow = n * max(1, len(case[1])) > SLOW_FILES and n > 50
+        out.append(pytest.param(case, id=_case_id(case), marks=[pytest.mark.slow] if slow else []))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +303,7 @@ def _compare_gradients(out: Path, ref: Path, P) -> list[str]:
 # --------------------------------------------------------------------------------------------
 @pytest.mark.skipif(not CASES and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
                     reason="no real data with dcm2niix references (../shared/data)")
-@pytest.mark.parametrize("case", CASES or [None], ids=[_case_id(c) for c in CASES] or ["missing-data"])
+@pytest.mark.parametrize("case", _params())
 def test_dcm2niix_parity(case, tmp_path):
     assert case is not None, f"no DICOM folder with a dcm2niix reference under {SHARED_DATA}"
     folder, refs = case
