@@ -81,7 +81,10 @@ def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_g
 
 
 def _load(series, correct_tilt, resample_gaps, workers, progress, philips_scaling) -> Volume:
-    order = [i for pos in series.slices for i in pos]
+    n_pos, per = len(series.slices), series.n_per_position
+    # volume-major (every position of volume 0, then volume 1...): the (column, row, slice, volume)
+    # array is then a Fortran-ordered view of what was read, written out without another copy
+    order = [pos[t] for t in range(per) for pos in series.slices] if per > 1 else [pos[0] for pos in series.slices]
     frames = [series.frames[i] for i in order]
     stored = read_frames(frames, workers=workers, progress=progress)
     slopes = [f.slope for f in frames]
@@ -96,14 +99,13 @@ def _load(series, correct_tilt, resample_gaps, workers, progress, philips_scalin
             slopes, intercepts = [a for a, _ in si], [b for _, b in si]
     values = rescale(stored, slopes, intercepts)
     del stored
-    n_pos, per = len(series.slices), series.n_per_position
     f0 = series.frames[0]
     rows, cols = f0.rows, f0.cols
-    values = values.reshape((n_pos, per, rows, cols))
+    values = values.reshape((per, n_pos, rows, cols))
     if per == 1:
-        values = values[:, 0]
+        values = values[0]
     else:
-        values = np.moveaxis(values, 1, -1)  # (n_pos, rows, cols, T)
+        values = values.transpose(1, 2, 3, 0)  # (n_pos, rows, cols, T), a view
     warnings = [w for w in series.warnings if not w.startswith("Philips: precise")]
     if philips == "precise":
         warnings.append("Philips precise floating-point values (dcm2niix default): FP = (SV*RS+RI)/(RS*SS)")

@@ -151,15 +151,22 @@ def mosaic_grid(mosaic: tuple) -> tuple[int, int]:
 def _iop_cluster(frames: list[FrameHeader]) -> list[list[int]]:
     reps: list[np.ndarray | None] = []
     groups: list[list[int]] = []
+    exact: dict = {}  # an orientation met before (same bytes): its group, without comparing again
     for i, f in enumerate(frames):
+        key = None if f.iop is None else f.iop.tobytes()
+        if key in exact:
+            groups[exact[key]].append(i)
+            continue
         for g, rep in enumerate(reps):
             if (rep is None and f.iop is None) or (
                     rep is not None and f.iop is not None and np.max(np.abs(rep - f.iop)) <= IOP_TOL):
                 groups[g].append(i)
+                exact[key] = g
                 break
         else:
             reps.append(f.iop)
             groups.append([i])
+            exact[key] = len(groups) - 1
     return groups
 
 
@@ -278,15 +285,18 @@ def _split_pepolar(s: DicomSeries, n_orientations: int) -> list[DicomSeries]:
 def _analyse(s: DicomSeries, n_orientations: int) -> None:
     f0 = s.frames[0]
     if f0.samples_per_pixel != 1:
-        s.is_volume, s.reason = False, f"colour image ({f0.photometric}); only greyscale volumes are loaded"
+        s.is_volume, s.reason = False, (f"colour image ({f0.photometric}); only greyscale volumes are loaded (a "
+                                       "greyscale export of the series would be)")
     if f0.photometric == "MONOCHROME1":
         s.warnings.append("MONOCHROME1 (inverted display): values are kept as stored, not inverted")
     if _is_localizer(s.image_type):
-        s.is_volume, s.reason = False, "localizer (ImageType)"
+        s.is_volume, s.reason = False, ("localizer (ImageType LOCALIZER/SCOUT): planning images, not a "
+                                       "volume; choose the acquisition's own series")
     elif n_orientations > 1:
         s.is_volume = False
         s.reason = (f"localizer / mixed orientations: the series holds slices in {n_orientations} "
-                    f"different orientations")
+                    f"different orientations, which cannot be one volume (dcm2niix writes them image by "
+                    f"image); a series of parallel slices would load")
     if f0.mosaic and f0.extra.get("mosaic"):
         n_tiles, A = f0.extra["mosaic"]
         s.mosaic = (n_tiles, A)
@@ -297,7 +307,8 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
         # a mosaic loaded as one 2D image would be a grid that is not the patient's: refuse
         s.is_volume = False
         s.reason = ("mosaic image (ImageType MOSAIC) without a readable Siemens CSA header: the number "
-                    "of slices and their geometry cannot be derived")
+                    "of slices and their geometry cannot be derived; loadable from files that keep the "
+                    "CSA header (0029,1010), which some anonymisers strip")
     if f0.ipp is None or f0.iop is None or f0.pixel_spacing is None or any(f.ipp is None for f in s.frames):
         s.has_geometry = False
         order = sorted(range(len(s.frames)), key=lambda i: (s.frames[i].instance or 0, s.frames[i].frame or 0))
@@ -305,7 +316,8 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
         if f0.extra.get("no_frame_positions"):
             s.is_volume = False
             s.reason = ("frames carry no per-frame position (no functional groups, no private positions): "
-                        "the slice grid cannot be derived")
+                        "the slice grid cannot be derived; loadable from files that keep their per-frame "
+                        "positions")
         elif len(s.frames) > 1 and s.is_volume:
             # never a silent index grid: loadable only when asked (allow_index_grid)
             s.is_volume = False
@@ -332,11 +344,16 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
     if len(counts) > 1:
         s.is_volume = False
         s.reason = (f"unequal number of images per slice position ({min(counts)} to {max(counts)}); "
-                    "cannot be stacked")
+                    "cannot be stacked; loadable when every position has the same number of images "
+                    "(a file missing, or two acquisitions in one series?)")
     per = max(counts)
 
     def within(i):
         f = s.frames[i]
+        if f.n_frames_in_file > 1 and f.frame is not None:
+            # enhanced / multi-frame objects: volumes in the order of the frames in the file (as
+            # dcm2niix: a Philips ASL file holds all label volumes, then all control volumes)
+            return (0.0, 0.0, f.instance or 0, f.frame)
         return (f.temporal if f.temporal is not None else 0.0,
                 f.trigger_time if f.trigger_time is not None else 0.0,
                 f.instance or 0, f.frame or 0)
@@ -373,7 +390,7 @@ def _uih_grid(s: DicomSeries, f0: FrameHeader) -> None:
                                     ("ImagePositionPatient or per-tile positions (0065,1051)", f0.ipp))
                if v is None]
     if not missing and not positions and not sp:
-        missing.append("SpacingBetweenSlices/SliceThickness")
+        missing.append("SpacingBetweenSlices/SliceThickness (the slice spacing)")
     if missing:
         s.is_volume = False
         s.reason = (f"UIH grid of {n_tiles} slices without {', '.join(missing)}: the slice grid cannot be "

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydicom.dataset import Dataset
 
 from medrecon.io.dicom.rawvalues import get_float, get_floats, get_int, get_str, get_strs
 from medrecon.io.dicom.source import Source
@@ -168,7 +167,7 @@ def _mosaic_geometry(ds: Dataset):
             logging.getLogger("nibabel").setLevel(logging.ERROR)
             from nibabel.nicom import dicomwrappers
 
-            w = dicomwrappers.wrapper_from_data(ds)
+            w = dicomwrappers.wrapper_from_data(ds.full() if hasattr(ds, "full") else ds)
             if not isinstance(w, dicomwrappers.MosaicWrapper):
                 return None
             n = int(w.n_mosaic)

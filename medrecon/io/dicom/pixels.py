@@ -115,6 +115,9 @@ def _read_native(fh: FrameHeader, frames: Sequence[FrameHeader]) -> np.ndarray:
     return arr[idx] if len(idx) != arr.shape[0] or idx != list(range(arr.shape[0])) else arr
 
 
+_PREADV = hasattr(os, "preadv")
+
+
 def _read_singles_into(frames, singles, shape, place) -> np.ndarray | None:
     """Native single-frame files read with ``readinto`` into one array (same checks and errors
     as :func:`_read_native`), BitsStored fixed once, then placed. When the files are all the
@@ -133,9 +136,16 @@ def _read_singles_into(frames, singles, shape, place) -> np.ndarray | None:
             raise DicomError(f"pixel data shorter than the header says ({fh.pixel_length} of {need} bytes)",
                              fh.source.name)
         try:
-            with open(fh.source.path, "rb") as f:
-                f.seek(fh.pixel_offset)
-                got = f.readinto(memoryview(buf[k]).cast("B"))
+            if _PREADV:  # one system call, no Python file object (thousands of small files)
+                fd = os.open(fh.source.path, os.O_RDONLY)
+                try:
+                    got = os.preadv(fd, [memoryview(buf[k]).cast("B")], fh.pixel_offset)
+                finally:
+                    os.close(fd)
+            else:  # pragma: no cover - platforms without preadv
+                with open(fh.source.path, "rb") as f:
+                    f.seek(fh.pixel_offset)
+                    got = f.readinto(memoryview(buf[k]).cast("B"))
         except OSError as exc:
             raise DicomError(f"cannot read file ({exc.strerror})", fh.source.name) from exc
         if got < need:
@@ -158,7 +168,8 @@ def _decode_with_pydicom(src: Source, frame_idx: Sequence[int | None], ts: str) 
         raise DicomError("not readable as DICOM any more", name)
     ds, _ = res
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise DicomError("no pixel data in file (truncated?)", name)
+        raise DicomError("no pixel data in file: the object has image attributes but no PixelData (cut "
+                         "short, or exported without pixels); loadable from a complete copy", name)
     tsname = TRANSFER_SYNTAX_NAMES.get(ts, ts)
     n = int(ds.get("NumberOfFrames", 1) or 1)
     out = []
@@ -259,9 +270,11 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
     if not frames:
         raise DicomError("no frames to decode")
     checked = set()
-    for fr in frames:  # one check per file: nothing impossible reaches a codec or an allocation
-        if fr.source not in checked:
-            checked.add(fr.source)
+    for fr in frames:  # every distinct header checked: nothing impossible reaches a codec or an allocation
+        key = (fr.photometric, fr.samples_per_pixel, fr.rows, fr.cols, fr.bits_allocated, fr.bits_stored,
+               fr.high_bit, fr.transfer_syntax)
+        if key not in checked:
+            checked.add(key)
             check_codec_header(fr)
     f0 = frames[0]
     shape = (f0.rows, f0.cols) + ((f0.samples_per_pixel,) if f0.samples_per_pixel > 1 else ())

@@ -13,8 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import RawDataElement
+from medrecon.io.dicom.fastparse import KEYWORDS, TAG_VR, RawElem
 
 __all__ = ["raw_get", "get_str", "get_float", "get_int", "get_floats", "get_strs"]
 
@@ -28,9 +27,34 @@ def _tag(key) -> int:
         return key
     t = _TAGS.get(key)
     if t is None:
-        t = int(tag_for_keyword(key))
+        kt = KEYWORDS.get(key)
+        if kt is not None:
+            t = kt[0]
+        else:
+            from pydicom.datadict import tag_for_keyword
+
+            t = int(tag_for_keyword(key))
         _TAGS[key] = t
     return t
+
+
+def _is_raw(elem) -> bool:
+    """A raw element (ours, or pydicom's RawDataElement: pydicom is only asked when loaded)."""
+    if elem.__class__ is RawElem:
+        return True
+    import sys
+
+    mod = sys.modules.get("pydicom.dataelem")
+    return mod is not None and isinstance(elem, mod.RawDataElement)
+
+
+def _vr_of(tag: int) -> str:
+    vr = TAG_VR.get(tag)
+    if vr is None:
+        from pydicom.datadict import dictionary_VR
+
+        vr = dictionary_VR(tag)
+    return vr
 
 
 def _little(ds) -> bool:
@@ -59,16 +83,16 @@ def raw_get(ds, key, default=None) -> Any:
         elem = ds._dict.get(tag)
     except AttributeError:
         elem = ds.get(tag) if hasattr(ds, "get") else None
-        if elem is not None and hasattr(elem, "value") and not isinstance(elem, RawDataElement):
+        if elem is not None and hasattr(elem, "value") and not _is_raw(elem):
             return _plain(elem.value)
     if elem is None:
         return default
-    if elem.__class__ is not RawDataElement and not isinstance(elem, RawDataElement):
+    if not _is_raw(elem):
         return _plain(elem.value)
     vr = elem.VR
     if vr is None or vr in ("UN", ""):
         try:
-            vr = dictionary_VR(tag)
+            vr = _vr_of(tag)
         except KeyError:
             return _plain(ds[tag].value)
     raw = elem.value
