@@ -151,7 +151,7 @@ def _mesh(ctx: typer.Context, **values) -> None:
     kw["space"] = str(kw.get("space", "LPS")).upper()
     _check_device(kw.get("device", "auto"))
     if config is not None:  # recipe values, overridden by options given on the command line
-        from medrecon.cohort.config import config_from_recipe
+        from medrecon.recipes import config_from_recipe
 
         cfg = config_from_recipe(config, kw, given_options(ctx))
     else:
@@ -165,7 +165,9 @@ def _mesh(ctx: typer.Context, **values) -> None:
     print_warnings(err_console, result.warnings)
     for f in result.files:
         console.print(f"wrote {_terminal_safe(f)}", soft_wrap=True, highlight=False)
-    console.print(f"[green]done[/]: {len(result.files)} files in {_terminal_safe(cfg.outdir)} "
+    from medrecon.cli_display import plural
+
+    console.print(f"[green]done[/]: {plural(len(result.files), 'file')} in {_terminal_safe(cfg.outdir)} "
                   f"(report: {_terminal_safe(result.report_path)})", soft_wrap=True, highlight=False)
 
 
@@ -361,7 +363,7 @@ def photo(
     faces: int = typer.Option(100_000, "--faces", help="Target triangle count."),
 ) -> None:
     """One picture to a depth map and a closed, textured 3D model (GLB, OBJ, STL, PLY, viewer). The back is invented."""
-    from medrecon.cli_display import StageProgress
+    from medrecon.cli_display import StageProgress, plural
     from medrecon.methods import get_method
     from medrecon.photo import PhotoOptions
 
@@ -374,7 +376,7 @@ def photo(
     console.print(f"  {qa['faces']} triangles, watertight={qa['watertight']}, volume {qa['volume_mm3']:.0f} mm3, "
                   f"{qa['size_mm'][0]:.1f} x {qa['size_mm'][1]:.1f} x {2 * qa['max_height_mm']:.1f} mm, "
                   f"mask from {res.mask_source}", soft_wrap=True, highlight=False)
-    console.print(f"[green]done[/]: {len(res.files)} files in {outdir} (report: {res.report_path}); "
+    console.print(f"[green]done[/]: {plural(len(res.files), 'file')} in {outdir} (report: {res.report_path}); "
                   "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
 
 
@@ -396,7 +398,7 @@ def multiview(
     sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="PEM certificate chain for C2PA signing."),
 ) -> None:
     """Many photos or a video of an object to a measured, textured model (GLB, USDZ, OBJ, PLY, STL, cameras, viewer)."""
-    from medrecon.cli_display import StageProgress
+    from medrecon.cli_display import StageProgress, plural
     from medrecon.methods import get_method
     from medrecon.multiview.pipeline import MultiviewOptions
 
@@ -422,7 +424,7 @@ def multiview(
                   + (f", reprojection error {err:.2f} px" if err is not None else "")
                   + f"; {r['mesh']['faces']} triangles; units: {r['scale']['units']} ({r['scale']['source']})",
                   soft_wrap=True, highlight=False)
-    console.print(f"[green]done[/]: {len(res.files)} files in {outdir}", soft_wrap=True, highlight=False)
+    console.print(f"[green]done[/]: {plural(len(res.files), 'file')} in {outdir}", soft_wrap=True, highlight=False)
 
 @app.command()
 def anonymize(

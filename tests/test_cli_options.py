@@ -125,4 +125,4 @@ def test_an_unknown_method_is_one_line_naming_the_choices(capsys):
     with pytest.raises(SystemExit) as e:
         main(["photo", "pic.png", "-o", "out", "--method", "nope"])
     err = capsys.readouterr().err
-    assert e.value.code == 2 and "unknown photo method 'nope'" in err and "inflate, relief, slab" in err
+    assert e.value.code == 2 and "--method 'nope': unknown method of photo" in err and "inflate, relief, slab" in err
