@@ -194,9 +194,57 @@ def mesh_command(full: bool = True):
     return mesh, {"epilog": _mesh_epilog()}
 
 
-#: Commands built from options models: name -> builder(full) -> (function, settings), and where
-#: they stand in the list of commands.
-MODEL_COMMANDS = {"mesh": (mesh_command, 2)}
+_PHOTO_HELP = ("One picture to a depth map and a closed, textured 3D model (GLB, OBJ, STL, PLY, viewer). "
+               "The back is invented.")
+
+
+def _photo(image: Path, outdir: Path, **values) -> None:
+    """Run ``photo`` with the options the command line gave (built from :class:`PhotoOptions`)."""
+    from medrecon.cli_display import StageProgress, plural
+    from medrecon.cli_options import model_values
+    from medrecon.methods import get_method
+    from medrecon.photo import PhotoOptions
+
+    kw = model_values(PhotoOptions, values)
+    method = get_method("photo", kw.get("method", "inflate"))
+    opts = PhotoOptions(**{**kw, "method": method.name})
+    with StageProgress(console) as bar:
+        res = method.function()(image, outdir, opts, progress=bar, viewer=_textured_viewer("medrecon photo model"))
+    qa = res.qa
+    console.print(f"  {qa['faces']} triangles, watertight={qa['watertight']}, volume {qa['volume_mm3']:.0f} mm3, "
+                  f"{qa['size_mm'][0]:.1f} x {qa['size_mm'][1]:.1f} x {2 * qa['max_height_mm']:.1f} mm, "
+                  f"mask from {res.mask_source}", soft_wrap=True, highlight=False)
+    console.print(f"[green]done[/]: {plural(len(res.files), 'file')} in {outdir} (report: {res.report_path}); "
+                  "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
+
+
+def photo_command(full: bool = True):
+    """``photo``: the picture and the output folder, then the fields of :class:`PhotoOptions`."""
+    import inspect
+
+    def photo(**values) -> None:
+        _photo(**values)
+
+    photo.__doc__ = _PHOTO_HELP
+    if not full:
+        photo.__signature__ = inspect.Signature([])
+        return photo, {}
+    from medrecon.cli_options import model_parameters
+    from medrecon.photo import PhotoOptions
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    photo.__signature__ = inspect.Signature([
+        inspect.Parameter("image", kw, annotation=Path, default=typer.Argument(
+            ..., help="Picture (PNG, JPEG, TIFF, WebP...): a photo, drawing, diagram or logo.")),
+        inspect.Parameter("outdir", kw, annotation=Path, default=typer.Option(..., "-o", "--outdir",
+                                                                              help="Output folder.")),
+        *model_parameters(PhotoOptions)])
+    return photo, {}
+
+
+#: Commands built from options models: name -> (builder(full) -> (function, settings), where the
+#: command stands in the list of commands).
+MODEL_COMMANDS = {"mesh": (mesh_command, 2), "photo": (photo_command, 7)}
 
 
 def build_command(selected: Optional[str] = None, full: bool = False):
@@ -349,36 +397,6 @@ def cohort(
                       f"report: {res.report_html}", soft_wrap=True, highlight=False)
     if res.failures:
         sys.exit(3)  # some studies failed (listed in report.html / cohort.sqlite)
-
-
-@app.command()
-def photo(
-    image: Path = typer.Argument(..., help="Picture (PNG, JPEG, TIFF, WebP...): a photo, drawing, diagram or logo."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
-    method: str = _method_option("photo", "inflate"),
-    depth_model: Optional[Path] = typer.Option(None, "--depth-model", help="Local ONNX file or Hugging Face folder of a depth model (never downloaded); adds its detail to inflate."),
-    mask: Optional[Path] = typer.Option(None, "--mask", help="Mask picture (white = object); default: alpha channel, else found from the background."),
-    thickness: float = typer.Option(1.0, "--thickness", help="Depth scale (1.0: round cross-sections)."),
-    size_mm: float = typer.Option(100.0, "--size-mm", help="Real size of the picture's longest side, mm."),
-    faces: int = typer.Option(100_000, "--faces", help="Target triangle count."),
-) -> None:
-    """One picture to a depth map and a closed, textured 3D model (GLB, OBJ, STL, PLY, viewer). The back is invented."""
-    from medrecon.cli_display import StageProgress, plural
-    from medrecon.methods import get_method
-    from medrecon.photo import PhotoOptions
-
-    run_photo = get_method("photo", method).function()
-    opts = PhotoOptions(method=method.strip().lower(), depth_model=str(depth_model) if depth_model else None,
-                        mask=str(mask) if mask else None, thickness=thickness, size_mm=size_mm, faces=faces)
-    with StageProgress(console) as bar:
-        res = run_photo(image, outdir, opts, progress=bar, viewer=_textured_viewer("medrecon photo model"))
-    qa = res.qa
-    console.print(f"  {qa['faces']} triangles, watertight={qa['watertight']}, volume {qa['volume_mm3']:.0f} mm3, "
-                  f"{qa['size_mm'][0]:.1f} x {qa['size_mm'][1]:.1f} x {2 * qa['max_height_mm']:.1f} mm, "
-                  f"mask from {res.mask_source}", soft_wrap=True, highlight=False)
-    console.print(f"[green]done[/]: {plural(len(res.files), 'file')} in {outdir} (report: {res.report_path}); "
-                  "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
-
 
 
 @app.command()
