@@ -629,6 +629,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             # click's usage errors (unknown option, missing argument...), vendored or not
             if type(exc).__name__ == "Abort":
                 sys.exit(130)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `medrecon` alone: the help, as click prints it
+                typer.echo(exc.format_message())
+                sys.exit(2)
             hint = ""
             ctx = getattr(exc, "ctx", None)
             if ctx is not None and getattr(ctx, "command_path", None):

@@ -142,3 +142,12 @@ def test_an_unknown_method_is_one_line_naming_the_choices(capsys):
         main(["photo", "pic.png", "-o", "out", "--method", "nope"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--method 'nope': unknown method of photo" in err and "inflate, relief, slab" in err
+
+
+def test_no_arguments_prints_the_list_of_commands(capsys):
+    from medrecon.cli import main
+
+    with pytest.raises(SystemExit):
+        main([])
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: medrecon") and "mesh" in out and "svr" in out
