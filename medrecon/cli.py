@@ -250,7 +250,6 @@ MODEL_COMMANDS = {"mesh": (mesh_command, 2), "photo": (photo_command, 7)}
 def build_command(selected: Optional[str] = None, full: bool = False):
     """The click command of the whole CLI. Commands built from models are built fully when
     ``selected`` names them (or ``full``); otherwise only their name and summary are listed."""
-    import click
     import typer.main
 
     run_app = typer.Typer(**_APP_SETTINGS)
@@ -274,7 +273,7 @@ def build_command(selected: Optional[str] = None, full: bool = False):
         for p in cmd.params:  # a flag takes no value: show no value type (never "--json <bool>")
             if getattr(p, "is_flag", False):
                 p.metavar = ""
-        helper = cmd.get_help_option(click.Context(cmd))
+        helper = cmd.get_help_option(typer.Context(cmd))
         if helper is not None:
             helper.metavar = ""
     return group

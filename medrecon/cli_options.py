@@ -123,9 +123,7 @@ def given_options(ctx: typer.Context) -> set[str]:
 def option_rows(command) -> list[tuple[str, str, str, str]]:
     """``(option, type, default, help)`` for every parameter of a built (click) command, in order;
     the help option is left out. Flags have no type; an on/off pair shows both spellings."""
-    import click
-
-    ctx = click.Context(command)
+    ctx = typer.Context(command)
     rows = []
     for p in command.params:
         if getattr(p, "param_type_name", "") == "argument":
