@@ -497,62 +497,22 @@ def _textured_viewer(title: str):
     return viewer
 
 
-#: Top-level packages of the optional extras: a missing one names the extra to install.
-_EXTRAS = {"torch": "ai", "monai": "ai", "slicerio": "slicer", "dask": "cohort", "distributed": "cohort",
-           "bokeh": "cohort", "cv2": "photo", "skimage": "photo", "pyamg": "photo", "onnxruntime": "photo",
-           "onnx": "photo", "onnxscript": "photo", "transformers": "photo",
-           "pycolmap": "multiview", "av": "multiview", "xatlas": "multiview", "pxr": "multiview", "c2pa": "multiview",
-           "dicomanonymizer": "reliability"}
-
-
 def _terminal_safe(text: object) -> str:
-    """One line for the terminal: control characters (newlines, ESC, ...) shown as escapes, never
-    raw; rich markup in it (a path like ``a[/]b``) printed literally; no leading blank."""
-    from rich.markup import escape
+    from medrecon.cli_display import terminal_safe
 
-    out = []
-    for ch in str(text):
-        o = ord(ch)
-        if o < 32 or 127 <= o < 160 or ch in "\u2028\u2029":
-            out.append(repr(ch)[1:-1] if o < 256 else f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    return escape("".join(out).strip())
-
-
-def _missing_extra(exc: BaseException) -> Optional[tuple[str, str]]:
-    """(extra, package) when a package of an optional extra is missing, anywhere in the chain."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, ImportError):
-            name = (getattr(exc, "name", None) or "").split(".")[0]
-            if name in _EXTRAS:
-                return _EXTRAS[name], name
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return None
+    return terminal_safe(text)
 
 
 def _safe_warnings() -> None:
-    """Library warnings and log records (which may quote file names) reach the terminal as one
-    escaped line each, never raw control characters."""
-    import logging
-    import warnings
+    from medrecon.cli_display import safe_warnings
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        err_console.print(f"[yellow]warning:[/] {_terminal_safe(message)}", soft_wrap=True, highlight=False)
+    safe_warnings(err_console)
 
-    warnings.showwarning = show
 
-    class _Safe(logging.Handler):
-        def emit(self, record):
-            try:
-                err_console.print(f"[yellow]{record.levelname.lower()}:[/] {_terminal_safe(record.getMessage())}",
-                                  soft_wrap=True, highlight=False)
-            except Exception:  # noqa: BLE001 - logging must never fail the command
-                pass
+def _quiet_third_party() -> None:
+    from medrecon.cli_display import quiet_third_party
 
-    logging.lastResort = _Safe(logging.WARNING)
+    quiet_third_party()
 
 
 def _check_device(device: str) -> None:
@@ -571,22 +531,6 @@ def _check_device(device: str) -> None:
         why = f"this PyTorch (CUDA {torch.version.cuda}) sees no GPU (driver missing or CUDA_VISIBLE_DEVICES empty)"
     _fail("error", f"--device {_terminal_safe(device)}: {why}; use --device cpu (or auto), or install a CUDA build "
                    "of torch: docs/user-guide.md, section 'Installing with a CUDA torch'")
-
-
-def _quiet_third_party() -> None:
-    """Third-party noise (MONAI's optional-reader notices, FutureWarning/DeprecationWarning of
-    dependencies) stays off the terminal; medrecon's own warnings still show."""
-    import logging
-    import warnings
-
-    for cat in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
-        warnings.filterwarnings("ignore", category=cat)
-    warnings.filterwarnings("ignore", message=r".*nvImageCodec.*")
-    warnings.filterwarnings("ignore", message=r".*nvimgcodec.*")
-    warnings.filterwarnings("ignore", module=r"(monai|torch|timm|transformers|dask|distributed)(\..*)?$",
-                            category=UserWarning)
-    for name in ("monai", "torch", "nibabel", "pydicom", "distributed", "PIL", "trimesh"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _fail(prefix: str, message: str) -> None:
@@ -638,7 +582,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             _fail("error", _terminal_safe(exc.format_message()) + hint)
         if debug:
             raise
-        missing = _missing_extra(exc)
+        from medrecon.cli_display import missing_extra
+
+        missing = missing_extra(exc)
         if missing is not None:
             extra, name = missing
             _fail("error", _terminal_safe(f"this command needs the optional [{extra}] extra (missing package "
