@@ -273,6 +273,8 @@ def build_command(selected: Optional[str] = None, full: bool = False):
         for p in cmd.params:  # a flag takes no value: show no value type (never "--json <bool>")
             if getattr(p, "is_flag", False):
                 p.metavar = ""
+            elif getattr(p, "param_type_name", "") == "argument" and p.metavar is None:
+                p.metavar = p.name.upper()  # INPUT, PATH
         helper = cmd.get_help_option(typer.Context(cmd))
         if helper is not None:
             helper.metavar = ""
