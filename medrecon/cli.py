@@ -151,7 +151,7 @@ def _mesh(ctx: typer.Context, **values) -> None:
     kw["space"] = str(kw.get("space", "LPS")).upper()
     _check_device(kw.get("device", "auto"))
     if config is not None:  # recipe values, overridden by options given on the command line
-        from medrecon.cohort.config import config_from_recipe
+        from medrecon.recipes import config_from_recipe
 
         cfg = config_from_recipe(config, kw, given_options(ctx))
     else:
@@ -165,7 +165,9 @@ def _mesh(ctx: typer.Context, **values) -> None:
     print_warnings(err_console, result.warnings)
     for f in result.files:
         console.print(f"wrote {_terminal_safe(f)}", soft_wrap=True, highlight=False)
-    console.print(f"[green]done[/]: {len(result.files)} files in {_terminal_safe(cfg.outdir)} "
+    from medrecon.cli_display import plural
+
+    console.print(f"[green]done[/]: {plural(len(result.files), 'file')} in {_terminal_safe(cfg.outdir)} "
                   f"(report: {_terminal_safe(result.report_path)})", soft_wrap=True, highlight=False)
 
 
@@ -192,15 +194,62 @@ def mesh_command(full: bool = True):
     return mesh, {"epilog": _mesh_epilog()}
 
 
-#: Commands built from options models: name -> builder(full) -> (function, settings), and where
-#: they stand in the list of commands.
-MODEL_COMMANDS = {"mesh": (mesh_command, 2)}
+_PHOTO_HELP = ("One picture to a depth map and a closed, textured 3D model (GLB, OBJ, STL, PLY, viewer). "
+               "The back is invented.")
+
+
+def _photo(image: Path, outdir: Path, **values) -> None:
+    """Run ``photo`` with the options the command line gave (built from :class:`PhotoOptions`)."""
+    from medrecon.cli_display import StageProgress, plural
+    from medrecon.cli_options import model_values
+    from medrecon.methods import get_method
+    from medrecon.photo import PhotoOptions
+
+    kw = model_values(PhotoOptions, values)
+    method = get_method("photo", kw.get("method", "inflate"))
+    opts = PhotoOptions(**{**kw, "method": method.name})
+    with StageProgress(console) as bar:
+        res = method.function()(image, outdir, opts, progress=bar, viewer=_textured_viewer("medrecon photo model"))
+    qa = res.qa
+    console.print(f"  {qa['faces']} triangles, watertight={qa['watertight']}, volume {qa['volume_mm3']:.0f} mm3, "
+                  f"{qa['size_mm'][0]:.1f} x {qa['size_mm'][1]:.1f} x {2 * qa['max_height_mm']:.1f} mm, "
+                  f"mask from {res.mask_source}", soft_wrap=True, highlight=False)
+    console.print(f"[green]done[/]: {plural(len(res.files), 'file')} in {outdir} (report: {res.report_path}); "
+                  "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
+
+
+def photo_command(full: bool = True):
+    """``photo``: the picture and the output folder, then the fields of :class:`PhotoOptions`."""
+    import inspect
+
+    def photo(**values) -> None:
+        _photo(**values)
+
+    photo.__doc__ = _PHOTO_HELP
+    if not full:
+        photo.__signature__ = inspect.Signature([])
+        return photo, {}
+    from medrecon.cli_options import model_parameters
+    from medrecon.photo import PhotoOptions
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    photo.__signature__ = inspect.Signature([
+        inspect.Parameter("image", kw, annotation=Path, default=typer.Argument(
+            ..., help="Picture (PNG, JPEG, TIFF, WebP...): a photo, drawing, diagram or logo.")),
+        inspect.Parameter("outdir", kw, annotation=Path, default=typer.Option(..., "-o", "--outdir",
+                                                                              help="Output folder.")),
+        *model_parameters(PhotoOptions)])
+    return photo, {}
+
+
+#: Commands built from options models: name -> (builder(full) -> (function, settings), where the
+#: command stands in the list of commands).
+MODEL_COMMANDS = {"mesh": (mesh_command, 2), "photo": (photo_command, 7)}
 
 
 def build_command(selected: Optional[str] = None, full: bool = False):
     """The click command of the whole CLI. Commands built from models are built fully when
     ``selected`` names them (or ``full``); otherwise only their name and summary are listed."""
-    import click
     import typer.main
 
     run_app = typer.Typer(**_APP_SETTINGS)
@@ -224,7 +273,9 @@ def build_command(selected: Optional[str] = None, full: bool = False):
         for p in cmd.params:  # a flag takes no value: show no value type (never "--json <bool>")
             if getattr(p, "is_flag", False):
                 p.metavar = ""
-        helper = cmd.get_help_option(click.Context(cmd))
+            elif getattr(p, "param_type_name", "") == "argument" and p.metavar is None:
+                p.metavar = p.name.upper()  # INPUT, PATH
+        helper = cmd.get_help_option(typer.Context(cmd))
         if helper is not None:
             helper.metavar = ""
     return group
@@ -350,36 +401,6 @@ def cohort(
 
 
 @app.command()
-def photo(
-    image: Path = typer.Argument(..., help="Picture (PNG, JPEG, TIFF, WebP...): a photo, drawing, diagram or logo."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
-    method: str = _method_option("photo", "inflate"),
-    depth_model: Optional[Path] = typer.Option(None, "--depth-model", help="Local ONNX file or Hugging Face folder of a depth model (never downloaded); adds its detail to inflate."),
-    mask: Optional[Path] = typer.Option(None, "--mask", help="Mask picture (white = object); default: alpha channel, else found from the background."),
-    thickness: float = typer.Option(1.0, "--thickness", help="Depth scale (1.0: round cross-sections)."),
-    size_mm: float = typer.Option(100.0, "--size-mm", help="Real size of the picture's longest side, mm."),
-    faces: int = typer.Option(100_000, "--faces", help="Target triangle count."),
-) -> None:
-    """One picture to a depth map and a closed, textured 3D model (GLB, OBJ, STL, PLY, viewer). The back is invented."""
-    from medrecon.cli_display import StageProgress
-    from medrecon.methods import get_method
-    from medrecon.photo import PhotoOptions
-
-    run_photo = get_method("photo", method).function()
-    opts = PhotoOptions(method=method.strip().lower(), depth_model=str(depth_model) if depth_model else None,
-                        mask=str(mask) if mask else None, thickness=thickness, size_mm=size_mm, faces=faces)
-    with StageProgress(console) as bar:
-        res = run_photo(image, outdir, opts, progress=bar, viewer=_textured_viewer("medrecon photo model"))
-    qa = res.qa
-    console.print(f"  {qa['faces']} triangles, watertight={qa['watertight']}, volume {qa['volume_mm3']:.0f} mm3, "
-                  f"{qa['size_mm'][0]:.1f} x {qa['size_mm'][1]:.1f} x {2 * qa['max_height_mm']:.1f} mm, "
-                  f"mask from {res.mask_source}", soft_wrap=True, highlight=False)
-    console.print(f"[green]done[/]: {len(res.files)} files in {outdir} (report: {res.report_path}); "
-                  "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
-
-
-
-@app.command()
 def multiview(
     input: Path = typer.Argument(..., help="Folder of photos (PNG, JPEG, TIFF) or a video file (.mp4, .mov...)."),
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
@@ -396,7 +417,7 @@ def multiview(
     sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="PEM certificate chain for C2PA signing."),
 ) -> None:
     """Many photos or a video of an object to a measured, textured model (GLB, USDZ, OBJ, PLY, STL, cameras, viewer)."""
-    from medrecon.cli_display import StageProgress
+    from medrecon.cli_display import StageProgress, plural
     from medrecon.methods import get_method
     from medrecon.multiview.pipeline import MultiviewOptions
 
@@ -422,7 +443,7 @@ def multiview(
                   + (f", reprojection error {err:.2f} px" if err is not None else "")
                   + f"; {r['mesh']['faces']} triangles; units: {r['scale']['units']} ({r['scale']['source']})",
                   soft_wrap=True, highlight=False)
-    console.print(f"[green]done[/]: {len(res.files)} files in {outdir}", soft_wrap=True, highlight=False)
+    console.print(f"[green]done[/]: {plural(len(res.files), 'file')} in {outdir}", soft_wrap=True, highlight=False)
 
 @app.command()
 def anonymize(
@@ -479,62 +500,22 @@ def _textured_viewer(title: str):
     return viewer
 
 
-#: Top-level packages of the optional extras: a missing one names the extra to install.
-_EXTRAS = {"torch": "ai", "monai": "ai", "slicerio": "slicer", "dask": "cohort", "distributed": "cohort",
-           "bokeh": "cohort", "cv2": "photo", "skimage": "photo", "pyamg": "photo", "onnxruntime": "photo",
-           "onnx": "photo", "onnxscript": "photo", "transformers": "photo",
-           "pycolmap": "multiview", "av": "multiview", "xatlas": "multiview", "pxr": "multiview", "c2pa": "multiview",
-           "dicomanonymizer": "reliability"}
-
-
 def _terminal_safe(text: object) -> str:
-    """One line for the terminal: control characters (newlines, ESC, ...) shown as escapes, never
-    raw; rich markup in it (a path like ``a[/]b``) printed literally; no leading blank."""
-    from rich.markup import escape
+    from medrecon.cli_display import terminal_safe
 
-    out = []
-    for ch in str(text):
-        o = ord(ch)
-        if o < 32 or 127 <= o < 160 or ch in "\u2028\u2029":
-            out.append(repr(ch)[1:-1] if o < 256 else f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    return escape("".join(out).strip())
-
-
-def _missing_extra(exc: BaseException) -> Optional[tuple[str, str]]:
-    """(extra, package) when a package of an optional extra is missing, anywhere in the chain."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, ImportError):
-            name = (getattr(exc, "name", None) or "").split(".")[0]
-            if name in _EXTRAS:
-                return _EXTRAS[name], name
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return None
+    return terminal_safe(text)
 
 
 def _safe_warnings() -> None:
-    """Library warnings and log records (which may quote file names) reach the terminal as one
-    escaped line each, never raw control characters."""
-    import logging
-    import warnings
+    from medrecon.cli_display import safe_warnings
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        err_console.print(f"[yellow]warning:[/] {_terminal_safe(message)}", soft_wrap=True, highlight=False)
+    safe_warnings(err_console)
 
-    warnings.showwarning = show
 
-    class _Safe(logging.Handler):
-        def emit(self, record):
-            try:
-                err_console.print(f"[yellow]{record.levelname.lower()}:[/] {_terminal_safe(record.getMessage())}",
-                                  soft_wrap=True, highlight=False)
-            except Exception:  # noqa: BLE001 - logging must never fail the command
-                pass
+def _quiet_third_party() -> None:
+    from medrecon.cli_display import quiet_third_party
 
-    logging.lastResort = _Safe(logging.WARNING)
+    quiet_third_party()
 
 
 def _check_device(device: str) -> None:
@@ -553,22 +534,6 @@ def _check_device(device: str) -> None:
         why = f"this PyTorch (CUDA {torch.version.cuda}) sees no GPU (driver missing or CUDA_VISIBLE_DEVICES empty)"
     _fail("error", f"--device {_terminal_safe(device)}: {why}; use --device cpu (or auto), or install a CUDA build "
                    "of torch: docs/user-guide.md, section 'Installing with a CUDA torch'")
-
-
-def _quiet_third_party() -> None:
-    """Third-party noise (MONAI's optional-reader notices, FutureWarning/DeprecationWarning of
-    dependencies) stays off the terminal; medrecon's own warnings still show."""
-    import logging
-    import warnings
-
-    for cat in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
-        warnings.filterwarnings("ignore", category=cat)
-    warnings.filterwarnings("ignore", message=r".*nvImageCodec.*")
-    warnings.filterwarnings("ignore", message=r".*nvimgcodec.*")
-    warnings.filterwarnings("ignore", module=r"(monai|torch|timm|transformers|dask|distributed)(\..*)?$",
-                            category=UserWarning)
-    for name in ("monai", "torch", "nibabel", "pydicom", "distributed", "PIL", "trimesh"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _fail(prefix: str, message: str) -> None:
@@ -610,6 +575,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             # click's usage errors (unknown option, missing argument...), vendored or not
             if type(exc).__name__ == "Abort":
                 sys.exit(130)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `medrecon` alone: the help, as click prints it
+                typer.echo(exc.format_message())
+                sys.exit(2)
             hint = ""
             ctx = getattr(exc, "ctx", None)
             if ctx is not None and getattr(ctx, "command_path", None):
@@ -617,7 +585,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             _fail("error", _terminal_safe(exc.format_message()) + hint)
         if debug:
             raise
-        missing = _missing_extra(exc)
+        from medrecon.cli_display import missing_extra
+
+        missing = missing_extra(exc)
         if missing is not None:
             extra, name = missing
             _fail("error", _terminal_safe(f"this command needs the optional [{extra}] extra (missing package "

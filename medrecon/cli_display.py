@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Mapping
-
-from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn)
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from medrecon.progress import ProgressEvent
 
+if TYPE_CHECKING:  # rich's parts are imported where they are used: the CLI starts fast
+    from rich.console import Console
+    from rich.progress import Progress
+
 __all__ = ["StageProgress", "CohortProgress", "demo_summary", "print_warnings", "series_table", "common_warnings",
-           "structure_summary", "plural", "format_elapsed", "NARROW"]
+           "structure_summary", "plural", "format_elapsed", "terminal_safe", "missing_extra", "safe_warnings",
+           "quiet_third_party", "NARROW"]
 
 #: Terminals narrower than this get the compact layouts (fewer columns, no wrapping of names).
 NARROW = 100
@@ -60,6 +60,9 @@ class StageProgress:
     def __enter__(self) -> "StageProgress":
         self._t0 = time.monotonic()
         if self.console is not None and not self.plain:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                       TimeElapsedColumn)
+
             self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                       MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
                                       transient=self.transient)
@@ -145,6 +148,8 @@ class CohortProgress:
     (:class:`medrecon.cohort.progress.ProgressEvent`: studies done, failed, running, ETA)."""
 
     def __init__(self, console: Console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.console = console
         self._bar = Progress(TextColumn("cohort"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
                              TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=console)
@@ -199,6 +204,8 @@ def structure_summary(console: Console, models) -> None:
 
 def demo_summary(console: Console, results: Mapping[str, Any], outdir: Path, elapsed_s: float) -> None:
     """The table of models the demo made, where its reports are, and how long it took."""
+    from rich.table import Table
+
     table = Table(title="demo models")
     for col in ("structure", "triangles", "watertight", "volume mm3", "files"):
         table.add_column(col)
@@ -224,16 +231,82 @@ def common_warnings(rows: list[dict]) -> list[str]:
     return [w for w in first if all(w in r.get("warnings", []) for r in rows[1:])]
 
 
-def _plain(text: str) -> str:
-    """A value from a file (a file name, a SeriesDescription) shown as text: control characters
-    escaped (never raw newlines or ESC sequences on the terminal), rich markup neutralised."""
+def terminal_safe(text: object, strip: bool = True) -> str:
+    """A value from a file (a file name, a SeriesDescription, an error message) as one line of
+    terminal text: control characters (newlines, ESC, ...) shown as escapes, never raw; rich
+    markup in it (a path like ``a[/]b``) printed literally; no leading blank (``strip``)."""
     from rich.markup import escape
 
     out = []
     for ch in str(text):
         o = ord(ch)
-        out.append(repr(ch)[1:-1] if (o < 32 or 127 <= o < 160 or ch in "\u2028\u2029") else ch)
-    return escape("".join(out))
+        out.append((repr(ch)[1:-1] if o < 256 else f"\\u{o:04x}") if (o < 32 or 127 <= o < 160 or ch in "\u2028\u2029")
+                   else ch)
+    text = "".join(out)
+    return escape(text.strip() if strip else text)
+
+
+def _plain(text: str) -> str:
+    return terminal_safe(text, strip=False)
+
+
+#: Top-level packages of the optional extras: a missing one names the extra to install.
+EXTRAS = {"torch": "ai", "monai": "ai", "slicerio": "slicer", "dask": "cohort", "distributed": "cohort",
+          "bokeh": "cohort", "cv2": "photo", "skimage": "photo", "pyamg": "photo", "onnxruntime": "photo",
+          "onnx": "photo", "onnxscript": "photo", "transformers": "photo",
+          "pycolmap": "multiview", "av": "multiview", "xatlas": "multiview", "pxr": "multiview", "c2pa": "multiview",
+          "dicomanonymizer": "reliability"}
+
+
+def missing_extra(exc: Optional[BaseException]) -> Optional[tuple[str, str]]:
+    """(extra, package) when a package of an optional extra is missing, anywhere in the chain."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ImportError):
+            name = (getattr(exc, "name", None) or "").split(".")[0]
+            if name in EXTRAS:
+                return EXTRAS[name], name
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def safe_warnings(console: "Console") -> None:
+    """Library warnings and log records (which may quote file names) reach the terminal as one
+    escaped line each, never raw control characters."""
+    import logging
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        console.print(f"[yellow]warning:[/] {terminal_safe(message)}", soft_wrap=True, highlight=False)
+
+    warnings.showwarning = show
+
+    class _Safe(logging.Handler):
+        def emit(self, record):
+            try:
+                console.print(f"[yellow]{record.levelname.lower()}:[/] {terminal_safe(record.getMessage())}",
+                              soft_wrap=True, highlight=False)
+            except Exception:  # noqa: BLE001 - logging must never fail the command
+                pass
+
+    logging.lastResort = _Safe(logging.WARNING)
+
+
+def quiet_third_party() -> None:
+    """Third-party noise (MONAI's optional-reader notices, FutureWarning/DeprecationWarning of
+    dependencies) stays off the terminal; medrecon's own warnings still show."""
+    import logging
+    import warnings
+
+    for cat in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=cat)
+    warnings.filterwarnings("ignore", message=r".*nvImageCodec.*")
+    warnings.filterwarnings("ignore", message=r".*nvimgcodec.*")
+    warnings.filterwarnings("ignore", module=r"(monai|torch|timm|transformers|dask|distributed)(\..*)?$",
+                            category=UserWarning)
+    for name in ("monai", "torch", "nibabel", "pydicom", "distributed", "PIL", "trimesh"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def series_table(rows: list[dict], width: int | None = None) -> Table:
@@ -245,6 +318,8 @@ def series_table(rows: list[dict], width: int | None = None) -> Table:
     """
     shared = set(common_warnings(rows))
     narrow = width is not None and width < NARROW
+    from rich.table import Table
+
     t = Table(title="Series found", show_lines=False, padding=(0, 1) if not narrow else (0, 0),
               collapse_padding=narrow)
     cols = ("#", "series", "mod", "description", "size", "spacing (mm)", "orientation", "files", "notes")

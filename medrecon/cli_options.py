@@ -16,9 +16,43 @@ from typing import Any, Iterable, Optional
 
 import typer
 
-from medrecon.options import cli_meta
+from medrecon.options import cli_meta, field_help
 
-__all__ = ["model_parameters", "model_values", "given_options", "option_rows"]
+__all__ = ["model_parameters", "model_values", "given_options", "option_rows", "model_fields"]
+
+
+class _Field:
+    """One field of an options model, pydantic or dataclass alike."""
+
+    def __init__(self, name, annotation, required, default, meta, help_text):
+        self.name, self.annotation, self.required = name, annotation, required
+        self.default, self.meta, self.help = default, meta, help_text
+
+
+def model_fields(model: type) -> list[_Field]:
+    """The command-line fields of a pydantic model or a dataclass, in declaration order
+    (fields declared with ``cli=False`` or without :func:`medrecon.options.option` left out)."""
+    import dataclasses
+
+    out = []
+    if dataclasses.is_dataclass(model):
+        hints = typing.get_type_hints(model)
+        for f in dataclasses.fields(model):
+            meta = cli_meta(f)
+            if meta is None or meta.get("skip"):
+                continue
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            out.append(_Field(f.name, hints.get(f.name, str), required, default, meta, field_help(f)))
+        return out
+    for name, f in model.model_fields.items():
+        meta = cli_meta(f)
+        if meta is None or meta.get("skip"):
+            continue
+        required = f.is_required()
+        default = None if required else f.get_default(call_default_factory=True)
+        out.append(_Field(name, f.annotation, required, default, meta, field_help(f)))
+    return out
 
 
 def _base(annotation: Any) -> Any:
@@ -42,47 +76,42 @@ def _cli_type(annotation: Any, meta: dict) -> Any:
 
 
 def model_parameters(model: type, skip: Iterable[str] = ()) -> list[inspect.Parameter]:
-    """One keyword parameter per field of ``model`` (fields declared with ``cli=False`` and
-    those in ``skip`` left out), each with a ``typer.Option``/``typer.Argument`` default."""
+    """One keyword parameter per command-line field of ``model`` (a pydantic model or a
+    dataclass; those in ``skip`` left out), each with a ``typer.Option``/``typer.Argument`` default."""
     out = []
-    for name, f in model.model_fields.items():
-        meta = cli_meta(f)
-        if name in skip or meta.get("skip"):
+    for f in model_fields(model):
+        if f.name in skip:
             continue
+        meta = f.meta
         typ = _cli_type(f.annotation, meta)
-        required = f.is_required()
-        if required:
-            default: Any = ...
-        else:
-            default = f.get_default(call_default_factory=True)
-            if meta.get("sep") and isinstance(default, (list, tuple)):
-                default = meta["sep"].join(map(str, default))
-        help_text = f.description or ""
+        default: Any = ... if f.required else f.default
+        if meta.get("sep") and isinstance(default, (list, tuple)):
+            default = meta["sep"].join(map(str, default))
         if meta.get("argument"):
-            info = typer.Argument(default, help=help_text, metavar=name.upper())
+            info = typer.Argument(default, help=f.help, metavar=f.name.upper())
         else:
-            decls = [meta.get("flags") or "--" + name.replace("_", "-")]
+            decls = [meta.get("flags") or "--" + f.name.replace("_", "-")]
             if meta.get("short"):
                 decls.insert(0, meta["short"])
-            info = typer.Option(default, *decls, help=help_text, metavar=meta.get("metavar"))
-        annotation = typ if (required or default is not None or typ is bool) else Optional[typ]
-        out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
+            info = typer.Option(default, *decls, help=f.help, metavar=meta.get("metavar"))
+        annotation = typ if (f.required or default is not None or typ is bool) else Optional[typ]
+        out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
     return out
 
 
 def model_values(model: type, values: dict) -> dict:
     """The keyword arguments of ``model`` from the command line's values (comma lists split,
-    paths as strings); names that are not fields of the model are left out."""
+    paths as strings); names that are not command-line fields of the model are left out."""
     out = {}
-    for name, f in model.model_fields.items():
-        if name not in values:
+    for f in model_fields(model):
+        if f.name not in values:
             continue
-        v, meta = values[name], cli_meta(f)
+        v = values[f.name]
         if isinstance(v, Path):
             v = str(v)
-        if meta.get("sep") and isinstance(v, str):
-            v = [s.strip() for s in v.split(meta["sep"]) if s.strip()] or None
-        out[name] = v
+        if f.meta.get("sep") and isinstance(v, str):
+            v = [x.strip() for x in v.split(f.meta["sep"]) if x.strip()] or None
+        out[f.name] = v
     return out
 
 
@@ -94,9 +123,7 @@ def given_options(ctx: typer.Context) -> set[str]:
 def option_rows(command) -> list[tuple[str, str, str, str]]:
     """``(option, type, default, help)`` for every parameter of a built (click) command, in order;
     the help option is left out. Flags have no type; an on/off pair shows both spellings."""
-    import click
-
-    ctx = click.Context(command)
+    ctx = typer.Context(command)
     rows = []
     for p in command.params:
         if getattr(p, "param_type_name", "") == "argument":

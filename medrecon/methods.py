@@ -77,7 +77,7 @@ def get_method(family: str, name: str) -> Method:
     key = str(name).strip().lower()
     fam = _REGISTRY.get(family, {})
     if key not in fam:
-        raise ConfigError(f"unknown {family} method {name!r}; use one of {', '.join(fam) or '(none)'}")
+        raise ConfigError(f"--method {name!r}: unknown method of {family}; use one of {', '.join(fam) or '(none)'}")
     return fam[key]
 
 

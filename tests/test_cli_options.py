@@ -64,6 +64,22 @@ def test_mesh_options_are_the_fields_of_meshconfig(capsys):
     assert "config" in by_name  # --config: the recipe, on top of the model's options
 
 
+def test_photo_options_are_the_fields_of_photooptions():
+    import dataclasses
+
+    from medrecon.cli import build_command
+    from medrecon.photo import PhotoOptions
+
+    cmd = build_command("photo").commands["photo"]
+    by_name = {p.name: p for p in cmd.params}
+    on_cli = [f for f in dataclasses.fields(PhotoOptions) if "cli" in f.metadata]
+    assert {f.name for f in on_cli} == set(by_name) - {"image", "outdir"}
+    for f in on_cli:
+        assert by_name[f.name].default == f.default, f.name
+        if f.name != "method":  # --method's help lists the registered methods
+            assert by_name[f.name].help == f.metadata["help"], f.name
+
+
 def test_flags_show_no_value_type_and_shared_options_have_one_help(capsys):
     from medrecon.options import DEVICE_HELP, SERIES_HELP
 
@@ -125,4 +141,13 @@ def test_an_unknown_method_is_one_line_naming_the_choices(capsys):
     with pytest.raises(SystemExit) as e:
         main(["photo", "pic.png", "-o", "out", "--method", "nope"])
     err = capsys.readouterr().err
-    assert e.value.code == 2 and "unknown photo method 'nope'" in err and "inflate, relief, slab" in err
+    assert e.value.code == 2 and "--method 'nope': unknown method of photo" in err and "inflate, relief, slab" in err
+
+
+def test_no_arguments_prints_the_list_of_commands(capsys):
+    from medrecon.cli import main
+
+    with pytest.raises(SystemExit):
+        main([])
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: medrecon") and "mesh" in out and "svr" in out

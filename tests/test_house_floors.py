@@ -25,7 +25,7 @@ FLOORS = {
     "segment": 2, "surface": 2, "inr": 2, "svr": 2, "photo": 2, "multiview": 2,
     "texture": 2, "provenance": 2, "report": 2, "phantoms": 2,
     # composition and presentation
-    "cohort": 3, "viz": 3, "pipeline": 3, "demo": 3, "cli": 3, "cli_display": 3, "cli_options": 3, "mesh_config": 3, "__main__": 3,
+    "cohort": 3, "viz": 3, "pipeline": 3, "demo": 3, "cli": 3, "cli_display": 3, "cli_options": 3, "mesh_config": 3, "recipes": 3, "__main__": 3,
 }
 #: Only these modules may import rich (the CLI's presentation).
 RICH_ALLOWED = {"medrecon.cli", "medrecon.cli_display"}

@@ -436,7 +436,7 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
         cpu_threads = sum(int(w.get("nthreads", 1)) for w in winfo.values()
                           if "GPU" not in (w.get("resources") or {})) or 1
         cap = cpu_threads + 2 * n_gpu_workers
-        emit(ProgressEvent("info", message=f"{len(winfo)} workers ({n_gpu_workers} GPU)"
+        emit(ProgressEvent("info", message=f"{len(winfo)} worker{'' if len(winfo) == 1 else 's'} ({n_gpu_workers} GPU)"
                                            + (f", scheduler {client.scheduler.address}" if scheduler else ""),
                            elapsed_s=time.perf_counter() - t_start))
         client.subscribe_topic(tasks.EVENT_TOPIC, on_event)

@@ -48,6 +48,7 @@ from medrecon.io.meshes import write_models
 from medrecon.mesh import PBRMaterial, SurfaceModel
 from medrecon.orientation import yup_mm_to_lps
 from medrecon.texture import pad_texture
+from medrecon.options import dataclass_option as opt
 from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["PhotoOptions", "PhotoResult", "reconstruct", "run_photo", "METHODS"]
@@ -74,12 +75,14 @@ class PhotoOptions:
     previews : bool, write ``preview.png`` and ``depth_preview.png``
     """
 
-    method: str = "inflate"
-    depth_model: str | None = None
-    mask: str | None = None
-    thickness: float = 1.0
-    size_mm: float = 100.0
-    faces: int = 100_000
+    method: str = opt("inflate", "Method (the choices: medrecon photo --help).")
+    depth_model: str | None = opt(None, "Local ONNX file or Hugging Face folder of a depth model (never downloaded); "
+                                  "adds its detail to inflate.", path=True)
+    mask: str | None = opt(None, "Mask picture (white = object); default: alpha channel, else found from the "
+                           "background.", path=True)
+    thickness: float = opt(1.0, "Depth scale (1.0: round cross-sections).")
+    size_mm: float = opt(100.0, "Real size of the picture's longest side, mm.")
+    faces: int = opt(100_000, "Target triangle count.")
     geometry_px: int | None = None
     texture_px: int = 2048
     detail: float = 0.15

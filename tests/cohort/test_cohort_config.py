@@ -81,7 +81,7 @@ def test_cohort_mesh_config_from_recipe_cli_overrides():
     cfg = C.config_from_recipe("ct-bone-print", values, given={"threshold", "formats"})
     assert cfg.threshold == "200:" and cfg.preset is None  # typed source replaces the recipe's
     assert cfg.formats == ["obj"] and cfg.reduction == 0.5 and cfg.preview is False  # rest from the recipe
-    cfg2 = C.config_from_recipe("ct-bone-print", values, given={"no_preview"})
+    cfg2 = C.config_from_recipe("ct-bone-print", values, given={"preview"})
     assert cfg2.preset == "ct-bone" and cfg2.preview is True and cfg2.formats == ["stl", "3mf"]
 
 
