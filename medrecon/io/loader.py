@@ -228,12 +228,11 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
 
     Examples
     --------
-    >>> import tempfile
-    >>> from pathlib import Path
+    >>> import os, tempfile
     >>> from medrecon.io.volumes import save_volume
     >>> from medrecon.phantoms import sphere_phantom
     >>> src = sphere_phantom(radius=5.0, spacing=(0.5, 0.5, 1.0)).volume
-    >>> vol = load(save_volume(src, Path(tempfile.mkdtemp()) / "ct.nii.gz"))
+    >>> vol = load(save_volume(src, os.path.join(tempfile.mkdtemp(), "ct.nrrd")))
     >>> vol.spacing.tolist(), bool((abs(vol.affine - src.affine) < 1e-4).all())
     ([0.5, 0.5, 1.0], True)
     """
