@@ -28,7 +28,7 @@ from medrecon.surface.qa import surface_error
 from medrecon.volume import Volume
 
 
-class Label:  # what medrecon.segment.labels.LabelInfo provides: value, name, colour
+class Label:  # what medrecon.labelmap.LabelInfo provides: value, name, colour
     def __init__(self, value, name, color):
         self.value, self.name, self.color = value, name, color
 

@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     import torch
 
     from medrecon.multiview import synthetic as S
-    from medrecon.multiview.cameras import pose_errors, write_colmap_text
+    from medrecon.io.colmap import write_colmap_text
+    from medrecon.multiview.cameras import pose_errors
     from medrecon.multiview.pipeline import MultiviewOptions, reconstruct_multiview
 
     torch.set_num_threads(2)

@@ -123,7 +123,7 @@ def convert(
 def _mesh_epilog() -> str:
     """The choices of ``mesh`` (presets, groups, formats, built-in label tables), read from where they live."""
     from medrecon.io.meshes import MESH_FORMATS
-    from medrecon.segment.labels import GROUPS
+    from medrecon.labelmap import GROUPS
 
     presets = sorted(p.stem for p in (Path(__file__).parent / "configs" / "presets").glob("*.yaml"))
     formats = [n for n, f in MESH_FORMATS.items() if getattr(f, "write", True)]

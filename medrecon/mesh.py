@@ -25,6 +25,11 @@ Examples
 ...                         texture=np.zeros((2, 2, 3), np.uint8), material=PBRMaterial(roughness=0.5))
 >>> textured.has_texture, vertex_rgb(textured).shape
 (True, (4, 3))
+
+References
+----------
+Vertex normals weighted by the adjacent triangles' areas (the unnormalised cross products):
+N. Max, "Weights for computing vertex normals from facet normals", J. Graphics Tools 4(2), 1999.
 """
 from __future__ import annotations
 

@@ -145,7 +145,7 @@ def validate_settings(settings: Mapping[str, Any], where: str | Path | None = No
                 raise ConfigError(str(exc), where) from None
         lt = settings.get("label_table")
         if lt and not _PLACEHOLDER_RE.search(str(lt)):
-            from medrecon.segment.labels import load_label_table
+            from medrecon.io.label_tables import load_label_table
 
             try:
                 load_label_table(lt)

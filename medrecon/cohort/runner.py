@@ -182,6 +182,28 @@ def _memory_bytes(limit: str | int | None, n_workers: int) -> Any:
         raise ConfigError(f"bad --memory-limit {limit!r} (use e.g. 8GB)") from None
 
 
+def worker_environ(n_workers: int, n_cores: int | None = None) -> dict[str, str]:
+    """Environment of each local worker process, set before it starts (and imports numpy).
+
+    * Thread pools (OpenMP, MKL, OpenBLAS, VTK SMP, PyTorch through ``OMP_NUM_THREADS``) get the
+      cores divided among the workers: 1 each when there are as many workers as cores, so the
+      processes do not oversubscribe the machine; a single worker gets every core, as a plain
+      loop would.
+    * Dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` is left out: setting it switches off glibc's
+      dynamic mmap threshold, so every large numpy temporary is mmapped, page-faulted and
+      unmapped again; measured, it doubles the CPU time of meshing a study
+      (docs/benchmarks.md, issue 23). Workers hold one study at a time, so memory is returned
+      when the study's arrays are freed anyway.
+    """
+    if n_cores is None:
+        try:
+            n_cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # pragma: no cover - not Linux
+            n_cores = os.cpu_count() or 1
+    k = str(max(1, int(n_cores) // max(int(n_workers), 1)))
+    return {"OMP_NUM_THREADS": k, "MKL_NUM_THREADS": k, "OPENBLAS_NUM_THREADS": k, "VTK_SMP_MAX_THREADS": k}
+
+
 def _local_cluster(n_cpu: int, gpus: list[int], memory_limit, dashboard: bool):
     """An in-process SpecCluster: ``n_cpu`` CPU workers + one pinned GPU worker per GPU."""
     from distributed import Nanny, Scheduler, SpecCluster
@@ -388,7 +410,8 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
     # comes from the many workers) instead of each worker starting a pool of all cores.
     cfg = {"distributed.scheduler.allowed-failures": retries,
            "distributed.scheduler.worker-saturation": 1.0,
-           "distributed.admin.tick.limit": "60s"}
+           "distributed.admin.tick.limit": "60s",
+           "distributed.nanny.pre-spawn-environ": worker_environ(n_cpu + len(gpu_ids))}
     running: dict[str, tuple[float, str]] = {}   # study id -> (start time, worker)
     tokens: dict[str, str] = {}
 

@@ -48,8 +48,14 @@ def warm_up(segment: bool = False) -> float:
         import medrecon.segment.ai  # noqa: F401
         import monai.bundle  # noqa: F401
     import medrecon.io.loader  # noqa: F401
+    import medrecon.io.meshes  # noqa: F401
+    import medrecon.io.volumes  # noqa: F401
     import medrecon.pipeline  # noqa: F401
+    import medrecon.report  # noqa: F401
+    import medrecon.segment.sources  # noqa: F401
     import medrecon.surface  # noqa: F401
+    import medrecon.surface.mesher  # noqa: F401
+    import nibabel  # noqa: F401
     from medrecon.pipeline import MeshConfig
 
     MeshConfig(input="x", outdir="y", preset="ct-bone")  # pulls in the mesh writers' format parser

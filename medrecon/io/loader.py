@@ -128,6 +128,17 @@ def load_series(path, **_kwargs) -> list[SeriesInfo]:
 
     ``path`` is a DICOM folder (recursive), a zip file, a DICOM file, a list of files, or a
     NIfTI / NRRD / MetaImage file (one entry).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from medrecon.io.dicom.write import write_dicom_series
+    >>> from medrecon.phantoms import sphere_phantom
+    >>> folder = tempfile.mkdtemp()
+    >>> files = write_dicom_series(sphere_phantom(radius=5.0).volume, folder, series_number=7)
+    >>> [(s.series_number, s.is_volume, s.volume.shape == sphere_phantom(radius=5.0).volume.shape)
+    ...  for s in load_series(folder)]
+    [(7, True, True)]
     """
     if is_volume_file(path):
         return _file_series(path)
@@ -215,6 +226,16 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
     ------
     InputError, DicomError, SeriesSelectionError
         Each with a one-line message naming the file and the problem.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from medrecon.io.volumes import save_volume
+    >>> from medrecon.phantoms import sphere_phantom
+    >>> src = sphere_phantom(radius=5.0, spacing=(0.5, 0.5, 1.0)).volume
+    >>> vol = load(save_volume(src, os.path.join(tempfile.mkdtemp(), "ct.nrrd")))
+    >>> vol.spacing.tolist(), bool((abs(vol.affine - src.affine) < 1e-4).all())
+    ([0.5, 0.5, 1.0], True)
     """
     if is_volume_file(path):
         return _read_file(path)

@@ -21,9 +21,8 @@ import numpy as np
 
 from medrecon.errors import InputError, SegmentationError
 from medrecon.io.label_tables import load_label_table
-from medrecon.labelmap import LabelInfo, default_color, keep_labels, labelmap_on_grid, present_labels
+from medrecon.labelmap import LabelInfo, default_color, keep_labels, labelmap_on_grid, present_labels, select_structures
 from medrecon.provenance import spec_name
-from medrecon.segment.labels import select_structures
 from medrecon.volume import Volume
 from medrecon.progress import ProgressFn
 

@@ -13,6 +13,13 @@ its colour. Models carry sRGB colours (as 3MF, Slicer and the viewer use them); 
 material writes its ``base_color`` as given (a factor multiplied with the texture), its texture
 as PNG (or JPEG, ``image_format``; textures with alpha stay PNG, ``alphaMode MASK``), UVs with
 ``v`` flipped to glTF's top-left origin, and ``KHR_materials_unlit`` when asked.
+
+References
+----------
+Khronos Group, "glTF 2.0 Specification" (registry.khronos.org/glTF/specs/2.0/glTF-2.0.html),
+sections 3.9 (metallic-roughness materials), 3.7.2 (mesh attributes, ``COLOR_0``), 4.4 (GLB);
+IEC 61966-2-1 (the sRGB transfer function used for colours). Checked in the tests with the
+Khronos glTF validator.
 """
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ def _comments(text: str | None, prefix: str) -> str:
 
 def obj_text(m: SurfaceModel, v: np.ndarray, mtl_name: str, space_line: str, header: str | None = None) -> str:
     mat = safe_filename(m.material.name if m.material is not None else m.name, "material")
-    head = (f"# {space_line}\n# structure: {m.name} (label {m.label}); units: mm\n" + _comments(header, "# ")
+    units = m.extras.get("units", "mm")  # e.g. "camera units" for an unscaled multi-view model
+    head = (f"# {space_line}\n# structure: {m.name} (label {m.label}); units: {units}\n" + _comments(header, "# ")
             + f"mtllib {mtl_name}\no {safe_filename(m.name)}\nusemtl {mat}\n")
     f1 = m.faces + 1
     if m.has_texture:

@@ -1,5 +1,12 @@
 """3MF (3D Manufacturing Format): one zip holding every structure as a named, coloured object,
-unit millimetre, provenance in ``<metadata>``; read back by :mod:`.threemf_read`."""
+unit millimetre, provenance in ``<metadata>``; read back by :mod:`.threemf_read`.
+
+References
+----------
+3MF Consortium, "3D Manufacturing Format, Core Specification" v1.3 (github.com/3MFConsortium/spec_core):
+``<basematerials>``, ``<components>``, build item transforms. Checked in the tests with lib3mf
+(strict mode) and PrusaSlicer.
+"""
 from __future__ import annotations
 
 import io
