@@ -236,7 +236,23 @@ def test_cohort_mesh_cli_reads_a_recipe(tmp_path):
     assert (out / "bone.stl").is_file() and not (out / "bone.3mf").exists()  # --formats beat the recipe's stl,3mf
     assert not (out / "preview.png").exists()  # preview: false from the recipe
     cfg = json.loads((out / "report.json").read_text())["config"]
-    assert cfg["reduction"] == 0.5 and cfg["largest"] is True and cfg["formats"] == ["stl"]
+    assert cfg["reduction"] == 0.5 and cfg["remove_table"] is True and cfg["keep_volume"] is True
+    assert cfg["largest"] is False and cfg["formats"] == ["stl"]
     with pytest.raises(SystemExit) as ex:
         main(["mesh", str(img), "-o", str(tmp_path / "o2"), "--config", str(tmp_path / "missing.yaml")])
     assert ex.value.code == 2
+
+
+def test_cohort_recipes_follow_the_printing_checklist():
+    """Issue 22: a CT recipe never uses `largest` (it keeps one bone and drops every separate one);
+    a recipe that makes printable formats removes the table and keeps the volume, and the
+    example in docs/cohort.md says the same."""
+    for p in C.list_recipes(RECIPES):
+        mesh = C.load_recipe(p, check_files=False).mesh
+        ct = str(mesh.get("preset", "")).startswith("ct-") or "threshold" in mesh
+        assert not (ct and mesh.get("largest")), p.name
+        if ct and {"stl", "3mf"} & set(mesh.get("formats", [])):
+            assert mesh.get("remove_table") and mesh.get("keep_volume"), p.name
+    doc = (RECIPES.parent / "docs" / "cohort.md").read_text()
+    example = doc.split("recipe: ct-bone-print", 1)[1].split("```", 1)[0]
+    assert "largest: true" not in example and "remove_table: true" in example
