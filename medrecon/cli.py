@@ -137,6 +137,7 @@ def mesh(
     subvoxel: bool = typer.Option(True, "--subvoxel/--binary-surface", help="Presets/thresholds: surface on the image's partial-volume iso-surface (default) or on the binary mask, as Slicer does."),
     exclude: Optional[str] = typer.Option(None, "--exclude", help="Comma list of presets taken out of this structure (e.g. ct-teeth out of ct-bone)."),
     obj_axes: str = typer.Option("LPS", "--obj-axes", help="OBJ axes: LPS (3D Slicer) or YUP (Blender and other Y-up tools)."),
+    keep_identifiers: bool = typer.Option(False, "--keep-identifiers", help="Opt in: the patient's identifiers in report.json, file names and mesh headers (default: none anywhere)."),
 ) -> None:
     """Segment (preset, threshold, label map or MONAI bundle) and write one mesh per structure."""
     from medrecon.pipeline import MeshConfig, run_mesh
@@ -159,6 +160,7 @@ def mesh(
         min_component_mm3=min_component_mm3, largest=largest, remove_table=remove_table, joint=joint,
         keep_volume=keep_volume, series=series, slicer=slicer, preview=not no_preview, subvoxel=subvoxel,
         exclude=[e.strip() for e in exclude.split(",") if e.strip()] if exclude else None, obj_axes=obj_axes,
+        keep_identifiers=keep_identifiers,
     )
     from medrecon.cli_display import StageProgress, print_warnings
 

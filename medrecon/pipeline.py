@@ -79,6 +79,8 @@ class MeshConfig(BaseModel):
     exclude: Optional[List[str]] = Field(None, description="presets whose voxels are taken out of this "
                                          "run's structure (e.g. ct-teeth out of ct-bone), so solids are disjoint")
     obj_axes: Literal["LPS", "YUP"] = Field("LPS", description="OBJ vertex axes: LPS (Slicer) or Y-up (Blender...)")
+    keep_identifiers: bool = Field(False, description="opt in: the patient's identifiers in report.json ('patient'), "
+                                   "in file names (PatientID_structure) and in mesh headers (GLB, 3MF, VTP)")
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -243,6 +245,7 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
         ConfigError for bad settings, InputError/DicomError for unreadable input,
         SegmentationError when nothing is found, MeshError when meshing/writing fails.
     """
+    from medrecon.io.dicom.anonymize import identity_basename, patient_identity
     from medrecon.io.loader import load
     from medrecon.io.meshes import write_models
     from medrecon.report import mesh_report, write_report
@@ -276,10 +279,12 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
                              progress=lambda done, total, name: st.report(f"meshing {name}", done, total))
     config = _report_config(cfg)
     # the input by its voxel fingerprint only: a path or file name may identify the patient
-    provenance = provenance_record("mesh", config, extra={"input_fingerprint": fingerprint})
+    ident = patient_identity(cfg.input, cfg.series) if cfg.keep_identifiers else None  # opt-in only
+    provenance = provenance_record("mesh", config, extra={"input_fingerprint": fingerprint,
+                                                          **({"patient": ident} if ident else {})})
     with st.stage("writing meshes"):
         files += write_models(models, outdir, cfg.formats, space=cfg.space, provenance=provenance,
-                              obj_axes=cfg.obj_axes)
+                              obj_axes=cfg.obj_axes, basename_fn=identity_basename(ident))
     extras: dict[str, list[Path]] = {}
     if cfg.preview:
         with st.stage("previews"):
@@ -298,6 +303,8 @@ def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshRe
                          space=cfg.space, outputs=extras, timings=st.times, created_utc=started,
                          version=__version__)
     report["print"] = print_check(models, cfg.space)
+    if cfg.keep_identifiers:
+        report["patient"] = ident or {}
     report["print"]["warnings"] += mesh_advice(models, smoothing=cfg.smoothing, keep_volume=cfg.keep_volume,
                                                joint=cfg.joint)  # open surfaces, volume lost to smoothing
     for w in report["print"]["warnings"]:

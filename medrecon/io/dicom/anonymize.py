@@ -36,7 +36,8 @@ from typing import Callable
 from medrecon.errors import DicomError, InputError
 
 __all__ = ["anonymize_series", "anonymize_dataset", "AnonymizeResult", "PROFILE_CODE", "SAFE_PRIVATE_CODE",
-           "RULES_EDITION", "SAFE_PRIVATE", "METHOD"]
+           "RULES_EDITION", "SAFE_PRIVATE", "METHOD", "patient_identity", "identity_basename",
+           "IDENTITY_KEYWORDS"]
 
 PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 SAFE_PRIVATE_CODE = ("113111", "DCM", "Retain Safe Private Option")
@@ -73,6 +74,35 @@ SAFE_PRIVATE: dict[tuple[str, int, int], str] = {
 #: Standard attributes kept inside a kept private item (frame geometry and scaling only).
 _ITEM_KEEP = frozenset({"ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
                         "SpacingBetweenSlices", "RescaleSlope", "RescaleIntercept", "RescaleType"})
+
+
+#: What ``--keep-identifiers`` keeps (and only then): who and which study the model is of.
+IDENTITY_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyID",
+                     "AccessionNumber")
+
+
+def patient_identity(source, series=None) -> dict[str, str] | None:
+    """The identifiers (:data:`IDENTITY_KEYWORDS`, those present) of the series that
+    ``load(source, series)`` reads; ``None`` for a volume file (NIfTI/NRRD carry none). Used only
+    when the user opts in (``medrecon mesh --keep-identifiers``): nothing else reads them."""
+    import pydicom
+
+    from medrecon.io.loader import _choose_dicom, is_volume_file
+
+    if is_volume_file(source):
+        return None
+    chosen = _choose_dicom(source, series, allow_index_grid=True)
+    data = chosen.frames[0].source.read_bytes()
+    ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True)
+    out = {kw: str(ds.get(kw, "") or "").strip() for kw in IDENTITY_KEYWORDS}
+    return {k: v for k, v in out.items() if v}
+
+
+def identity_basename(ident: dict | None):
+    """File stems ``PatientID_structure`` when identifiers are kept (else None: the default
+    names, which never hold an identifier)."""
+    pid = (ident or {}).get("PatientID")
+    return (lambda m: f"{pid}_{m.name}") if pid else None
 
 
 @dataclass
