@@ -142,3 +142,33 @@ def test_reliability_anonymize_every_shared_folder_round_trip(folder, tmp_path):
             except Exception:  # noqa: BLE001 - not DICOM
                 pass
         assert new <= old, sorted(new - old)
+
+
+def test_reliability_anonymize_cli_then_info_and_convert(tmp_path):
+    """The issue's own case through the commands: the TotalSegmentator CT's files have no UIDs;
+    `anonymize` writes (and says) 20 files, `info` sees one 20-slice series, `convert` gives the
+    original's voxels and geometry."""
+    import json
+    import subprocess
+    import sys
+
+    from medrecon.io.loader import load
+    from medrecon.io.volumes import read_volume
+
+    src = shared_path("ct_abdomen_totalsegmentator_refseg", "example_ct_dicom")
+
+    def run(*args):
+        r = subprocess.run([sys.executable, "-m", "medrecon", *map(str, args)], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    out = run("anonymize", src, "-o", tmp_path / "anon")
+    assert "wrote 20 de-identified file(s)" in out
+    assert len(list((tmp_path / "anon").glob("*.dcm"))) == 20
+    rows = json.loads(run("info", tmp_path / "anon", "--json"))
+    rows = rows if isinstance(rows, list) else rows.get("series", rows)
+    assert [r["n_files"] for r in rows if r.get("kind") != "non-image"] == [20]
+    run("convert", tmp_path / "anon", "-o", tmp_path / "ct.nii.gz")
+    a, b = load(src), read_volume(tmp_path / "ct.nii.gz")
+    assert np.array_equal(a.array, b.array) and np.allclose(a.affine, b.affine, atol=1e-4)
