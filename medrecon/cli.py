@@ -211,8 +211,9 @@ def _photo(image: Path, outdir: Path, **values) -> None:
     with StageProgress(console) as bar:
         res = method.function()(image, outdir, opts, progress=bar, viewer=_textured_viewer("medrecon photo model"))
     qa = res.qa
+    ex, pic = qa["extent_mm"], qa["size_mm"]  # the model's own extent (the STL's), and the picture's
     console.print(f"  {qa['faces']} triangles, watertight={qa['watertight']}, volume {qa['volume_mm3']:.0f} mm3, "
-                  f"{qa['size_mm'][0]:.1f} x {qa['size_mm'][1]:.1f} x {2 * qa['max_height_mm']:.1f} mm, "
+                  f"model {ex[0]:.1f} x {ex[1]:.1f} x {ex[2]:.1f} mm (picture {pic[0]:.1f} x {pic[1]:.1f} mm), "
                   f"mask from {res.mask_source}", soft_wrap=True, highlight=False)
     console.print(f"[green]done[/]: {plural(len(res.files), 'file')} in {outdir} (report: {res.report_path}); "
                   "the back and depth are invented from the outline", soft_wrap=True, highlight=False)

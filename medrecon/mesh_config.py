@@ -72,6 +72,9 @@ class MeshConfig(BaseModel):
                                           "of ct-bone), so solids are disjoint.", sep=",")
     obj_axes: Literal["LPS", "YUP"] = option("LPS", "OBJ axes: LPS (3D Slicer) or YUP (Blender and other Y-up "
                                              "tools).")
+    keep_identifiers: bool = option(False, "Opt in: the patient's identifiers in report.json ('patient'), in file "
+                                    "names (PatientID_structure) and in mesh headers (GLB, 3MF, VTP); default: none "
+                                    "anywhere.")
 
     def __init__(self, **data: Any) -> None:
         try:

@@ -181,10 +181,18 @@ def write_mesh_result(result: MeshResult, outdir: str | Path | None = None,
         raise ConfigError("output path exists and is not a folder", outdir)
     st, files = _Stages(progress, result.timings), []
     # the input by its voxel fingerprint only: a path or file name may identify the patient
-    provenance = provenance_record("mesh", _report_config(cfg), extra={"input_fingerprint": result.fingerprint})
+    ident = None  # the patient's identifiers: opt-in only, never for an in-memory input
+    if cfg.keep_identifiers and cfg.input != IN_MEMORY:
+        from medrecon.io.dicom.anonymize import patient_identity
+
+        ident = patient_identity(cfg.input, cfg.series)
+    provenance = provenance_record("mesh", _report_config(cfg), extra={"input_fingerprint": result.fingerprint,
+                                                                      **({"patient": ident} if ident else {})})
     with st.stage("writing meshes"):
+        from medrecon.io.dicom.anonymize import identity_basename
+
         files += write_models(result.models, outdir, cfg.formats, space=cfg.space, provenance=provenance,
-                              obj_axes=cfg.obj_axes)
+                              obj_axes=cfg.obj_axes, basename_fn=identity_basename(ident))
     extras: dict[str, list[Path]] = {}
     if cfg.preview:
         with st.stage("previews"):
@@ -199,6 +207,8 @@ def write_mesh_result(result: MeshResult, outdir: str | Path | None = None,
                                                  result.models, files, cfg.formats, cfg.space)
             files += extras["slicer"]
     result.report = _report(result, files, extras)
+    if cfg.keep_identifiers:
+        result.report["patient"] = ident or {}
     result.report_path = write_report(outdir / "report.json", result.report)
     result.files = files + [result.report_path]
     return result

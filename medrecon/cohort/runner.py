@@ -25,7 +25,7 @@ from medrecon.errors import ConfigError, MedreconError
 from medrecon.cohort.config import recipe_settings, settings_hash, study_settings
 from medrecon.cohort.discover import Study, discover, study_fingerprint
 from medrecon.cohort.manifest import MANIFEST_NAME, Manifest
-from medrecon.cohort.progress import ProgressEvent
+from medrecon.cohort.progress import ProgressEvent, eta_seconds
 
 __all__ = ["run", "CohortResult", "plan", "parse_duration", "parse_gpus", "PlanItem"]
 
@@ -506,14 +506,13 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
         n_todo = len(todo)
         finished = 0
         t_run0 = time.perf_counter()
+        t_last_fin = [t_run0]  # when the last study finished (the ETA counts down from there)
         last_tick = 0.0
 
         def state(kind: str, **kw) -> ProgressEvent:
             el = time.perf_counter() - t_start
             fin = counts["done"] + counts["failed"] - counts["invalid"]
-            eta = None
-            if fin > 0:
-                eta = (time.perf_counter() - t_run0) / fin * max(n_todo - fin, 0)
+            eta = eta_seconds(fin, max(n_todo - fin, 0), t_run0, t_last_fin[0], time.perf_counter())
             run_n = len([s for s in running if s in chains])
             return ProgressEvent(kind, total=counts["total"], to_run=n_todo, done=counts["done"],
                                  failed=counts["failed"] - counts["invalid"],
@@ -522,6 +521,7 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
 
         def finish(it: PlanItem, res: dict | None, error: str | None) -> None:
             sid = it.study.study_id
+            t_last_fin[0] = time.perf_counter()
             running.pop(sid, None)
             chains.pop(sid, None)
             if res is not None and res.get("status") == "done":

@@ -157,9 +157,14 @@ def describe_series(path) -> list[dict]:
 
 
 def _pick(series, choice, where) -> Any:
-    """Pick one series: a DICOM SeriesNumber if one matches, else the index shown by ``info``;
-    ``"#3"`` always means the index."""
+    """Pick one series: a DICOM SeriesNumber if one matches, else the index shown by ``info``
+    (only when no series has a SeriesNumber); ``"#3"`` always means the index. Every refusal says
+    which names exist here: the indexes ``#1..#N`` and the SeriesNumbers."""
     listing = "; ".join(s.label() for s in series)
+    indexes = f"#1..#{len(series)}" if len(series) > 1 else "#1"
+    numbered = sorted({s.series_number for s in series if s.series_number is not None})
+    numbers = (f"SeriesNumbers here: {', '.join(str(n) for n in numbered)}" if numbered
+               else "no series here has a SeriesNumber")
     text = str(choice).strip()
     force_index = text.startswith("#")
     try:
@@ -168,9 +173,15 @@ def _pick(series, choice, where) -> Any:
         matches = [s for s in series if s.description == text or s.uid_hash == text]
         if len(matches) == 1:
             return matches[0]
-        raise SeriesSelectionError(f"no series '{text}'; found: {listing}", where) from None
+        raise SeriesSelectionError(f"no series '{text}' (indexes {indexes}; {numbers}); found: {listing}",
+                                   where) from None
     by_index = [s for s in series if s.index == num]
-    by_number = [] if force_index else [s for s in series if s.series_number == num]
+    if force_index:
+        if by_index:
+            return by_index[0]
+        raise SeriesSelectionError(f"no series #{num}: `medrecon info` lists {indexes} ({numbers}); found: {listing}",
+                                   where)
+    by_number = [s for s in series if s.series_number == num]
     by_number_vol = [s for s in by_number if s.is_volume]
     if by_number:  # a SeriesNumber match wins; '#N' reaches the index
         if len(by_number) == 1:
@@ -179,15 +190,15 @@ def _pick(series, choice, where) -> Any:
             return by_number_vol[0]
         raise SeriesSelectionError(
             f"SeriesNumber {num} holds {len(by_number)} series (echoes/image types/orientations); "
-            f"choose one by index with '#N': {listing}", where)
-    numbered = sorted({s.series_number for s in series if s.series_number is not None})
-    if by_index and (force_index or not numbered):  # no SeriesNumbers at all: the index is the only name
+            f"choose one by index with '#N': {'; '.join(s.label() for s in by_number)}", where)
+    if by_index and not numbered:  # no SeriesNumbers at all: the index is the only name
         return by_index[0]
     if by_index:  # never silently: a number the user typed is a SeriesNumber unless written '#N'
         raise SeriesSelectionError(
-            f"no SeriesNumber {num} (SeriesNumbers here: {', '.join(str(n) for n in numbered)}); "
-            f"--series '#{num}' selects the series listed as #{num} by `medrecon info`", where)
-    raise SeriesSelectionError(f"no series {num}; found: {listing}", where)
+            f"no SeriesNumber {num} ({numbers}); --series '#{num}' selects the series listed as #{num} by "
+            "`medrecon info`", where)
+    raise SeriesSelectionError(f"no SeriesNumber {num} and no index #{num} ({numbers}; indexes {indexes}); "
+                               f"found: {listing}", where)
 
 
 @_guarded

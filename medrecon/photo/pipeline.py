@@ -254,7 +254,9 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
         "raw_faces": int(raw_faces), "decimated": bool(decimated),
         "grid": [int(gh), int(gw)], "grid_pixel_mm": grid_pixel_mm,
         "max_height_mm": float(height_mm.max()), "object_pixels": int(mask.sum()),
-        "size_mm": [float(W * pixel_mm), float(H * pixel_mm)],
+        "size_mm": [float(W * pixel_mm), float(H * pixel_mm)],  # the picture (width, height)
+        # the model itself: width x height x thickness, as the STL measures (view frame)
+        "extent_mm": [round(float(x), 4) for x in np.ptp(v, axis=0)],
         "bounds_view_mm": [v.min(0).round(4).tolist(), v.max(0).round(4).tolist()],
     }
     timings["total_s"] = time.perf_counter() - t0

@@ -38,7 +38,47 @@ def scan_series(source, progress: ProgressFn | None = None) -> tuple[list[DicomS
         notes.append(f"{len(res.unreadable)} unreadable file(s) skipped")
     for s in series:
         s.warnings.extend(notes)
+        if s.is_volume:  # what load would refuse in the pixel data, from file sizes (issue 22)
+            problem = _pixel_problem(s)
+            if problem:
+                s.is_volume, s.reason = False, problem
     return series, res
+
+
+#: Transfer syntaxes whose pixel data are not encapsulated (fragments ending in a delimiter).
+_NOT_ENCAPSULATED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+
+
+def _pixel_problem(series) -> str | None:
+    """The first file of ``series`` whose pixel data ``load`` would find short, from sizes only
+    (no decoding): native data shorter than rows x columns x frames, or compressed data without
+    its closing delimiter (a truncated file). ``None`` when every plain file looks whole."""
+    import os
+
+    seen: set[str] = set()
+    for f in series.frames:
+        src = f.source
+        if src.member is not None or src.path in seen or src.path.lower().endswith(".gz"):
+            continue
+        seen.add(src.path)
+        try:
+            size = os.path.getsize(src.path)
+        except OSError as exc:
+            return f"{src.name}: cannot read file ({exc.strerror})"
+        if f.is_native and f.pixel_offset is not None:
+            need = f.frame_bytes * f.n_frames_in_file
+            if f.pixel_length is not None and f.pixel_length < need:
+                return f"{src.name}: pixel data shorter than the header says ({f.pixel_length} of {need} bytes)"
+            if f.pixel_offset + need > size:
+                return (f"{src.name}: file truncated: pixel data shorter than the header says "
+                        f"({max(0, size - f.pixel_offset)} of {need} bytes)")
+        elif f.transfer_syntax not in _NOT_ENCAPSULATED:
+            with open(src.path, "rb") as fh:
+                fh.seek(max(0, size - 1024))
+                tail = fh.read()
+            if b"\xfe\xff\xdd\xe0\x00\x00\x00\x00" not in tail:
+                return f"{src.name}: file truncated: the compressed pixel data end before their closing delimiter"
+    return None
 
 
 def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_gaps: bool = True,

@@ -123,14 +123,14 @@ class DicomSeries:
         }
 
     def label(self) -> str:
-        sn = self.series_number if self.series_number is not None else "-"
+        sn = f"series {self.series_number}" if self.series_number is not None else "no SeriesNumber,"
         extra = []
         if self.echo is not None:
             extra.append(f"TE={self.echo:g}")
         if len(self.image_type) > 2:
             extra.append("\\".join(self.image_type[2:]))
         e = f" [{', '.join(extra)}]" if extra else ""
-        return (f"#{self.index}: series {sn} {self.modality} '{self.description}'{e} "
+        return (f"#{self.index}: {sn} {self.modality} '{self.description}'{e} "
                 f"{'x'.join(map(str, self.size()))}" + ("" if self.is_volume else f" (not a volume: {self.reason})"))
 
 
