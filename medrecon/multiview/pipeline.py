@@ -204,10 +204,9 @@ def decimate(v: np.ndarray, f: np.ndarray, faces: int) -> tuple[np.ndarray, np.n
     """Quadric decimation (fast-simplification) down to about ``faces`` triangles."""
     if len(f) <= faces:
         return v, f
-    import fast_simplification
+    from medrecon.surface.decimate import simplify
 
-    vo, fo = fast_simplification.simplify(v.astype(np.float32), f.astype(np.int32), target_reduction=1 - faces / len(f))
-    return np.asarray(vo, float), np.asarray(fo, np.int64)
+    return simplify(v, f, target_faces=faces)
 
 
 def parse_scale_points(spec: str) -> tuple[str, np.ndarray, np.ndarray, float]:

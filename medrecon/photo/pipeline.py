@@ -42,7 +42,9 @@ from medrecon.io.atomic import atomic_path, atomic_write_bytes, atomic_write_tex
 from medrecon.photo import depth as D
 from medrecon.photo.image import load_image, load_mask_file
 from medrecon.photo.mask import clean_mask, foreground_mask
-from medrecon.photo.mesh import build_closed_mesh, decimate_closed, edge_check, uv_from_xy
+from medrecon.mesh import signed_volume
+from medrecon.photo.mesh import build_closed_mesh, edge_check, uv_from_xy
+from medrecon.surface.decimate import decimate_closed
 from medrecon.io.images import png_bytes
 from medrecon.io.meshes import write_models
 from medrecon.mesh import PBRMaterial, SurfaceModel
@@ -221,7 +223,8 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
     _tick(progress, "mesh", 2, stages)
     g = build_closed_mesh(gmask, front, back, pixel_mm=grid_pixel_mm)
     raw_faces = len(g.faces)
-    v, f, decimated = decimate_closed(g.vertices, g.faces, int(opts.faces))
+    v, f, dec = decimate_closed(g.vertices, g.faces, target_faces=int(opts.faces))
+    decimated = dec["method"] != "none"
     width_mm, height_mm = gw * grid_pixel_mm, gh * grid_pixel_mm
     uv = uv_from_xy(v[:, :2], width_mm, height_mm) if decimated else g.uv
     timings["mesh_s"] = time.perf_counter() - t
@@ -247,7 +250,7 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
     _tick(progress, "qa", 3, stages)
     # decimate_closed only returns a decimated mesh that passed edge_check; check the raw one here
     wt, wound = (True, True) if decimated else edge_check(f)
-    vol = _signed_volume(v, f)
+    vol = signed_volume(v, f)
     qa = {
         "watertight": wt, "winding_consistent": wound, "volume_mm3": vol,
         "positive_volume": bool(vol > 0), "faces": int(len(f)), "vertices": int(len(v)),
@@ -263,11 +266,6 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
     _tick(progress, "done", stages, stages)
     return PhotoResult(mesh, mask, height_mm, back_mm, gmask, front, back, pixel_mm, grid_pixel_mm, src,
                        qa, timings)
-
-
-def _signed_volume(v: np.ndarray, f: np.ndarray) -> float:
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
 
 
 def _depth_preview(h: np.ndarray, mask: np.ndarray) -> np.ndarray:

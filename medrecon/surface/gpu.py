@@ -19,10 +19,9 @@ produces what :func:`medrecon.surface.mesher.build_surfaces` produces (independe
    iteration for all labels at once (the operator is block diagonal, one block per label).
 4. Index -> LPS mm with the affine (float64), triangles wound outward (the table is outward in
    index space; a mirrored affine reverses them); area-weighted vertex normals on the device.
-5. Hand-off to the CPU: per-label float64 arrays, then the CPU mesher's own finishing steps
-   (self-intersection relaxation and closed decimation from :mod:`medrecon.surface.repair`
-   where that module provides them, ``keep_volume``, coincident-point separation, decimation
-   with ``fast_simplification`` only where ``reduction > 0``) and QA, in threads.
+5. Hand-off to the CPU: per-label float64 arrays, then the one finishing chain both meshers
+   share (:func:`medrecon.surface.finish.finish_surface`: winding, ``keep_volume``,
+   coincident-point separation, self-intersection relaxation, closed decimation, QA), in threads.
 
 Joint mode (surface nets) and Slicer's decimate-first order have no GPU version: those calls
 go to the CPU mesher unchanged.
@@ -368,8 +367,9 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
 
     import torch
 
+    from medrecon.mesh import signed_volume
     from medrecon.surface import mesher as M
-    from medrecon.surface import qa as _qa
+    from medrecon.surface.finish import finish_surface
 
     if joint or decimate_first or any(v is not None for v in cpu_only.values()):
         return M.build_surfaces(labelmap, labels, smoothing=smoothing, reduction=reduction, joint=joint,
@@ -430,16 +430,9 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     sync()
     tm["smooth"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    try:  # finishing steps the CPU mesher runs after smoothing (surface/repair.py), where present
-        from medrecon.surface import repair as _repair
-    except ImportError:
-        _repair = None
-    relax = getattr(_repair, "relax_self_intersections", None) if smoothing > 0 else None
-    decimate_closed = getattr(_repair, "decimate_closed", None)
-    count_hits = getattr(_repair, "self_intersecting_faces", None)
     lps_np = lps.cpu().numpy()
     faces_np = faces.cpu().numpy()
-    before_np = con.points.cpu().numpy() if smoothing > 0 and (keep_volume or relax is not None) else None
+    before_np = con.points.cpu().numpy()
     tm["to_host"] = time.perf_counter() - t0
     del lps, faces, pts, con.points
     voxel_mm3 = float(abs(np.linalg.det(aff[:3, :3])))
@@ -451,54 +444,17 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
         name, color = attrs[v]
         p = lps_np[vstart[n]:vstart[n + 1]]
         f = faces_np[fstart[n]:fstart[n + 1]] - vstart[n]
-        extra: dict[str, Any] = {}
-        pre_volume = None
-        d_max = float(disp[n]) if disp is not None else 0.0
-        moved_on_host = False
-        n_hit = None
-        if keep_volume and smoothing > 0:
-            b = before_np[vstart[n]:vstart[n + 1]].astype(np.float64)
-            pre_volume = abs(M._signed_volume(b, f)) * voxel_mm3
-            p = M._restore_volume(p, f, pre_volume)
-            moved_on_host = True
-        if smoothing > 0 and (moved_on_host or bool(dup[n])):
-            p, _ = M.separate_coincident(p, f)
-        if relax is not None:  # last, as in the CPU mesher: undo smoothing where triangles cross
-            b_lps = before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np
-            try:
-                p, rinfo = relax(p, b_lps, f)
-            except MemoryError:  # the candidate-pair search can outgrow RAM on fragmented maps
-                rinfo = {"vertices_relaxed": 0}
-                extra["self_intersection_check"] = "skipped: out of memory"
-            moved_on_host = moved_on_host or bool(rinfo.get("vertices_relaxed", 1))
-            n_hit = rinfo.get("self_intersecting_faces")
-            if rinfo.get("self_intersecting_faces_smoothed"):
-                extra["self_intersections_relaxed"] = rinfo["self_intersecting_faces_smoothed"]
-        if qa and moved_on_host:
-            moved = p - (before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np)
-            d_max = float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max()))
-        if reduction > 0 and decimate_closed is not None:
-            p, f, dec = decimate_closed(p, f, reduction)
-            extra.update(reduction_reached=dec.get("reduction"), decimation=dec.get("method"))
-            n_hit = None
-        else:
-            p, f = M._decimate(p, f, reduction)
-            if reduction > 0:
-                n_hit = None
-        info: dict[str, Any] = {}
+        b_lps = before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np
+        target = abs(signed_volume(b_lps, f)) if keep_volume and smoothing > 0 else None
+        p, f, info = finish_surface(  # the CPU mesher's own finishing chain (surface/finish.py)
+            p, f, b_lps, smoothed=smoothing > 0, reduction=reduction, target_volume_mm3=target,
+            voxel_volume_mm3=int(counts[v]) * voxel_mm3, with_qa=qa, maybe_coincident=bool(dup[n]),
+            displacement_mm=float(disp[n]) if disp is not None else None)
         if qa:
-            info = _qa.compute_qa(p, f, voxel_volume_mm3=int(counts[v]) * voxel_mm3,
-                                  smoothing_displacement_mm=d_max)
-            if pre_volume is not None:
-                info["volume_kept_mm3"] = round(float(pre_volume), 3)
-            if n_hit is None and count_hits is not None and "self_intersection_check" not in extra:
-                try:
-                    n_hit = int(np.asarray(count_hits(p, f)).sum())
-                except MemoryError:
-                    extra["self_intersection_check"] = "skipped: out of memory"
-            if n_hit is not None:
-                info["self_intersecting_faces"] = int(n_hit)
-            info = {"label": v, **info, **extra, "device": str(dev)}
+            if target is not None:
+                info.pop("volume_offset_mm", None)
+                info["volume_kept_mm3"] = round(float(target), 3)
+            info = {"label": v, **info, "device": str(dev)}
         return SurfaceModel(name, p, f, color, v, info)
 
     t0 = time.perf_counter()
