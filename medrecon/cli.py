@@ -126,7 +126,7 @@ def _mesh_epilog() -> str:
     from medrecon.labelmap import GROUPS
 
     presets = sorted(p.stem for p in (Path(__file__).parent / "configs" / "presets").glob("*.yaml"))
-    formats = [n for n, f in MESH_FORMATS.items() if getattr(f, "write", True)]
+    formats = [n for n, f in MESH_FORMATS.items() if getattr(f, "can_write", getattr(f, "write", True))]
     return ("Presets (--preset): " + ", ".join(presets) + ".  "
             "Groups (--group, with --labels or --bundle): " + ", ".join(GROUPS) + ".  "
             "Formats (--formats): " + ", ".join(formats) + ".  "
