@@ -55,15 +55,20 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Enclosed volume of a closed triangle surface (divergence theorem, float64, about the
     centroid); positive when the faces are counter-clockwise seen from outside. The one signed
-    volume of the house: winding decisions, QA and the photo/multiview checks use it."""
+    volume of the house: winding decisions, QA and the photo/multiview checks use it.
+    Computed in chunks of triangles (bounded temporaries, cache-friendly)."""
     faces = np.asarray(faces)
     if len(faces) == 0:
         return 0.0
     v = np.asarray(vertices, np.float64)
-    v = v - v.mean(0)
-    a = v[faces[:, 0]]
-    cr = np.cross(v[faces[:, 1]] - a, v[faces[:, 2]] - a)
-    return float(np.einsum("ij,ij->i", a, cr).sum() / 6.0)
+    c = v.mean(0)
+    total = 0.0
+    for s in range(0, len(faces), 262144):
+        f = faces[s:s + 262144]
+        a = v[f[:, 0]] - c
+        cr = np.cross(v[f[:, 1]] - c, v[f[:, 2]] - c)
+        total += float(np.einsum("ij,ij->", a, cr))
+    return total / 6.0
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray, *, fill_mean: bool = False) -> np.ndarray:
@@ -73,9 +78,11 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray, *, fill_mean: bool =
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
     fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    vn = np.zeros_like(v)
-    for c in range(3):
-        np.add.at(vn, f[:, c], fn)
+    n = len(v)
+    idx = f.reshape(-1)
+    vn = np.empty((n, 3), dtype=np.float64)
+    for k in range(3):  # bincount: an order of magnitude faster than np.add.at
+        vn[:, k] = np.bincount(idx, weights=np.repeat(fn[:, k], 3), minlength=n)
     norm = np.linalg.norm(vn, axis=1)
     bad = norm < 1e-20
     if fill_mean and bad.any():

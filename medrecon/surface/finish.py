@@ -63,15 +63,22 @@ def orient_outward(before: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def restore_volume(points: np.ndarray, faces: np.ndarray, target_mm3: float) -> np.ndarray:
     """Move all vertices along their normals by one distance so the enclosed volume is ``target``.
 
-    Newton steps on V(d) ~ V + A d (A = area); two are enough for smoothing-sized changes.
+    Newton steps on V(d) ~ V + A d (A = area) along the normals of the input (offsets are
+    hundredths of a voxel: the normals do not change), two are enough for smoothing-sized changes.
     """
-    pts = points
-    for _ in range(3):
+    vol = signed_volume(points, faces)
+    area = _qa.surface_area(points, faces)
+    if area <= 0 or target_mm3 <= 0 or abs(target_mm3 - vol) <= 1e-6 * target_mm3:
+        return points
+    normals = vertex_normals(points, faces)
+    d = (target_mm3 - vol) / area
+    pts = points + d * normals
+    for _ in range(2):
         vol = signed_volume(pts, faces)
-        area = _qa.surface_area(pts, faces)
-        if area <= 0 or target_mm3 <= 0 or abs(target_mm3 - vol) <= 1e-6 * target_mm3:
+        if abs(target_mm3 - vol) <= 1e-6 * target_mm3:
             break
-        pts = pts + ((target_mm3 - vol) / area) * vertex_normals(pts, faces)
+        d += (target_mm3 - vol) / area
+        pts = points + d * normals
     return pts
 
 

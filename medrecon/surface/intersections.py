@@ -168,33 +168,35 @@ def _pairs_in_cells(key, tri_ids, lo, hi, f, m, max_shared, normals, sharp_cos, 
         act = act[left[act] >= d]
 
 
-def _grid_entries(v: np.ndarray, f: np.ndarray, cell: float | None, per_tri: int = 4):
+def _grid_entries(v: np.ndarray, f: np.ndarray, cell: float | None, per_tri: int = 4,
+                  active: np.ndarray | None = None):
     """Sorted (cell key, triangle) entries of the uniform grid, plus per-triangle boxes and
-    lower cells and the grid dims. At most ``per_tri`` entries per triangle (+64)."""
+    lower cells and the grid dims. At most ``per_tri`` entries per triangle (+64). With
+    ``active``, only triangles near an active one (sharing a coarse cell of 8 cells a side) are
+    entered: a local re-check costs what the changed region costs."""
     m = len(f)
-    tri = v[f]
-    lo, hi = tri.min(axis=1), tri.max(axis=1)
-    del tri
-    pad = 1e-6 * float(np.ptp(v, axis=0).max() or 1.0)
-    lo -= pad
-    hi += pad
+    lo, hi = _boxes(v, f, 1e-6 * float(np.ptp(v, axis=0).max() or 1.0))
     if cell is None:
-        e = np.linalg.norm(v[f[:, 1]] - v[f[:, 0]], axis=1)
+        e = np.linalg.norm(v[f[::3, 1]] - v[f[::3, 0]], axis=1)
         cell = 2.0 * float(np.median(e)) if np.any(e > 0) else 1.0
         del e
     cell = max(float(cell), 1e-9)
     origin = lo.min(axis=0)
     ext = float(np.max(hi.max(axis=0) - origin))
+    select = np.ones(m, np.bool_)
+    if active is not None:
+        coarse = max(8.0 * cell, ext / 128.0)
+        select = _near_active(lo, hi, origin, coarse, active)
+    n_sel = int(select.sum())
     for _ in range(60):
-        c0 = np.floor((lo - origin) / cell).astype(np.int64)
-        c1 = np.floor((hi - origin) / cell).astype(np.int64)
-        per = (c1 - c0 + 1).prod(axis=1)
-        if per.sum() <= per_tri * m + 64 and (ext / cell + 2) ** 3 < 2 ** 62:
+        total, dims = _count_entries(lo, hi, origin, cell, select)
+        if total <= per_tri * n_sel + 64 and (ext / cell + 2) ** 3 < 2 ** 62:
             break
         cell *= 1.5
-    dims = c1.max(axis=0) + 1
-    del c1
-    key, ids = _entries(lo, hi, origin, cell, dims, per)
+    key = np.empty(total, np.int64)
+    ids = np.empty(total, np.int32 if m < 2**31 else np.int64)
+    c0 = np.empty((m, 3), np.int64)
+    _fill_entries(lo, hi, origin, cell, dims, select, key, ids, c0)
     order = np.argsort(key)
     return key[order], ids[order], lo, hi, c0, dims
 
@@ -223,7 +225,7 @@ def self_intersecting_faces(vertices: np.ndarray, faces: np.ndarray, *, active: 
             return out
     fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
     fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
-    key, ids, lo, hi, c0, dims = _grid_entries(v, f, cell)
+    key, ids, lo, hi, c0, dims = _grid_entries(v, f, cell, active=active)
     scale = float(np.ptp(v, axis=0).max()) or 1.0
     eps = 1e-14 * scale * scale
     use_active = active is not None
@@ -271,12 +273,46 @@ def _njit(fn=None, **kw):
 
 
 @_njit
-def _entries_kernel(lo, hi, origin, cell, dims, per, key, ids):  # pragma: no cover - compiled
+def _boxes(v, f, pad):  # pragma: no cover - compiled
+    m = f.shape[0]
+    lo = np.empty((m, 3))
+    hi = np.empty((m, 3))
+    for t in range(m):
+        for ax in range(3):
+            a, b, c = v[f[t, 0], ax], v[f[t, 1], ax], v[f[t, 2], ax]
+            lo[t, ax] = min(a, b, c) - pad
+            hi[t, ax] = max(a, b, c) + pad
+    return lo, hi
+
+
+@_njit
+def _count_entries(lo, hi, origin, cell, select):  # pragma: no cover - compiled
+    total = 0
+    dims = np.zeros(3, np.int64)
+    for t in range(lo.shape[0]):
+        if not select[t]:
+            continue
+        k = 1
+        for ax in range(3):
+            a = int(np.floor((lo[t, ax] - origin[ax]) / cell))
+            b = int(np.floor((hi[t, ax] - origin[ax]) / cell))
+            k *= b - a + 1
+            if b + 1 > dims[ax]:
+                dims[ax] = b + 1
+        total += k
+    return total, dims
+
+
+@_njit
+def _fill_entries(lo, hi, origin, cell, dims, select, key, ids, c0):  # pragma: no cover - compiled
     k = 0
     for t in range(lo.shape[0]):
         a0 = int(np.floor((lo[t, 0] - origin[0]) / cell))
         a1 = int(np.floor((lo[t, 1] - origin[1]) / cell))
         a2 = int(np.floor((lo[t, 2] - origin[2]) / cell))
+        c0[t, 0], c0[t, 1], c0[t, 2] = a0, a1, a2
+        if not select[t]:
+            continue
         b0 = int(np.floor((hi[t, 0] - origin[0]) / cell))
         b1 = int(np.floor((hi[t, 1] - origin[1]) / cell))
         b2 = int(np.floor((hi[t, 2] - origin[2]) / cell))
@@ -289,12 +325,42 @@ def _entries_kernel(lo, hi, origin, cell, dims, per, key, ids):  # pragma: no co
     return k
 
 
-def _entries(lo, hi, origin, cell, dims, per):
-    n = int(per.sum())
-    key = np.empty(n, np.int64)
-    ids = np.empty(n, np.int32 if len(lo) < 2**31 else np.int64)
-    k = _entries_kernel(lo, hi, origin, float(cell), dims, per, key, ids)
-    return key[:k], ids[:k]
+@_njit
+def _near_active(lo, hi, origin, coarse, active):  # pragma: no cover - compiled
+    """Triangles whose box shares a coarse cell with an active triangle's box."""
+    m = lo.shape[0]
+    n = np.zeros(3, np.int64)
+    for t in range(m):
+        for ax in range(3):
+            b = int(np.floor((hi[t, ax] - origin[ax]) / coarse)) + 1
+            if b > n[ax]:
+                n[ax] = b
+    mark = np.zeros((n[0], n[1], n[2]), np.bool_)
+    for t in range(m):
+        if active[t]:
+            a0 = int(np.floor((lo[t, 0] - origin[0]) / coarse))
+            a1 = int(np.floor((lo[t, 1] - origin[1]) / coarse))
+            a2 = int(np.floor((lo[t, 2] - origin[2]) / coarse))
+            b0 = int(np.floor((hi[t, 0] - origin[0]) / coarse))
+            b1 = int(np.floor((hi[t, 1] - origin[1]) / coarse))
+            b2 = int(np.floor((hi[t, 2] - origin[2]) / coarse))
+            mark[a0:b0 + 1, a1:b1 + 1, a2:b2 + 1] = True
+    sel = np.zeros(m, np.bool_)
+    for t in range(m):
+        a0 = int(np.floor((lo[t, 0] - origin[0]) / coarse))
+        a1 = int(np.floor((lo[t, 1] - origin[1]) / coarse))
+        a2 = int(np.floor((lo[t, 2] - origin[2]) / coarse))
+        b0 = int(np.floor((hi[t, 0] - origin[0]) / coarse))
+        b1 = int(np.floor((hi[t, 1] - origin[1]) / coarse))
+        b2 = int(np.floor((hi[t, 2] - origin[2]) / coarse))
+        hit = False
+        for x in range(a0, b0 + 1):
+            for y in range(a1, b1 + 1):
+                for z in range(a2, b2 + 1):
+                    if mark[x, y, z]:
+                        hit = True
+        sel[t] = hit
+    return sel
 
 
 @_njit(inline="always")
