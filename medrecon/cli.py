@@ -120,6 +120,7 @@ def mesh(
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="MONAI bundle folder to segment with."),
     group: Optional[str] = typer.Option(None, "--group", help="Structure group of the label table: bones, organs, vessels, muscles, lungs, spine or ribs."),
     device: str = typer.Option(_mesh_default("device"), "--device", help="auto, cpu or cuda:N: bundle inference and meshing (auto: the GPU when there is one)."),
+    compile: bool = typer.Option(_mesh_default("compile"), "--compile/--no-compile", help="--bundle on a GPU: torch.compile the network (about twice as fast; the first run on a machine compiles for 20-30 s, later runs load the kernels from TorchInductor's on-disk cache, docs/gpu.md)."),
     structures: Optional[str] = typer.Option(None, "--structures", help="Comma list of label values or names of the label table (e.g. 1,2 or femur_left,hip_left); checked before any inference."),
     formats: str = typer.Option(",".join(_mesh_default("formats")), "--formats", help="Comma list of stl,obj,ply,vtp,glb,3mf."),
     smoothing: float = typer.Option(_mesh_default("smoothing"), "--smoothing", help="Slicer smoothing factor 0..1."),
@@ -152,7 +153,7 @@ def mesh(
     cfg = make_cfg(
         input=str(input), outdir=str(outdir), preset=preset, threshold=threshold,
         labels=str(labels) if labels else None, label_table=label_table,
-        bundle=str(bundle) if bundle else None, group=group, device=device,
+        bundle=str(bundle) if bundle else None, group=group, device=device, compile=compile,
         structures=[s.strip() for s in structures.split(",") if s.strip()] if structures else None,
         formats=[f.strip().lower() for f in formats.split(",") if f.strip()],
         smoothing=smoothing, reduction=reduction, space=space.upper(),

@@ -60,6 +60,7 @@ class MeshConfig(BaseModel):
     bundle: Optional[str] = Field(None, description="MONAI bundle folder")
     group: Optional[str] = Field(None, description="structure group (bones, organs, ...)")
     device: str = Field("auto", description="auto, cpu or cuda:N: bundle inference and meshing (auto: CUDA when present)")
+    compile: bool = Field(False, description="bundle: torch.compile the network (GPU; kernels cached on disk)")
     structures: Optional[List[str]] = Field(None, description="structure names to mesh")
     formats: List[str] = Field(default_factory=lambda: ["stl"])
     smoothing: float = Field(0.5, ge=0.0, le=1.0)
@@ -189,7 +190,8 @@ def _segment(cfg: MeshConfig, volume: Volume, st: _Stages):
     select = dict(label_table=cfg.label_table, structures=cfg.structures, group=cfg.group, **common)
     if cfg.labels:
         return sources.from_labelmap(volume, cfg.labels, **select)
-    return sources.from_bundle(volume, cfg.bundle, device=cfg.device, progress=st.report, **select)
+    return sources.from_bundle(volume, cfg.bundle, device=cfg.device, progress=st.report, compile=cfg.compile,
+                               **select)
 
 
 def _iso_windows(cfg: MeshConfig, seg, labels) -> dict:

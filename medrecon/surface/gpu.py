@@ -19,10 +19,12 @@ produces what :func:`medrecon.surface.mesher.build_surfaces` produces (independe
    iteration for all labels at once (the operator is block diagonal, one block per label).
 4. Index -> LPS mm with the affine (float64), triangles wound outward (the table is outward in
    index space; a mirrored affine reverses them); area-weighted vertex normals on the device.
-5. Hand-off to the CPU: per-label float64 arrays, then the CPU mesher's own finishing steps
-   (self-intersection relaxation and closed decimation from :mod:`medrecon.surface.repair`
-   where that module provides them, ``keep_volume``, coincident-point separation, decimation
-   with ``fast_simplification`` only where ``reduction > 0``) and QA, in threads.
+5. The CPU mesher's finishing steps, in its order, on the device for all labels at once
+   (:mod:`medrecon.surface.device_finish`): ``keep_volume``, coincident-point separation,
+   self-intersection detection (uniform grid of triangle boxes) and relaxation, then QA
+   (topology from sorted edge keys, volume, area, welded topology). Only decimation
+   (``fast_simplification``, ``reduction > 0``) runs on CPU threads. Points and faces come to
+   host memory once, at the end.
 
 Joint mode (surface nets) and Slicer's decimate-first order have no GPU version: those calls
 go to the CPU mesher unchanged.
@@ -38,6 +40,7 @@ import numpy as np
 
 from medrecon.errors import MeshError
 from medrecon.mesh import SurfaceModel
+from medrecon.surface import device_finish as DF
 from medrecon.surface.gpu_smooth import _laplacian_csr, sinc_coefficients, windowed_sinc  # noqa: F401
 from medrecon.volume import Volume
 from medrecon.devices import resolve_device as _resolve_device
@@ -295,38 +298,9 @@ def _empty_contour(dev) -> Contour:
 
 
 # --------------------------------------------------------------------------- smoothing
-def vertex_normals_torch(points, faces):
-    """Area-weighted unit vertex normals (V, 3) on the points' device; outward for outward
-    faces; zero where a vertex has no area around it."""
-    import torch
-
-    p0, p1, p2 = points[faces[:, 0]], points[faces[:, 1]], points[faces[:, 2]]
-    fn = torch.linalg.cross(p1 - p0, p2 - p0)
-    vn = torch.zeros_like(points)
-    for col in range(3):
-        vn.index_add_(0, faces[:, col], fn)
-    norm = torch.linalg.norm(vn, dim=1, keepdim=True)
-    return vn / torch.where(norm > 0, norm, torch.ones_like(norm))
-
-
-def _coincident_groups(points32, group, n_groups: int):
-    """Per surface: whether two of its vertices share one float32 position (as STL stores it).
-
-    Lexicographic sort of (surface, x, y, z) bit patterns on the device; the CPU's
-    :func:`~medrecon.surface.mesher.separate_coincident` then runs only where this says so."""
-    import torch
-
-    if points32.shape[0] < 2:
-        return torch.zeros(n_groups, dtype=torch.bool)
-    bits = (points32 + 0.0).contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF  # -0.0 -> 0.0
-    k1 = group * (1 << 32) + bits[:, 0]
-    k2 = bits[:, 1] * (1 << 32) + bits[:, 2]
-    o = torch.sort(k2, stable=True).indices
-    o = o[torch.sort(k1[o], stable=True).indices]
-    same = (k1[o][1:] == k1[o][:-1]) & (k2[o][1:] == k2[o][:-1])
-    hit = torch.zeros(n_groups, dtype=torch.bool, device=points32.device)
-    hit[group[o][1:][same]] = True
-    return hit.cpu()
+#: Area-weighted unit vertex normals on the points' device (the one implementation:
+#: :func:`medrecon.surface.device_finish.vertex_normals`).
+vertex_normals_torch = DF.vertex_normals
 
 
 # --------------------------------------------------------------------------- the mesher
@@ -344,8 +318,10 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     device : ``"auto"`` (CUDA when PyTorch sees it, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"``.
     timings : dict, optional
-        Filled with seconds per stage (``upload``, ``contour``, ``smooth``, ``to_host``,
-        ``host``: coincident points, keep-volume, decimation and QA on the CPU threads).
+        Filled with seconds per stage (``upload``, ``contour``, ``smooth``, ``finish``:
+        keep-volume, coincident points and self-intersection relaxation on the device,
+        ``decimate``: fast-simplification on CPU threads, only with ``reduction > 0``, ``qa``:
+        QA on the device, ``to_host``: one copy of all points and faces to host memory).
 
     ``joint=True``, ``decimate_first=True`` and the CPU mesher's other options (``cpu_only``,
     e.g. ``intensity=`` for intensity iso-surfaces) have no GPU version: such calls go to the CPU
@@ -369,7 +345,6 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     import torch
 
     from medrecon.surface import mesher as M
-    from medrecon.surface import qa as _qa
 
     if joint or decimate_first or any(v is not None for v in cpu_only.values()):
         return M.build_surfaces(labelmap, labels, smoothing=smoothing, reduction=reduction, joint=joint,
@@ -417,106 +392,121 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     lps = pts.to(torch.float64) @ lin.T + off
     faces = con.faces if np.linalg.det(aff[:3, :3]) > 0 else con.faces[:, [0, 2, 1]]  # mirrored frame
     n_groups = len(todo)
-    disp = None
-    dup = torch.zeros(n_groups, dtype=torch.bool)
-    if smoothing > 0:
-        dup = _coincident_groups(lps.to(torch.float32), con.group, n_groups)
-        if qa and not keep_volume:
-            before = con.points.to(torch.float64) @ lin.T + off
-            d = torch.linalg.norm(lps - before, dim=1)
-            disp = torch.zeros(n_groups, dtype=torch.float64, device=dev).scatter_reduce(
-                0, con.group, d, "amax").cpu().numpy()
-            del before, d
+    voxel_mm3 = float(abs(np.linalg.det(aff[:3, :3])))
+    group = con.group
+    before = con.points.to(torch.float64) @ lin.T + off if smoothing > 0 else None
+    del pts
     sync()
     tm["smooth"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    try:  # finishing steps the CPU mesher runs after smoothing (surface/repair.py), where present
-        from medrecon.surface import repair as _repair
-    except ImportError:
-        _repair = None
-    relax = getattr(_repair, "relax_self_intersections", None) if smoothing > 0 else None
-    decimate_closed = getattr(_repair, "decimate_closed", None)
-    count_hits = getattr(_repair, "self_intersecting_faces", None)
-    lps_np = lps.cpu().numpy()
-    faces_np = faces.cpu().numpy()
-    before_np = con.points.cpu().numpy() if smoothing > 0 and (keep_volume or relax is not None) else None
-    tm["to_host"] = time.perf_counter() - t0
-    del lps, faces, pts, con.points
-    voxel_mm3 = float(abs(np.linalg.det(aff[:3, :3])))
-    lin_np, off_np = aff[:3, :3], aff[:3, 3]
+    lps, finfo = finish_on_device(lps, faces, group, n_groups, before=before, index_points=con.points,
+                                  voxel_mm3=voxel_mm3, keep_volume=keep_volume, smoothing=smoothing)
+    del con.points
+    sync()
+    tm["finish"] = time.perf_counter() - t0
     vstart, fstart = con.vstart, con.fstart
-
-    def one(n: int) -> SurfaceModel:
-        v = todo[n]
-        name, color = attrs[v]
-        p = lps_np[vstart[n]:vstart[n + 1]]
-        f = faces_np[fstart[n]:fstart[n + 1]] - vstart[n]
-        extra: dict[str, Any] = {}
-        pre_volume = None
-        d_max = float(disp[n]) if disp is not None else 0.0
-        moved_on_host = False
+    n_hit = finfo.get("self_intersecting_faces")
+    if reduction > 0:  # the one step left on the CPU: fast-simplification, in threads
+        t0 = time.perf_counter()
+        lps, faces, vstart, fstart, dec = _decimate_on_host(lps, faces, vstart, fstart, reduction, workers)
+        group = torch.repeat_interleave(torch.arange(n_groups, device=dev),
+                                        torch.as_tensor(np.diff(vstart), device=dev))
         n_hit = None
-        if keep_volume and smoothing > 0:
-            b = before_np[vstart[n]:vstart[n + 1]].astype(np.float64)
-            pre_volume = abs(M._signed_volume(b, f)) * voxel_mm3
-            p = M._restore_volume(p, f, pre_volume)
-            moved_on_host = True
-        if smoothing > 0 and (moved_on_host or bool(dup[n])):
-            p, _ = M.separate_coincident(p, f)
-        if relax is not None:  # last, as in the CPU mesher: undo smoothing where triangles cross
-            b_lps = before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np
-            try:
-                p, rinfo = relax(p, b_lps, f)
-            except MemoryError:  # the candidate-pair search can outgrow RAM on fragmented maps
-                rinfo = {"vertices_relaxed": 0}
-                extra["self_intersection_check"] = "skipped: out of memory"
-            moved_on_host = moved_on_host or bool(rinfo.get("vertices_relaxed", 1))
-            n_hit = rinfo.get("self_intersecting_faces")
-            if rinfo.get("self_intersecting_faces_smoothed"):
-                extra["self_intersections_relaxed"] = rinfo["self_intersecting_faces_smoothed"]
-        if qa and moved_on_host:
-            moved = p - (before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np)
-            d_max = float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max()))
-        if reduction > 0 and decimate_closed is not None:
-            p, f, dec = decimate_closed(p, f, reduction)
-            extra.update(reduction_reached=dec.get("reduction"), decimation=dec.get("method"))
-            n_hit = None
-        else:
-            p, f = M._decimate(p, f, reduction)
+        tm["decimate"] = time.perf_counter() - t0
+    infos: list[dict[str, Any]] = [{} for _ in range(n_groups)]
+    if qa:
+        t0 = time.perf_counter()
+        vox = [int(counts[v]) * voxel_mm3 for v in todo]
+        disp = finfo.get("displacement")
+        infos = DF.compute_qa(lps, faces, group, n_groups, voxel_volume_mm3=vox,
+                              smoothing_displacement_mm=disp.tolist() if disp is not None else [0.0] * n_groups)
+        if n_hit is None:
+            hit = DF.self_intersecting_faces(lps, faces, group, n_groups)
+            n_hit = torch.bincount(DF.face_groups(faces, group)[hit], minlength=n_groups)
+        n_hit_l = n_hit.tolist()
+        kept = finfo.get("volume_kept_mm3")
+        kept_l = kept.tolist() if kept is not None else None
+        relaxed = finfo.get("self_intersecting_faces_smoothed")
+        relaxed_l = relaxed.tolist() if relaxed is not None else [0] * n_groups
+        for n, v in enumerate(todo):
+            info = infos[n]
+            if kept_l is not None:
+                info["volume_kept_mm3"] = round(float(kept_l[n]), 3)
+            info["self_intersecting_faces"] = int(n_hit_l[n])
+            if relaxed_l[n]:
+                info["self_intersections_relaxed"] = int(relaxed_l[n])
             if reduction > 0:
-                n_hit = None
-        info: dict[str, Any] = {}
-        if qa:
-            info = _qa.compute_qa(p, f, voxel_volume_mm3=int(counts[v]) * voxel_mm3,
-                                  smoothing_displacement_mm=d_max)
-            if pre_volume is not None:
-                info["volume_kept_mm3"] = round(float(pre_volume), 3)
-            if n_hit is None and count_hits is not None and "self_intersection_check" not in extra:
-                try:
-                    n_hit = int(np.asarray(count_hits(p, f)).sum())
-                except MemoryError:
-                    extra["self_intersection_check"] = "skipped: out of memory"
-            if n_hit is not None:
-                info["self_intersecting_faces"] = int(n_hit)
-            info = {"label": v, **info, **extra, "device": str(dev)}
-        return SurfaceModel(name, p, f, color, v, info)
-
+                info.update(reduction_reached=dec[n].get("reduction"), decimation=dec[n].get("method"))
+            infos[n] = {"label": v, **info, "device": str(dev)}
+        sync()
+        tm["qa"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    n_workers = max(1, min(int(workers or os.cpu_count() or 1), n_groups))
+    vs_t = torch.as_tensor(vstart[:-1], device=dev)
+    local = faces - vs_t[DF.face_groups(faces, group)][:, None] if faces.shape[0] else faces
+    lps_np = lps.cpu().numpy()
+    faces_np = local.cpu().numpy()
+    tm["to_host"] = time.perf_counter() - t0
     models: list[SurfaceModel] = []
-    # biggest surfaces first so that the threads finish together; results in label order
-    order = sorted(range(n_groups), key=lambda n: vstart[n] - vstart[n + 1])
-    if n_workers == 1:
-        done = {n: one(n) for n in order}
-    else:
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            futs = {n: pool.submit(one, n) for n in order}
-            done = {n: futs[n].result() for n in range(n_groups)}
-    for n in range(n_groups):
-        models.append(done[n])
-        prog.step(n + 1, models[-1].name)
-    tm["host"] = time.perf_counter() - t0
+    for n, v in enumerate(todo):
+        name, color = attrs[v]
+        models.append(SurfaceModel(name, lps_np[vstart[n]:vstart[n + 1]], faces_np[fstart[n]:fstart[n + 1]],
+                                   color, v, infos[n]))
+        prog.step(n + 1, name)
     return models
+
+
+def finish_on_device(lps, faces, group, n_groups: int, *, before=None, index_points=None, voxel_mm3: float = 1.0,
+                     keep_volume: bool = False, smoothing: float = 0.5) -> tuple[Any, dict[str, Any]]:
+    """The CPU mesher's finishing steps after smoothing, in its order, for every surface at once on
+    the tensors' device (:mod:`medrecon.surface.device_finish`): ``keep_volume`` (the volume of
+    the unsmoothed surface ``index_points``, in index space, times ``voxel_mm3``), separation of
+    coincident points, self-intersection relaxation towards ``before`` (unsmoothed, LPS mm).
+
+    Returns ``(points, info)`` with per-surface tensors ``displacement`` (mm, largest vertex
+    move from ``before``), ``volume_kept_mm3`` (keep_volume only),
+    ``self_intersecting_faces_smoothed`` and ``self_intersecting_faces`` (left)."""
+    import torch
+
+    info: dict[str, Any] = {}
+    if smoothing <= 0 or before is None:
+        info["displacement"] = torch.zeros(n_groups, dtype=torch.float64, device=lps.device)
+        return lps, info
+    if keep_volume:
+        pre = DF.signed_volumes(index_points.to(torch.float64), faces, group, n_groups).abs() * voxel_mm3
+        lps = DF.restore_volume(lps, faces, group, n_groups, pre)
+        info["volume_kept_mm3"] = pre
+    lps, _ = DF.separate_coincident(lps, faces, group, n_groups)
+    lps, rinfo = DF.relax_self_intersections(lps, before, faces, group, n_groups)
+    info.update(rinfo)
+    d = torch.linalg.norm(lps - before, dim=1)
+    info["displacement"] = torch.zeros(n_groups, dtype=torch.float64, device=lps.device).scatter_reduce(
+        0, group, d, "amax")
+    return lps, info
+
+
+def _decimate_on_host(lps, faces, vstart, fstart, reduction: float, workers: int | None):
+    """fast-simplification per surface (:func:`medrecon.surface.repair.decimate_closed`) in CPU
+    threads; the result goes back to the device, packed again."""
+    from medrecon.surface import repair as _repair
+
+    dev = lps.device
+    p_np = lps.cpu().numpy()
+    f_np = faces.cpu().numpy()
+    n_groups = len(vstart) - 1
+
+    def one(n: int):
+        p = p_np[vstart[n]:vstart[n + 1]]
+        f = f_np[fstart[n]:fstart[n + 1]] - vstart[n]
+        return _repair.decimate_closed(p, f, reduction)
+
+    n_workers = max(1, min(int(workers or os.cpu_count() or 1), n_groups))
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        res = list(pool.map(one, sorted(range(n_groups), key=lambda n: vstart[n] - vstart[n + 1])))
+    order = sorted(range(n_groups), key=lambda n: vstart[n] - vstart[n + 1])
+    by_n = {n: r for n, r in zip(order, res)}
+    meshes = [(by_n[n][0], by_n[n][1]) for n in range(n_groups)]
+    p, f, _, vs, fs = DF.pack(meshes, dev)
+    return p, f, vs, fs, [by_n[n][2] for n in range(n_groups)]
 
 
 #: The CPU mesher's signature (plus ``device``): ``mesh_labelmap_gpu(labelmap, labels, ...)``.

@@ -1,0 +1,609 @@
+"""The finishing steps of the meshers on the device (PyTorch; CUDA, or the CPU fallback).
+
+What :mod:`medrecon.surface.meshops`, :mod:`medrecon.surface.intersections`,
+:mod:`medrecon.surface.repair` and :mod:`medrecon.surface.qa` do with numpy, one surface at a
+time, done here for **many surfaces at once** on the tensors the GPU mesher already holds:
+points ``(V, 3)`` float64, faces ``(F, 3)`` int64 into them, and the surface number of each
+vertex ``vgroup`` (V,) and of each face ``fgroup`` (F,). Surfaces never share a vertex, so
+every step works on the global numbering and sorts carry the surface number in their keys.
+
+* :func:`coincident_vertices`, :func:`separate_coincident`: vertices whose float32 position
+  (what STL stores) equals another's of the same surface, found with one lexicographic sort of
+  (surface, x, y, z) bit patterns, and moved ``eps_mm`` apart along their normals.
+* :func:`restore_volume`: the keep-volume offset along the normals, per surface.
+* :func:`self_intersecting_faces`: a uniform grid of triangle boxes (keys sorted on the
+  device; each pair tested once, in the cell holding the corner of its box overlap), then
+  batched segment/triangle tests (Moeller-Trumbore in float64) with the numpy module's rules
+  for neighbours; surfaces are taken in chunks of about ``chunk_faces`` triangles and candidate
+  pairs in batches, so memory stays bounded.
+* :func:`relax_self_intersections`: smoothing undone around intersecting triangles, halving
+  per round, re-checking only the surfaces that still had hits.
+* :func:`compute_qa`: the figures of :func:`medrecon.surface.qa.compute_qa` (topology from
+  sorted half-edge keys, fans and pieces by pointer-jumping connected components, volume, area,
+  bounding box, welded topology) for every surface at once; one list of dicts comes back.
+
+The numpy implementations stay the reference: ``tests/surface/test_gpu_finish_equivalence.py``
+checks the same coincident sets, the same intersecting triangles (planted intersections
+included) and the same QA figures on the CPU fallback.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["pack", "face_groups", "vertex_normals", "coincident_vertices", "separate_coincident",
+           "signed_volumes", "surface_areas", "restore_volume", "self_intersecting_faces",
+           "relax_self_intersections", "topology_qa", "compute_qa"]
+
+
+def _t():
+    import torch
+
+    return torch
+
+
+# --------------------------------------------------------------------------- packing
+def pack(meshes, device) -> tuple[Any, Any, Any, list[int], list[int]]:
+    """Many ``(points, faces)`` numpy meshes as one set of tensors on ``device``.
+
+    Returns ``(points float64, faces int64 global, vgroup, vstart, fstart)``."""
+    torch = _t()
+    nv = [len(p) for p, _ in meshes]
+    nf = [len(f) for _, f in meshes]
+    vstart = [0] + np.cumsum(nv).tolist()
+    fstart = [0] + np.cumsum(nf).tolist()
+    p = np.concatenate([np.asarray(p, np.float64).reshape(-1, 3) for p, _ in meshes]) if meshes else np.zeros((0, 3))
+    f = (np.concatenate([np.asarray(f, np.int64).reshape(-1, 3) + s for (_, f), s in zip(meshes, vstart)])
+         if meshes else np.zeros((0, 3), np.int64))
+    g = np.repeat(np.arange(len(meshes)), nv)
+    return (torch.as_tensor(p, device=device), torch.as_tensor(f, device=device),
+            torch.as_tensor(g, device=device), vstart, fstart)
+
+
+def face_groups(faces, vgroup):
+    """Surface number of each face (that of its first vertex)."""
+    return vgroup[faces[:, 0]] if faces.shape[0] else vgroup[:0]
+
+
+def _ones_group(n: int, device):
+    torch = _t()
+    return torch.zeros(n, dtype=torch.int64, device=device)
+
+
+# --------------------------------------------------------------------------- geometry
+def _cross(u, v):
+    """Row-wise cross product written out as numpy's ``np.cross`` computes it (no fused
+    multiply-add), so that degenerate triangles give exactly numpy's zero normals."""
+    torch = _t()
+    return torch.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1], u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
+                        u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], 1)
+
+
+def _cross_terms(points, faces):
+    a = points[faces[:, 0]]
+    return a, _cross(points[faces[:, 1]] - a, points[faces[:, 2]] - a)
+
+
+def vertex_normals(points, faces):
+    """Area-weighted unit vertex normals (zero where a vertex has no area around it); as
+    :func:`medrecon.mesh.vertex_normals`."""
+    torch = _t()
+    _, fn = _cross_terms(points, faces)
+    vn = torch.zeros_like(points)
+    for col in range(3):
+        vn.index_add_(0, faces[:, col], fn)
+    norm = torch.linalg.norm(vn, dim=1, keepdim=True)
+    return vn / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+def _group_bbox(points, vgroup, n_groups: int):
+    torch = _t()
+    idx = vgroup[:, None].expand(-1, 3)
+    lo = torch.full((n_groups, 3), float("inf"), dtype=points.dtype, device=points.device)
+    hi = torch.full((n_groups, 3), float("-inf"), dtype=points.dtype, device=points.device)
+    return lo.scatter_reduce(0, idx, points, "amin"), hi.scatter_reduce(0, idx, points, "amax")
+
+
+def signed_volumes(points, faces, vgroup, n_groups: int):
+    """Enclosed volume per surface (G,) float64, positive for outward faces; each surface
+    centred on its bounding box first (as the numpy QA does, for precision)."""
+    torch = _t()
+    lo, hi = _group_bbox(points, vgroup, n_groups)
+    c = ((lo + hi) / 2)[vgroup]
+    a, cr = _cross_terms(points - c, faces)
+    out = torch.zeros(n_groups, dtype=torch.float64, device=points.device)
+    return out.index_add_(0, face_groups(faces, vgroup), (a * cr).sum(1).to(torch.float64)) / 6.0
+
+
+def surface_areas(points, faces, vgroup, n_groups: int):
+    """Total triangle area per surface (G,) float64."""
+    torch = _t()
+    _, cr = _cross_terms(points, faces)
+    out = torch.zeros(n_groups, dtype=torch.float64, device=points.device)
+    return out.index_add_(0, face_groups(faces, vgroup), 0.5 * torch.linalg.norm(cr, dim=1).to(torch.float64))
+
+
+def restore_volume(points, faces, vgroup, n_groups: int, target, active=None):
+    """Move each surface's vertices along their normals by one distance so that it encloses
+    ``target[g]`` (as :func:`medrecon.surface.meshops._restore_volume`: up to three Newton
+    steps on V(d) ~ V + A d). ``active`` (G,) bool: surfaces to touch (default all)."""
+    torch = _t()
+    pts = points
+    act = torch.ones(n_groups, dtype=torch.bool, device=points.device) if active is None else active.clone()
+    for _ in range(3):
+        vol = signed_volumes(pts, faces, vgroup, n_groups)
+        area = surface_areas(pts, faces, vgroup, n_groups)
+        act &= (area > 0) & (target > 0) & ((target - vol).abs() > 1e-6 * target)
+        if not bool(act.any()):
+            break
+        d = torch.where(act, (target - vol) / torch.where(area > 0, area, torch.ones_like(area)), torch.zeros_like(vol))
+        pts = pts + d[vgroup, None] * vertex_normals(pts, faces)
+    return pts
+
+
+# --------------------------------------------------------------------------- coincident points
+def coincident_vertices(points, vgroup=None):
+    """(V,) bool: vertices whose float32 position equals another's of the same surface (as
+    :func:`medrecon.surface.qa.coincident_vertices`, all surfaces in one sort)."""
+    torch = _t()
+    n = points.shape[0]
+    out = torch.zeros(n, dtype=torch.bool, device=points.device)
+    if n < 2:
+        return out
+    g = _ones_group(n, points.device) if vgroup is None else vgroup
+    bits = (points.to(torch.float32) + 0.0).contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    k1 = g * (1 << 32) + bits[:, 0]
+    k2 = bits[:, 1] * (1 << 32) + bits[:, 2]
+    o = torch.sort(k2, stable=True).indices
+    o = o[torch.sort(k1[o], stable=True).indices]
+    same = (k1[o][1:] == k1[o][:-1]) & (k2[o][1:] == k2[o][:-1])
+    out[o[1:][same]] = True
+    out[o[:-1][same]] = True
+    return out
+
+
+def separate_coincident(points, faces, vgroup=None, n_groups: int | None = None, eps_mm: float = 1e-3):
+    """Move apart distinct vertices of one surface that share a float32 position
+    (:func:`medrecon.surface.meshops.separate_coincident`): each by ``eps_mm`` along its own
+    normal, a pseudo-random direction where that vanishes.
+
+    Returns ``(points, moved)``: points (a new tensor when anything moved) and the number of
+    vertices moved per surface, (G,) int64."""
+    torch = _t()
+    g = _ones_group(points.shape[0], points.device) if vgroup is None else vgroup
+    ng = int(n_groups if n_groups is not None else (int(g.max()) + 1 if g.numel() else 0))
+    dup = coincident_vertices(points, g)
+    moved = torch.bincount(g[dup], minlength=ng)
+    if not bool(dup.any()):
+        return points, moved
+    points = points.clone()
+    idx = dup.nonzero().squeeze(1)
+    normals = vertex_normals(points, faces)[idx]
+    rng = np.random.default_rng(0)
+
+    def random_dirs(k: int):
+        r = rng.normal(size=(k, 3))
+        return torch.as_tensor(r / np.linalg.norm(r, axis=1, keepdims=True), dtype=points.dtype, device=points.device)
+
+    for _ in range(4):
+        zero = torch.linalg.norm(normals, dim=1) < 0.5
+        if bool(zero.any()):
+            normals[zero] = random_dirs(int(zero.sum()))
+        points[idx] += eps_mm * normals
+        still = coincident_vertices(points, g)
+        if not bool(still.any()):
+            break
+        idx = still.nonzero().squeeze(1)
+        normals = random_dirs(idx.numel())
+    return points, moved
+
+
+# --------------------------------------------------------------------------- self-intersections
+def _face_normals(points, faces):
+    torch = _t()
+    _, fn = _cross_terms(points, faces)
+    return fn / torch.linalg.norm(fn, dim=1, keepdim=True).clamp(min=1e-300)
+
+
+def _candidate_pairs(points, faces, fsel, fgroup, normals32, sharp_cos: float, chunk: int):
+    """Pairs (a, b), a < b, of the faces ``fsel`` (global face numbers, one or more whole
+    surfaces) whose boxes overlap and that share no vertex, or one vertex where the normals are
+    more than 90 degrees apart (:func:`medrecon.surface.intersections.candidate_pairs` with
+    ``max_shared=1``). Each pair comes once: it is taken in the grid cell that holds the low
+    corner of the two boxes' overlap."""
+    torch = _t()
+    dev = points.device
+    f = faces[fsel]
+    m = f.shape[0]
+    empty = torch.zeros((0, 2), dtype=torch.int64, device=dev)
+    if m < 2:
+        return empty
+    tri = points[f]
+    lo, hi = tri.amin(1), tri.amax(1)
+    ext = float((points[f.reshape(-1)].amax(0) - points[f.reshape(-1)].amin(0)).max())
+    pad = 1e-6 * (ext or 1.0)
+    lo, hi = lo - pad, hi + pad
+    e = torch.linalg.norm(tri[:, 1] - tri[:, 0], dim=1)
+    cell = 2.0 * float(e.median()) if bool((e > 0).any()) else 1.0
+    cell = max(cell, 1e-9)
+    origin = lo.amin(0)
+    span_ext = float((hi.amax(0) - origin).max())
+    g = fgroup[fsel]
+    g = g - g.min()
+    n_g = int(g.max()) + 1
+    for _ in range(40):  # memory bound: at most ~8 grid entries per triangle (as the numpy search)
+        c0 = torch.floor((lo - origin) / cell).to(torch.int64)
+        c1 = torch.floor((hi - origin) / cell).to(torch.int64)
+        span = c1 - c0 + 1
+        per = span.prod(1)
+        if int(per.sum()) <= 8 * m + 64 and n_g * (span_ext / cell + 2) ** 3 < 2 ** 62:
+            break
+        cell *= 1.5
+    dims = c1.amax(0) + 1
+    dy, dz = int(dims[1]), int(dims[2])
+    dxyz = int(dims[0]) * dy * dz
+    tid = torch.repeat_interleave(torch.arange(m, device=dev), per)
+    k = torch.arange(tid.numel(), device=dev) - torch.repeat_interleave(torch.cumsum(per, 0) - per, per)
+    sy, sz = span[tid, 1], span[tid, 2]
+    ox = k // (sy * sz)
+    rem = k - ox * sy * sz
+    oy = rem // sz
+    oz = rem - oy * sz
+    key = g[tid] * dxyz + ((c0[tid, 0] + ox) * dy + (c0[tid, 1] + oy)) * dz + (c0[tid, 2] + oz)
+    del k, sy, sz, ox, rem, oy, oz
+    key, order = torch.sort(key)
+    tid = tid[order]
+    del order
+    n = key.numel()
+    new = torch.ones(n, dtype=torch.bool, device=dev)
+    new[1:] = key[1:] != key[:-1]
+    starts = new.nonzero().squeeze(1)
+    sizes = torch.diff(torch.cat([starts, torch.tensor([n], device=dev)]))
+    left = torch.repeat_interleave(starts + sizes, sizes) - torch.arange(n, device=dev) - 1
+    # per entry, in sorted order: box, first cell, vertices (contiguous: one gather per pass)
+    lo_s, hi_s, c0_s, f_s = (x.index_select(0, tid) for x in (lo, hi, c0, f))
+    gk = g.index_select(0, tid) * dxyz
+    pairs = []
+    act = (left > 0).nonzero().squeeze(1)
+    d = 1
+    while act.numel():
+        for s in range(0, act.numel(), chunk):
+            i = act[s:s + chunk]
+            j = i + d
+            li, lj, hi_i, hj = (x.index_select(0, y) for x, y in ((lo_s, i), (lo_s, j), (hi_s, i), (hi_s, j)))
+            ok = ((li <= hj) & (lj <= hi_i)).all(1)
+            del li, lj, hi_i, hj
+            # once only: in the cell of max(c0[a], c0[b]), which both boxes enter
+            hc = torch.maximum(c0_s.index_select(0, i), c0_s.index_select(0, j))
+            ok &= key.index_select(0, i) == gk.index_select(0, i) + (hc[:, 0] * dy + hc[:, 1]) * dz + hc[:, 2]
+            i, j = i[ok], j[ok]
+            nshare = (f_s.index_select(0, i)[:, :, None] == f_s.index_select(0, j)[:, None, :]).sum((1, 2))
+            a, b = tid.index_select(0, i), tid.index_select(0, j)
+            keep = nshare == 0
+            if normals32 is not None:
+                na = normals32.index_select(0, fsel.index_select(0, a))
+                nb = normals32.index_select(0, fsel.index_select(0, b))
+                keep |= (nshare == 1) & ((na * nb).sum(1) < sharp_cos)
+            else:
+                keep |= nshare == 1
+            a, b = a[keep], b[keep]
+            pairs.append(torch.stack([torch.minimum(a, b), torch.maximum(a, b)], 1))
+        d += 1
+        act = act[left[act] >= d]
+    del lo_s, hi_s, c0_s, f_s, gk
+    if not pairs:
+        return empty
+    return fsel[torch.cat(pairs)]
+
+
+def _segments_hit(p0, p1, a, b, c, eps):
+    """Vectorised Moeller-Trumbore, as the numpy module's (same tolerances)."""
+    torch = _t()
+    d = p1 - p0
+    e1 = b - a
+    e2 = c - a
+    h = _cross(d, e2)
+    det = (e1 * h).sum(1)
+    ok = det.abs() > eps
+    inv = torch.where(ok, 1.0 / torch.where(ok, det, torch.ones_like(det)), torch.zeros_like(det))
+    s = p0 - a
+    u = inv * (s * h).sum(1)
+    q = _cross(s, e1)
+    w = inv * (d * q).sum(1)
+    t = inv * (e2 * q).sum(1)
+    tol = 1e-9
+    return ok & (u >= -tol) & (w >= -tol) & (u + w <= 1 + tol) & (t >= -tol) & (t <= 1 + tol)
+
+
+def _narrow(points, faces, pairs, eps_pair):
+    """Which candidate pairs intersect (the numpy module's rules for shared vertices)."""
+    torch = _t()
+    fa, fb = faces[pairs[:, 0]], faces[pairs[:, 1]]
+    n = pairs.shape[0]
+    pos_a = torch.full((n,), -1, dtype=torch.int64, device=points.device)
+    pos_b = pos_a.clone()
+    for i in range(3):
+        for j in range(3):
+            eq = fa[:, i] == fb[:, j]
+            pos_a = torch.where(eq, i, pos_a)
+            pos_b = torch.where(eq, j, pos_b)
+    ta, tb = points[fa], points[fb]
+    free = pos_a < 0
+    hit = torch.zeros(n, dtype=torch.bool, device=points.device)
+    ar = torch.arange(n, device=points.device)
+    for t1, t2, pos in ((ta, tb, pos_a), (tb, ta, pos_b)):
+        for i in range(3):
+            h = _segments_hit(t1[:, i], t1[:, (i + 1) % 3], t2[:, 0], t2[:, 1], t2[:, 2], eps_pair)
+            hit |= free & h
+        k = pos.clamp(min=0)
+        h = _segments_hit(t1[ar, (k + 1) % 3], t1[ar, (k + 2) % 3], t2[:, 0], t2[:, 1], t2[:, 2], eps_pair)
+        hit |= ~free & h
+    return hit
+
+
+def folded_faces(points, faces, cos_limit: float = -0.99):
+    """(F,) bool: faces folded onto a neighbour across a shared edge
+    (:func:`medrecon.surface.intersections.folded_faces`)."""
+    torch = _t()
+    out = torch.zeros(faces.shape[0], dtype=torch.bool, device=points.device)
+    if faces.shape[0] < 2:
+        return out
+    fn = _face_normals(points, faces)
+    a = faces.reshape(-1)
+    b = faces[:, [1, 2, 0]].reshape(-1)
+    n = int(points.shape[0]) + 1
+    key = torch.minimum(a, b) * n + torch.maximum(a, b)
+    ks, order = torch.sort(key, stable=True)
+    same = (ks[1:] == ks[:-1]).nonzero().squeeze(1)
+    fa, fb = order[same] // 3, order[same + 1] // 3
+    bad = (fn[fa] * fn[fb]).sum(1) < cos_limit
+    out[fa[bad]] = True
+    out[fb[bad]] = True
+    return out
+
+
+def self_intersecting_faces(points, faces, vgroup=None, n_groups: int | None = None, *,
+                            groups=None, chunk_faces: int = 2_000_000, pair_batch: int = 4_000_000):
+    """(F,) bool: faces that cut through another face of the same surface
+    (:func:`medrecon.surface.intersections.self_intersecting_faces` for every surface at once).
+
+    ``groups`` (G,) bool: check only those surfaces (others come back False). Surfaces are
+    handled in chunks of about ``chunk_faces`` triangles, candidate pairs ``pair_batch`` at a
+    time, so memory stays bounded."""
+    torch = _t()
+    dev = points.device
+    nf = faces.shape[0]
+    out = torch.zeros(nf, dtype=torch.bool, device=dev)
+    if nf < 2:
+        return out
+    vg = _ones_group(points.shape[0], dev) if vgroup is None else vgroup
+    ng = int(n_groups if n_groups is not None else int(vg.max()) + 1)
+    fg = face_groups(faces, vg)
+    fn32 = _face_normals(points, faces).to(torch.float32)
+    lo, hi = _group_bbox(points, vg, ng)
+    scale = (hi - lo).amax(1)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    eps_g = 1e-14 * scale * scale
+    want = torch.ones(ng, dtype=torch.bool, device=dev) if groups is None else groups.to(dev)
+    fcount = torch.bincount(fg, minlength=ng)
+    fcount = torch.where(want, fcount, torch.zeros_like(fcount)).tolist()
+    order = torch.sort(fg, stable=True).indices  # faces of each surface together
+    fstart = np.r_[0, np.cumsum(torch.bincount(fg, minlength=ng).tolist())]
+    chunk: list[int] = []
+    size = 0
+
+    def run(gs: list[int]) -> None:
+        sel = torch.cat([order[int(fstart[q]):int(fstart[q + 1])] for q in gs])
+        pairs = _candidate_pairs(points, faces, sel, fg, fn32, 0.0, pair_batch)
+        for s in range(0, pairs.shape[0], pair_batch):
+            p = pairs[s:s + pair_batch]
+            hit = _narrow(points, faces, p, eps_g[fg[p[:, 0]]])
+            out[p[hit, 0]] = True
+            out[p[hit, 1]] = True
+
+    for q in range(ng):
+        if fcount[q] < 2:
+            continue
+        if chunk and size + fcount[q] > chunk_faces:
+            run(chunk)
+            chunk, size = [], 0
+        chunk.append(q)
+        size += fcount[q]
+    if chunk:
+        run(chunk)
+    fold = folded_faces(points, faces)
+    return out | (fold & want[fg])
+
+
+def relax_self_intersections(points, before, faces, vgroup=None, n_groups: int | None = None, *,
+                             rounds: int = 6) -> tuple[Any, dict[str, Any]]:
+    """Undo smoothing around intersecting triangles until none is left
+    (:func:`medrecon.surface.repair.relax_self_intersections` for every surface at once).
+
+    Returns ``(points, info)``; ``info`` holds (G,) int64 tensors
+    ``self_intersecting_faces_smoothed``, ``vertices_relaxed`` and ``self_intersecting_faces``
+    (left at the end, normally 0)."""
+    torch = _t()
+    dev = points.device
+    vg = _ones_group(points.shape[0], dev) if vgroup is None else vgroup
+    ng = int(n_groups if n_groups is not None else int(vg.max()) + 1)
+    fg = face_groups(faces, vg)
+    pts = points.clone()
+    hit = self_intersecting_faces(pts, faces, vg, ng)
+    found = torch.bincount(fg[hit], minlength=ng)
+    info: dict[str, Any] = {"self_intersecting_faces_smoothed": found,
+                            "vertices_relaxed": torch.zeros(ng, dtype=torch.int64, device=dev),
+                            "self_intersecting_faces": found.clone()}
+    if not bool(hit.any()):
+        return pts, info
+    relaxed = torch.zeros(pts.shape[0], dtype=torch.bool, device=dev)
+    weight = torch.ones(pts.shape[0], dtype=pts.dtype, device=dev)
+    for r in range(rounds):
+        sel = torch.zeros(pts.shape[0], dtype=torch.bool, device=dev)
+        sel[faces[hit].reshape(-1)] = True
+        ring = torch.zeros_like(sel)
+        ring[faces[sel[faces].any(1)].reshape(-1)] = True
+        relaxed |= ring
+        weight = torch.where(ring, torch.zeros_like(weight) if r == rounds - 1 else weight * 0.5, weight)
+        pts = torch.where(ring[:, None], before + weight[:, None] * (points - before), pts)
+        hit = self_intersecting_faces(pts, faces, vg, ng, groups=torch.bincount(vg[relaxed], minlength=ng) > 0)
+        if not bool(hit.any()):
+            break
+    info["vertices_relaxed"] = torch.bincount(vg[relaxed], minlength=ng)
+    info["self_intersecting_faces"] = torch.bincount(fg[hit], minlength=ng)
+    return pts, info
+
+
+# --------------------------------------------------------------------------- topology
+def _components(n: int, u, v):
+    """Connected components of the graph on ``n`` nodes with edges (u, v): the smallest node of
+    each node's component (hooking of roots to the smaller root, then pointer jumping)."""
+    torch = _t()
+    parent = torch.arange(n, device=u.device)
+    for _ in range(200):
+        pu, pv = parent[u], parent[v]
+        diff = pu != pv
+        if not bool(diff.any()):
+            break
+        lo, hi = torch.minimum(pu, pv)[diff], torch.maximum(pu, pv)[diff]
+        parent = parent.scatter_reduce(0, hi, lo, "amin")
+        for _ in range(64):
+            pp = parent[parent]
+            if bool((pp == parent).all()):
+                break
+            parent = pp
+    return parent
+
+
+def topology_qa(faces, vgroup, n_groups: int) -> list[dict[str, Any]]:
+    """:func:`medrecon.surface.qa.topology_qa` of every surface (faces with global vertex
+    numbers; ``vertices`` counts every vertex of the surface, used or not)."""
+    torch = _t()
+    dev = faces.device
+    nv = vgroup.shape[0]
+    nvert = torch.bincount(vgroup, minlength=n_groups)
+    nf = faces.shape[0]
+    if nf == 0:
+        return [_empty_topology(int(x)) for x in nvert.tolist()]
+    fg = face_groups(faces, vgroup)
+    ntri = torch.bincount(fg, minlength=n_groups)
+    a = faces.reshape(-1)
+    b = faces[:, [1, 2, 0]].reshape(-1)
+    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    key = (lo * nv + hi) * 2 + (a > b).to(torch.int64)
+    ks, order = torch.sort(key)
+    edge = ks >> 1
+    dirn = ks & 1
+    h = ks.numel()
+    start = torch.ones(h, dtype=torch.bool, device=dev)
+    start[1:] = edge[1:] != edge[:-1]
+    starts = start.nonzero().squeeze(1)
+    counts = torch.diff(torch.cat([starts, torch.tensor([h], device=dev)]))
+    eg = vgroup[lo[order[starts]]]
+    nedge = torch.bincount(eg, minlength=n_groups)
+    not2 = torch.bincount(eg[counts != 2], minlength=n_groups)
+    over2 = torch.bincount(eg[counts > 2], minlength=n_groups)
+    two = starts[counts == 2]
+    same_dir = dirn[two] == dirn[two + 1]
+    bad_dir = torch.bincount(eg[counts == 2][same_dir], minlength=n_groups)
+    watertight = not2 == 0
+    edge_manifold = over2 == 0
+    oriented = watertight & (bad_dir == 0)
+    # fans: corners linked across every two-triangle edge; one component per fan
+    h1, h2 = order[two], order[two + 1]
+
+    def second(x):
+        return 3 * (x // 3) + (x % 3 + 1) % 3
+
+    same = a[h1] == a[h2]
+    u = torch.cat([h1, second(h1)])
+    v = torch.cat([torch.where(same, h2, second(h2)), torch.where(same, second(h2), h2)])
+    croot = _components(3 * nf, u, v)
+    fans = torch.bincount(vgroup[a[croot == torch.arange(3 * nf, device=dev)]], minlength=n_groups)
+    used = torch.zeros(nv, dtype=torch.bool, device=dev)
+    used[a] = True
+    nused = torch.bincount(vgroup[used], minlength=n_groups)
+    vertex_manifold = edge_manifold & (fans == nused)
+    # pieces: vertices linked by edges
+    vroot = _components(nv, a, b)
+    is_root = used & (vroot == torch.arange(nv, device=dev))
+    comps = torch.bincount(vgroup[is_root], minlength=n_groups)
+    rows = torch.stack([ntri, nvert, watertight.long(), oriented.long(), edge_manifold.long(),
+                        vertex_manifold.long(), comps, nvert - nedge + ntri], 1).tolist()
+    out = []
+    for t, n, w, o, em, vm, c, eu in rows:
+        if t == 0:
+            out.append(_empty_topology(n))
+            continue
+        out.append({"triangles": t, "vertices": n, "watertight": bool(w), "consistently_oriented": bool(o),
+                    "edge_manifold": bool(em), "vertex_manifold": bool(vm), "manifold": bool(em and vm),
+                    "components": c, "euler_characteristic": eu})
+    return out
+
+
+def _empty_topology(n: int) -> dict[str, Any]:
+    return {"triangles": 0, "vertices": n, "watertight": False, "consistently_oriented": False,
+            "edge_manifold": True, "vertex_manifold": True, "manifold": False, "components": 0,
+            "euler_characteristic": n}
+
+
+def _welded(points, faces, vgroup, n_groups: int, dup) -> dict[int, dict[str, Any]]:
+    """Welded topology (identical float32 positions merged) of the surfaces that have
+    coincident vertices (:func:`medrecon.surface.qa.welded_qa`)."""
+    torch = _t()
+    groups = torch.bincount(vgroup[dup], minlength=n_groups) > 0
+    if not bool(groups.any()):
+        return {}
+    bits = (points.to(torch.float32) + 0.0).contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    key = torch.stack([vgroup, bits[:, 0], bits[:, 1], bits[:, 2]], 1)
+    uniq, inv = torch.unique(key, dim=0, return_inverse=True)
+    wg = uniq[:, 0]
+    w = inv[faces]
+    w = w[(w[:, 0] != w[:, 1]) & (w[:, 1] != w[:, 2]) & (w[:, 0] != w[:, 2])]
+    w = w[groups[wg[w[:, 0]]]]
+    topo = topology_qa(w, wg, n_groups)
+    nuniq = torch.bincount(wg, minlength=n_groups)
+    ncoin = (torch.bincount(vgroup, minlength=n_groups) - nuniq).tolist()
+    out = {}
+    for q in groups.nonzero().squeeze(1).tolist():
+        t = topo[q]
+        out[q] = {"coincident_vertices": int(ncoin[q]), "watertight_welded": bool(t["watertight"]),
+                  "manifold_welded": bool(t["manifold"])}
+    return out
+
+
+def compute_qa(points, faces, vgroup, n_groups: int, *, voxel_volume_mm3=None,
+               smoothing_displacement_mm=None) -> list[dict[str, Any]]:
+    """:func:`medrecon.surface.qa.compute_qa` of every surface: one dict per surface, the same
+    fields and rounding. ``voxel_volume_mm3`` and ``smoothing_displacement_mm``: sequences
+    (one value per surface) or None."""
+    torch = _t()
+    topo = topology_qa(faces, vgroup, n_groups)
+    vol = signed_volumes(points, faces, vgroup, n_groups).tolist()
+    area = surface_areas(points, faces, vgroup, n_groups).tolist()
+    lo, hi = _group_bbox(points.to(torch.float64), vgroup, n_groups)
+    lo, hi = lo.tolist(), hi.tolist()
+    welded = _welded(points, faces, vgroup, n_groups, coincident_vertices(points, vgroup))
+    out = []
+    for q in range(n_groups):
+        d = dict(topo[q])
+        if d["triangles"] == 0 or d["vertices"] == 0:
+            d.update(mesh_volume_mm3=0.0, surface_area_mm2=0.0, bbox_mm=[[0.0] * 3, [0.0] * 3])
+        else:
+            d.update(mesh_volume_mm3=round(float(vol[q]), 3), surface_area_mm2=round(float(area[q]), 3),
+                     bbox_mm=[[round(float(x), 3) for x in lo[q]], [round(float(x), 3) for x in hi[q]]])
+        if d["triangles"] == 0:
+            d.update(coincident_vertices=0, watertight_welded=False, manifold_welded=False)
+        elif q in welded:
+            d.update(welded[q])
+        else:
+            d.update(coincident_vertices=0, watertight_welded=d["watertight"], manifold_welded=d["manifold"])
+        if voxel_volume_mm3 is not None:
+            vv = float(voxel_volume_mm3[q])
+            d["voxel_volume_mm3"] = round(vv, 3)
+            d["volume_diff_pct"] = round(100.0 * (d["mesh_volume_mm3"] - vv) / vv, 3) if vv > 0 else None
+        if smoothing_displacement_mm is not None:
+            d["smoothing_max_displacement_mm"] = round(float(smoothing_displacement_mm[q]), 4)
+        out.append(d)
+    return out
