@@ -154,6 +154,10 @@ def main() -> None:
         res["gpu_name"] = torch.cuda.get_device_name(dev)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
 
+    def save() -> None:  # after every step: a run cut short by a time limit keeps what it measured
+        if args.out:
+            Path(args.out).write_text(json.dumps(res, indent=2, default=float))
+
     # warm-up: CUDA context, kernels, sparse handles
     t0 = time.perf_counter()
     build_surfaces_gpu(vol, device=dev, qa=False)
@@ -179,6 +183,7 @@ def main() -> None:
         print(f"{key}: median {res[key]['median_s']:.3f} s over {len(runs)} "
               f"(stages {', '.join(f'{k} {v:.3f}' for k, v in res[key]['stages_s'].items())}); "
               f"{res[key]['triangles']:,} triangles", flush=True)
+        save()
         if qa:
             gpu_qa_models = gpu_models
     if args.write:
@@ -199,6 +204,7 @@ def main() -> None:
             key = "cpu_qa" if qa else "cpu_no_qa"
             res[key] = {"s": dt, "workers": os.cpu_count(), **_summary(cpu_models)}
             print(f"{key}: {dt:.2f} s ({os.cpu_count()} threads); {res[key]['triangles']:,} triangles", flush=True)
+            save()
             if qa:
                 res["agreement"] = compare(cpu_models, gpu_qa_models, float(min(np.linalg.norm(aff[:3, :3], axis=0))))
                 print(f"agreement: {res['agreement']}", flush=True)
@@ -206,8 +212,7 @@ def main() -> None:
         res["ratio_gpu_over_cpu_no_qa"] = res["gpu_no_qa"]["median_s"] / res["cpu_no_qa"]["s"]
         print(f"GPU / CPU time: {res['ratio_gpu_over_cpu_qa']:.3f} with QA, "
               f"{res['ratio_gpu_over_cpu_no_qa']:.3f} without", flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=2, default=float))
+    save()
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ while todo:  # the extension modules and every VTK library they link (DT_NEEDED,
     seen.add(f)
     dyn = subprocess.run(["readelf", "-d", os.path.join(root, f)], capture_output=True, text=True, check=True).stdout
     todo += [m for m in re.findall(r"\[(lib[^\]]+)\]", dyn) if os.path.exists(os.path.join(root, m))]
-keep = sorted(seen) + ["__init__.py", "util"]
+keep = sorted(seen) + ["__init__.py", "util", "numpy_interface"]
 open(out, "w").write("\n".join("vtkmodules/" + k for k in keep) + "\n")
 print(f"cut-down VTK: {len(seen)} shared objects")
 EOF
@@ -64,4 +64,4 @@ One command on the GPU machine (repository root; carry: [".whl"]; about 6 minute
 
 EOF
 sed -n 's/^# CMD: //p' "$0"
-# CMD: set -o pipefail; export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl && tar xJf .whl/vtk-cut-*.tar.xz -C /tmp/site || exit; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee $OUT/gpu.txt; uptime | tee -a $OUT/gpu.txt; python3 -m pytest -q -x -p no:cacheprovider tests/surface/test_gpu_finish_equivalence.py 2>&1 | tail -3 | tee $OUT/tests.txt; timeout 200 python3 benchmarks/bench_gpu_mesh.py --device cuda --repeats 3 --out $OUT/bench_gpu_mesh.json 2>&1 | tee $OUT/bench_gpu_mesh.log; timeout 330 python3 benchmarks/bench_gpu_e2e.py --device cuda --workdir /tmp/e2e --out $OUT/bench_gpu_e2e.json 2>&1 | tee $OUT/bench_gpu_e2e.log
+# CMD: set -o pipefail; export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl && tar xJf .whl/vtk-cut-*.tar.xz -C /tmp/site || exit; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee $OUT/gpu.txt; uptime | tee -a $OUT/gpu.txt; python3 -m pytest -q -x -p no:cacheprovider tests/surface/test_gpu_finish_equivalence.py 2>&1 | tail -3 | tee $OUT/tests.txt; timeout 160 python3 benchmarks/bench_gpu_mesh.py --device cuda --repeats 3 --out $OUT/bench_gpu_mesh.json 2>&1 | tee $OUT/bench_gpu_mesh.log; timeout 330 python3 benchmarks/bench_gpu_e2e.py --device cuda --workdir /tmp/e2e --out $OUT/bench_gpu_e2e.json 2>&1 | tee $OUT/bench_gpu_e2e.log

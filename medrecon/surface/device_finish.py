@@ -206,12 +206,12 @@ def _face_normals(points, faces):
     return fn / torch.linalg.norm(fn, dim=1, keepdim=True).clamp(min=1e-300)
 
 
-def _candidate_pairs(points, faces, fsel, fgroup, normals32, sharp_cos: float, chunk: int):
+def _candidate_pairs(points, faces, fsel, fgroup, normals32, sharp_cos: float, chunk: int, focus=None):
     """Pairs (a, b), a < b, of the faces ``fsel`` (global face numbers, one or more whole
     surfaces) whose boxes overlap and that share no vertex, or one vertex where the normals are
     more than 90 degrees apart (:func:`medrecon.surface.intersections.candidate_pairs` with
     ``max_shared=1``). Each pair comes once: it is taken in the grid cell that holds the low
-    corner of the two boxes' overlap."""
+    corner of the two boxes' overlap. ``focus`` (F,) bool: only pairs with a face in it."""
     torch = _t()
     dev = points.device
     f = faces[fsel]
@@ -264,6 +264,7 @@ def _candidate_pairs(points, faces, fsel, fgroup, normals32, sharp_cos: float, c
     # per entry, in sorted order: box, first cell, vertices (contiguous: one gather per pass)
     lo_s, hi_s, c0_s, f_s = (x.index_select(0, tid) for x in (lo, hi, c0, f))
     gk = g.index_select(0, tid) * dxyz
+    foc = None if focus is None else focus.index_select(0, fsel).index_select(0, tid)
     pairs = []
     act = (left > 0).nonzero().squeeze(1)
     d = 1
@@ -271,6 +272,9 @@ def _candidate_pairs(points, faces, fsel, fgroup, normals32, sharp_cos: float, c
         for s in range(0, act.numel(), chunk):
             i = act[s:s + chunk]
             j = i + d
+            if foc is not None:
+                keep = foc.index_select(0, i) | foc.index_select(0, j)
+                i, j = i[keep], j[keep]
             li, lj, hi_i, hj = (x.index_select(0, y) for x, y in ((lo_s, i), (lo_s, j), (hi_s, i), (hi_s, j)))
             ok = ((li <= hj) & (lj <= hi_i)).all(1)
             del li, lj, hi_i, hj
@@ -364,11 +368,12 @@ def folded_faces(points, faces, cos_limit: float = -0.99):
 
 
 def self_intersecting_faces(points, faces, vgroup=None, n_groups: int | None = None, *,
-                            groups=None, chunk_faces: int = 2_000_000, pair_batch: int = 4_000_000):
+                            groups=None, focus=None, chunk_faces: int = 2_000_000, pair_batch: int = 4_000_000):
     """(F,) bool: faces that cut through another face of the same surface
     (:func:`medrecon.surface.intersections.self_intersecting_faces` for every surface at once).
 
-    ``groups`` (G,) bool: check only those surfaces (others come back False). Surfaces are
+    ``groups`` (G,) bool: check only those surfaces (others come back False). ``focus`` (F,)
+    bool: test only pairs with at least one face in it (the faces that moved). Surfaces are
     handled in chunks of about ``chunk_faces`` triangles, candidate pairs ``pair_batch`` at a
     time, so memory stays bounded."""
     torch = _t()
@@ -395,7 +400,7 @@ def self_intersecting_faces(points, faces, vgroup=None, n_groups: int | None = N
 
     def run(gs: list[int]) -> None:
         sel = torch.cat([order[int(fstart[q]):int(fstart[q + 1])] for q in gs])
-        pairs = _candidate_pairs(points, faces, sel, fg, fn32, 0.0, pair_batch)
+        pairs = _candidate_pairs(points, faces, sel, fg, fn32, 0.0, pair_batch, focus)
         for s in range(0, pairs.shape[0], pair_batch):
             p = pairs[s:s + pair_batch]
             hit = _narrow(points, faces, p, eps_g[fg[p[:, 0]]])
@@ -447,7 +452,10 @@ def relax_self_intersections(points, before, faces, vgroup=None, n_groups: int |
         relaxed |= ring
         weight = torch.where(ring, torch.zeros_like(weight) if r == rounds - 1 else weight * 0.5, weight)
         pts = torch.where(ring[:, None], before + weight[:, None] * (points - before), pts)
-        hit = self_intersecting_faces(pts, faces, vg, ng, groups=torch.bincount(vg[relaxed], minlength=ng) > 0)
+        # new crossings need a moved triangle: faces that kept their vertices crossed nothing before
+        # (those that did were moved), so only pairs with a moved face are tested again
+        hit = self_intersecting_faces(pts, faces, vg, ng, groups=torch.bincount(vg[relaxed], minlength=ng) > 0,
+                                      focus=relaxed[faces].any(1))
         if not bool(hit.any()):
             break
     info["vertices_relaxed"] = torch.bincount(vg[relaxed], minlength=ng)

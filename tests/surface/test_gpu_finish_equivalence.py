@@ -31,7 +31,7 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _blobs(shape=(26, 24, 22), seed=0):
+def _blobs(shape=(20, 20, 18), seed=0):
     rng = np.random.default_rng(seed)
     a = ndimage.gaussian_filter(rng.normal(size=shape), 2.0)
     lab = np.digitize(a, (-0.04, 0.0, 0.04)).astype(np.uint8)
