@@ -266,35 +266,43 @@ def _candidate_pairs(points, faces, fsel, fgroup, normals32, sharp_cos: float, c
     gk = g.index_select(0, tid) * dxyz
     foc = None if focus is None else focus.index_select(0, fsel).index_select(0, tid)
     pairs = []
-    act = (left > 0).nonzero().squeeze(1)
-    d = 1
-    while act.numel():
-        for s in range(0, act.numel(), chunk):
-            i = act[s:s + chunk]
-            j = i + d
-            if foc is not None:
-                keep = foc.index_select(0, i) | foc.index_select(0, j)
-                i, j = i[keep], j[keep]
-            li, lj, hi_i, hj = (x.index_select(0, y) for x, y in ((lo_s, i), (lo_s, j), (hi_s, i), (hi_s, j)))
-            ok = ((li <= hj) & (lj <= hi_i)).all(1)
-            del li, lj, hi_i, hj
-            # once only: in the cell of max(c0[a], c0[b]), which both boxes enter
-            hc = torch.maximum(c0_s.index_select(0, i), c0_s.index_select(0, j))
-            ok &= key.index_select(0, i) == gk.index_select(0, i) + (hc[:, 0] * dy + hc[:, 1]) * dz + hc[:, 2]
-            i, j = i[ok], j[ok]
-            nshare = (f_s.index_select(0, i)[:, :, None] == f_s.index_select(0, j)[:, None, :]).sum((1, 2))
-            a, b = tid.index_select(0, i), tid.index_select(0, j)
-            keep = nshare == 0
-            if normals32 is not None:
-                na = normals32.index_select(0, fsel.index_select(0, a))
-                nb = normals32.index_select(0, fsel.index_select(0, b))
-                keep |= (nshare == 1) & ((na * nb).sum(1) < sharp_cos)
-            else:
-                keep |= nshare == 1
-            a, b = a[keep], b[keep]
-            pairs.append(torch.stack([torch.minimum(a, b), torch.maximum(a, b)], 1))
-        d += 1
-        act = act[left[act] >= d]
+    # every (entry, later entry of its cell) at once, in chunks of about ``chunk`` pairs
+    cum = torch.cumsum(left, 0)
+    total = int(cum[-1]) if n else 0
+    marks = torch.arange(chunk, total, chunk, device=dev) if total > chunk else cum[:0]
+    cuts = [0] + torch.searchsorted(cum, marks, right=True).tolist() + [n]
+    for e0, e1 in zip(cuts[:-1], cuts[1:]):
+        if e1 <= e0:
+            continue
+        lc = left[e0:e1]
+        i = torch.repeat_interleave(torch.arange(e0, e1, device=dev), lc)
+        if i.numel() == 0:
+            continue
+        first = torch.cumsum(lc, 0) - lc
+        j = i + 1 + torch.arange(i.numel(), device=dev) - torch.repeat_interleave(first, lc)
+        del first
+        if foc is not None:
+            keep = foc.index_select(0, i) | foc.index_select(0, j)
+            i, j = i[keep], j[keep]
+        li, lj, hi_i, hj = (x.index_select(0, y) for x, y in ((lo_s, i), (lo_s, j), (hi_s, i), (hi_s, j)))
+        ok = ((li <= hj) & (lj <= hi_i)).all(1)
+        del li, lj, hi_i, hj
+        # once only: in the cell of max(c0[a], c0[b]), which both boxes enter
+        hc = torch.maximum(c0_s.index_select(0, i), c0_s.index_select(0, j))
+        ok &= key.index_select(0, i) == gk.index_select(0, i) + (hc[:, 0] * dy + hc[:, 1]) * dz + hc[:, 2]
+        del hc
+        i, j = i[ok], j[ok]
+        nshare = (f_s.index_select(0, i)[:, :, None] == f_s.index_select(0, j)[:, None, :]).sum((1, 2))
+        a, b = tid.index_select(0, i), tid.index_select(0, j)
+        keep = nshare == 0
+        if normals32 is not None:
+            na = normals32.index_select(0, fsel.index_select(0, a))
+            nb = normals32.index_select(0, fsel.index_select(0, b))
+            keep |= (nshare == 1) & ((na * nb).sum(1) < sharp_cos)
+        else:
+            keep |= nshare == 1
+        a, b = a[keep], b[keep]
+        pairs.append(torch.stack([torch.minimum(a, b), torch.maximum(a, b)], 1))
     del lo_s, hi_s, c0_s, f_s, gk
     if not pairs:
         return empty
