@@ -28,6 +28,7 @@ One module per format: :mod:`.stl`, :mod:`.objply` (OBJ + MTL, PLY), :mod:`.vtp`
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -183,7 +184,8 @@ def write_models(models: Sequence[SurfaceModel], outdir: str | Path, formats: st
             data = glb_bytes(models, provenance, space) if fmt == "glb" else threemf_bytes(models, provenance, space)
             written.append(_guarded(path, atomic_write_bytes, path, data))
             continue
-        for m, stem in zip(models, stems):
+        def one(m: SurfaceModel, stem: str, fmt: str = fmt) -> list[Path]:
+            out: list[Path] = []
             v = to_space(m.vertices, space)
             path = outdir / f"{stem}.{fmt}"
             if fmt == "stl":
@@ -197,12 +199,18 @@ def write_models(models: Sequence[SurfaceModel], outdir: str | Path, formats: st
                 else:
                     text = obj_text(m, v, mtl.name, space)
                 _guarded(path, atomic_write_bytes, path, text.encode("utf-8"))
-                written.append(mtl)
+                out.append(mtl)
             elif fmt == "ply":
                 _guarded(path, atomic_write_bytes, path, ply_bytes(m, v, space, ply_binary))
             elif fmt == "vtp":
                 _guarded(path, write_vtp, m, v, path, space, provenance)
-            written.append(path)
+            out.append(path)
+            return out
+
+        # one file per structure, in threads (numpy and file writes release the GIL); same order
+        with ThreadPoolExecutor(max_workers=max(1, min(len(models), os.cpu_count() or 1, 16))) as pool:
+            for paths in pool.map(one, models, stems):
+                written += paths
     return written
 
 
