@@ -9,11 +9,18 @@ except the OS file cache, which is warmed once before timing):
 * ``dcm2niix``: ``dcm2niix -b y -z n -o OUT SERIES`` (NIfTI + JSON, uncompressed);
 * ``medrecon convert``: ``python -m medrecon convert SERIES -o OUT/x.nii`` with the header cache off
   (the cost of a first conversion);
+* ``medrecon loader``: the same conversion through the library in a fresh process
+  (``python -c "from medrecon.io.loader import convert; ..."``): the loader's own cost, without
+  the command-line layer;
+* ``medrecon info`` on the first 40 files (one volume's worth of a small folder) against
+  ``dcm2niix`` converting those 40 files (goal: at most 4x);
 * ``medrecon info + convert``: ``info`` then ``convert`` with the header cache on (an empty cache
   before ``info``): the pair should cost one header scan, not two;
 * the header scan alone, cold and from the cache, in-process.
 
-Prints a table and the ratios medrecon / dcm2niix (below 1 = medrecon faster).
+Prints a table and the ratios medrecon / dcm2niix (below 1 = medrecon faster), for wall-clock
+time and for CPU time (user + system of the child process: on a shared, loaded machine the wall
+clock mostly measures waiting for a core, the CPU time what each tool costs).
 """
 from __future__ import annotations
 
@@ -81,12 +88,22 @@ def make_series(folder: Path, n_files: int = 2000, size: int = 128, n_slices: in
     return folder
 
 
-def _run(cmd: list[str], env: dict | None = None) -> float:
+_CPU: dict[str, list[float]] = {}
+
+
+def _run(cmd: list[str], env: dict | None = None, label: str | None = None) -> float:
+    """Wall-clock seconds of ``cmd``; its CPU seconds go to ``_CPU[label]``."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     dt = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise SystemExit(f"command failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    if label is not None:
+        _CPU.setdefault(label, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return dt
 
 
@@ -109,14 +126,30 @@ def main(argv=None) -> int:
         p.read_bytes()
     py = sys.executable
     env_nocache = dict(os.environ, MEDRECON_NO_CACHE="1")
-    res: dict[str, list[float]] = {"dcm2niix": [], "medrecon convert": [], "medrecon info + convert": []}
+    small = work / "small40"
+    small.mkdir()
+    for p in sorted(series.iterdir())[:40]:
+        shutil.copy(p, small / p.name)
+    env_nocache["PYTHONPATH"] = str(ROOT) + os.pathsep + env_nocache.get("PYTHONPATH", "")
+    res: dict[str, list[float]] = {"dcm2niix": [], "medrecon convert": [], "medrecon loader (library, fresh process)": [],
+                                   "medrecon info + convert": []}
+    loader = ("import sys; from medrecon.io.loader import convert; convert(sys.argv[1], sys.argv[2])")
     for r in range(args.repeat):
         out = work / f"d2n{r}"
         out.mkdir()
-        res["dcm2niix"].append(_run([dcm2niix, "-b", "y", "-z", "n", "-o", str(out), str(series)]))
+        res["dcm2niix"].append(_run([dcm2niix, "-b", "y", "-z", "n", "-o", str(out), str(series)], label="dcm2niix"))
         out = work / f"mr{r}"
         res["medrecon convert"].append(_run([py, "-m", "medrecon", "convert", str(series), "-o", str(out / "x.nii")],
-                                            env=env_nocache))
+                                            env=env_nocache, label="medrecon convert"))
+        res["medrecon loader (library, fresh process)"].append(
+            _run([py, "-c", loader, str(series), str(out / "y.nii")], env=env_nocache,
+                 label="medrecon loader (library, fresh process)"))
+        out = work / f"d2n_small{r}"
+        out.mkdir()
+        res.setdefault("40 files: dcm2niix convert", []).append(
+            _run([dcm2niix, "-b", "y", "-z", "n", "-o", str(out), str(small)], label="40 files: dcm2niix convert"))
+        res.setdefault("40 files: medrecon info", []).append(
+            _run([py, "-m", "medrecon", "info", str(small)], env=env_nocache, label="40 files: medrecon info"))
         cache = work / f"cache{r}"
         env_cache = dict(os.environ, MEDRECON_CACHE_DIR=str(cache))
         out = work / f"mri{r}"
@@ -140,11 +173,17 @@ def main(argv=None) -> int:
     t = time.perf_counter(); load_series(str(series)); res["header scan, in-process, from disk cache"] = [time.perf_counter() - t]
 
     base = statistics.median(res["dcm2niix"])
+    base_small = statistics.median(res["40 files: dcm2niix convert"])
+    cpu_base = statistics.median(_CPU["dcm2niix"])
+    cpu_small = statistics.median(_CPU["40 files: dcm2niix convert"])
     print(f"\n{args.files} files, 128x128 int16, {os.cpu_count()} CPUs, load {os.getloadavg()}")
-    print(f"{'what':44s} {'median s':>9s} {'runs':>24s} {'vs dcm2niix':>12s}")
+    print(f"{'what':44s} {'median s':>9s} {'runs':>24s} {'vs dcm2niix':>12s} {'CPU s':>7s} {'CPU vs':>7s}")
     for k, v in res.items():
         m = statistics.median(v)
-        print(f"{k:44s} {m:9.3f} {' '.join(f'{x:.2f}' for x in v):>24s} {m / base:11.2f}x")
+        ref, cref = (base_small, cpu_small) if k.startswith("40 files") else (base, cpu_base)
+        cpu = statistics.median(_CPU[k]) if k in _CPU else None
+        c = f"{cpu:7.2f} {cpu / cref:6.2f}x" if cpu is not None else ""
+        print(f"{k:44s} {m:9.3f} {' '.join(f'{x:.2f}' for x in v):>24s} {m / ref:11.2f}x {c}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -357,6 +357,16 @@ def worker(args) -> None:
     w = welded_qa(np.asarray(res["vertices"], np.float64), faces)
     summary["closed_welded"] = bool(topo["watertight"] and topo["manifold"]
                                     and w["watertight_welded"] in (None, True) and w["manifold_welded"] in (None, True))
+    try:  # self-intersections as MeshLab counts them (the printers' check), outside the timed region
+        import pymeshlab
+
+        ms = pymeshlab.MeshSet()
+        ms.add_mesh(pymeshlab.Mesh(np.asarray(res["vertices"], np.float64), faces.astype(np.int32)))
+        ms.compute_selection_by_self_intersections_per_face()
+        summary["self_intersecting_faces_meshlab"] = int(ms.current_mesh().selected_face_number())
+        del ms
+    except ImportError:  # the bench extra installs it
+        summary["self_intersecting_faces_meshlab"] = None
     if args.save_vertices:
         np.save(args.save_vertices, res["vertices"])
         summary["vertices_file"] = args.save_vertices
@@ -447,6 +457,7 @@ def trabecular(args) -> None:
                           f"peak RSS {r['peak_rss_mb']:.0f} MB, {r['triangles']:,} triangles, "
                           f"closed+manifold welded {r['closed_welded']}, volume {dv:+.2f}% vs voxels"
                           + (f", reduction reached {q.get('reduction_reached')}" if q.get("reduction_reached") is not None else "")
+                          + f", MeshLab self-intersecting faces {r.get('self_intersecting_faces_meshlab')}"
                           + f"; load {os.getloadavg()[0]:.1f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))

@@ -52,7 +52,8 @@ def main() -> None:
 
     from medrecon.io.nifti import read_nifti
     from medrecon.io.slicer import read_seg_nrrd, write_seg_nrrd
-    from medrecon.segment.labels import load_label_table, select_structures
+    from medrecon.io.label_tables import load_label_table
+    from medrecon.labelmap import select_structures
     from medrecon.surface import build_surfaces
     from medrecon.viz.html import write_viewer
     from medrecon.viz.montage import qc_montage

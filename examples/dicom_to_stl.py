@@ -52,7 +52,7 @@ def main() -> None:
     console.print(f"wrote {[str(f) for f in files]}")
 
     # 2. the same in one call, with report.json, previews and a viewer page
-    with StageProgress(console) as bar:  # draws the library's progress(stage, done, total) calls
+    with StageProgress(console) as bar:  # draws the library's progress(ProgressEvent) calls
         result = run_mesh(MeshConfig(input=str(src), outdir=str(out / "pipeline"), preset=args.preset,
                                      formats=["stl", "3mf"]), progress=bar)
     console.print(f"report: {result.report_path}")

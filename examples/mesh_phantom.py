@@ -28,7 +28,7 @@ from medrecon.surface.qa import surface_error
 from medrecon.volume import Volume
 
 
-class Label:  # what medrecon.segment.labels.LabelInfo provides: value, name, colour
+class Label:  # what medrecon.labelmap.LabelInfo provides: value, name, colour
     def __init__(self, value, name, color):
         self.value, self.name, self.color = value, name, color
 
@@ -59,7 +59,7 @@ def main(outdir: Path) -> None:
     con.print(f"  {labelmap}")
 
     with StageProgress(con, transient=True) as bar:  # smoothing 0.5, as Slicer
-        models = build_surfaces(labelmap, table, progress=lambda done, total, name: bar(f"meshing {name}", done, total))
+        models = build_surfaces(labelmap, table, progress=bar)
 
     narrow = con.width < 100  # 80-column terminals: short headers, light borders, nothing cut
     from rich import box

@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     import torch
 
     from medrecon.multiview import synthetic as S
-    from medrecon.multiview.cameras import pose_errors, write_colmap_text
+    from medrecon.io.colmap import write_colmap_text
+    from medrecon.multiview.cameras import pose_errors
     from medrecon.multiview.pipeline import MultiviewOptions, reconstruct_multiview
 
     torch.set_num_threads(2)
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     write_colmap_text(truth, a.outdir / "true_cameras")
     res = reconstruct_multiview(photos, a.outdir / "model", cameras_dir=a.outdir / "true_cameras" if a.known_cameras else None,
                                 options=MultiviewOptions(faces=20000, texture_px=1024),
-                                progress=lambda s, d, n: print(f"\r{s}: {d}/{n}   ", end="", file=sys.stderr))
+                                progress=lambda ev: print(f"\r{ev.text}: {ev.done}/{ev.total}   ", end="", file=sys.stderr))
     print(file=sys.stderr)
     e = pose_errors(res.cameras, truth)
     from scipy.spatial import cKDTree
@@ -83,12 +84,12 @@ def figure(path: Path, renders, res, v_truth, err_pct) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from medrecon.texture import sample_texture
+    from medrecon.mesh import vertex_rgb
 
     fig, ax = plt.subplots(2, 4, figsize=(14, 6.6))
     for k, i in enumerate(np.linspace(0, len(renders) - 1, 3).astype(int)):
         ax[0, k].imshow(renders[i][0]); ax[0, k].set_title(f"input photo {i}"); ax[0, k].axis("off")
-    col = sample_texture(res.mesh) / 255.0
+    col = vertex_rgb(res.mesh) / 255.0
     vmap = res.mesh.vertices
     for k, (a, b, name) in enumerate([(0, 2, "front (x-z)"), (1, 2, "side (y-z)"), (0, 1, "top (x-y)")]):
         c = np.delete(np.arange(3), [a, b])[0]

@@ -17,11 +17,12 @@ from pathlib import Path
 
 def viewer(mesh, path):
     """Write medrecon's offline viewer for a textured mesh (colours sampled at the vertices)."""
-    from medrecon.texture import sample_texture, to_surface_model
+    from medrecon.mesh import vertex_rgb
+    from medrecon.texture import to_surface_model
     from medrecon.viz.html import write_viewer
 
     return write_viewer([to_surface_model(mesh)], path, title="medrecon photo model",
-                        vertex_colors=[sample_texture(mesh)])
+                        vertex_colors=[vertex_rgb(mesh)])
 
 
 def main(argv=None) -> int:
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
                         size_mm=args.size_mm, faces=args.faces)
     try:
         res = run_photo(picture, args.outdir, opts, viewer=viewer,
-                        progress=lambda stage, done, total: print(f"[{done}/{total}] {stage}", file=sys.stderr))
+                        progress=lambda ev: print(f"[{ev.done}/{ev.total}] {ev.text}", file=sys.stderr))
     except MedreconError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

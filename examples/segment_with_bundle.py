@@ -85,7 +85,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     from medrecon.io.volumes import save_volume
-    from medrecon.segment.labels import write_slicer_ctbl
+    from medrecon.io.label_tables import write_slicer_ctbl
 
     if a.totalseg:
         from medrecon.io.labelmaps import import_totalsegmentator

@@ -24,7 +24,8 @@ from rich.console import Console
 from medrecon.io.meshes import write_models
 from medrecon.io.nifti import read_nifti
 from medrecon.io.slicer import write_scene, write_seg_nrrd, write_volume_nrrd
-from medrecon.segment.labels import load_label_table, select_structures
+from medrecon.io.label_tables import load_label_table
+from medrecon.labelmap import select_structures
 from medrecon.surface import build_surfaces
 from medrecon.viz.html import write_viewer
 from medrecon.viz.montage import qc_montage

@@ -99,7 +99,7 @@ def main(argv=None) -> None:
     from medrecon.svr import reconstruct_files
 
     res = reconstruct_files(args.stacks, args.output, method=args.method, spacing=args.spacing, device=args.device,
-                            progress=lambda stage, done, total: print(f"\r{stage}: {done}/{total}   ", end="", flush=True))
+                            progress=lambda ev: print(f"\r{ev.text}: {ev.done}/{ev.total}   ", end="", flush=True))
     print(f"\nwrote {args.output} {res.volume.shape} in {res.timings['total']:.1f} s")
 
 

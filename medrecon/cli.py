@@ -2,6 +2,13 @@
 
 Errors: a :class:`~medrecon.errors.MedreconError` prints one line on stderr and exits with
 code 2; the traceback is shown only with ``--debug``.
+
+Fast to start: nothing heavy (the pipeline, numpy, PyTorch, VTK, pydicom) is imported before a
+command needs it. Options are declared once: ``mesh`` is built from
+:class:`medrecon.mesh_config.MeshConfig` (:mod:`medrecon.cli_options`), ``--device`` and
+``--series`` from :mod:`medrecon.options`, the ``--method`` choices from the registry
+:mod:`medrecon.methods`, the mesh formats from :data:`medrecon.io.meshes.MESH_FORMATS`; commands
+built from models are built only when they run or show their help.
 """
 from __future__ import annotations
 
@@ -14,16 +21,40 @@ import typer
 from rich.console import Console
 
 from medrecon.errors import MedreconError
+from medrecon.options import DEVICE_HELP, SERIES_HELP
 
-app = typer.Typer(
+_APP_SETTINGS = dict(
     add_completion=False,
     no_args_is_help=True,
     help="medrecon: medical images (DICOM, NIfTI, NRRD) to 3D models with exact geometry.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: starts in a fraction of the time of rich's panels
 )
+#: The commands declared with their options in this file; ``mesh`` is added by :func:`build_command`.
+app = typer.Typer(**_APP_SETTINGS)
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 _STATE = {"debug": False}
+
+
+def _device_option(default: str = "auto"):
+    """``--device``: declared once (:data:`medrecon.options.DEVICE_HELP`)."""
+    return typer.Option(default, "--device", help=DEVICE_HELP)
+
+
+def _series_option():
+    """``--series``: declared once for every command that takes a DICOM folder."""
+    return typer.Option(None, "--series", help=SERIES_HELP)
+
+
+def _method_option(family: str, default: str):
+    """``--method`` of a method family; its help lists what :mod:`medrecon.methods` holds when the
+    command line is built (:func:`build_command`), so a registered method shows up."""
+    return typer.Option(default, "--method", help=f"{family} method")
+
+
+#: Commands whose ``--method`` choices come from the method registry (command -> family).
+METHOD_FAMILIES = {"svr": "svr", "photo": "photo", "multiview": "multiview"}
 
 
 @app.callback()
@@ -53,8 +84,10 @@ def info(
             console.print(f"[yellow]note:[/] {_terminal_safe(w)}", soft_wrap=True, highlight=False)
         n_vol = sum(1 for r in rows if r.get("is_volume", True))
         n_obj = sum(1 for r in rows if r.get("kind") == "non-image")
-        console.print(f"{len(rows) - n_obj} series, {n_vol} loadable as volumes"
-                      + (f", {n_obj} kind(s) of non-image object skipped" if n_obj else "")
+        from medrecon.cli_display import plural
+
+        console.print(f"{len(rows) - n_obj} series, {n_vol} loadable as {'a volume' if n_vol == 1 else 'volumes'}"
+                      + (f", {plural(n_obj, 'kind')} of non-image object skipped" if n_obj else "")
                       + ("; choose one with --series N (SeriesNumber, or '#N' for the index)" if n_vol > 1 else ""),
                       highlight=False)  # wrapped at words on narrow terminals
 
@@ -63,7 +96,7 @@ def info(
 def convert(
     path: List[Path] = typer.Argument(..., help="DICOM folder, zip or files; NIfTI or NRRD file."),
     output: Path = typer.Option(..., "-o", "--output", help="Output .nii/.nii.gz/.nrrd/.mha file."),
-    series: Optional[str] = typer.Option(None, "--series", help="SeriesNumber, or the index shown by `info` ('#N' always means the index)."),
+    series: Optional[str] = _series_option(),
     keep_tilt: bool = typer.Option(False, "--keep-tilt", help="Keep a gantry-tilted series sheared instead of resampling."),
     keep_gaps: bool = typer.Option(False, "--keep-gaps", help="Stack unevenly spaced slices as they are (approximate affine) instead of resampling."),
     philips_scaling: str = typer.Option("precise", "--philips-scaling", help="Philips values: 'precise' floating point (dcm2niix default) or 'display'."),
@@ -73,34 +106,30 @@ def convert(
     """Convert one series to NIfTI (RAS affine), NRRD (LPS) or MetaImage (.mha), with a BIDS JSON sidecar."""
     from medrecon.io.loader import convert as convert_series
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from medrecon.cli_display import StageProgress
 
     src = [str(p) for p in path] if len(path) > 1 else str(path[0])
-    with Progress(TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        task = bar.add_task("decode", total=None)
+    with StageProgress(console, transient=True) as bar:
         vol, _, js = convert_series(src, output, series=series, sidecar=not no_sidecar,
                                     correct_tilt=not keep_tilt, resample_gaps=not keep_gaps,
                                     philips_scaling=philips_scaling, allow_index_grid=allow_index_grid,
-                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                    progress=bar)
     for w in vol.meta.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {_terminal_safe(w)}", soft_wrap=True, highlight=False)
     console.print(f"wrote {_terminal_safe(output)}  shape={vol.shape}  spacing={tuple(round(float(s), 4) for s in vol.spacing)} mm"
                   + (f"  (+ {js.name})" if js is not None else ""), soft_wrap=True, highlight=False)
 
 
-def _mesh_default(name: str):
-    """A ``mesh`` option's default, read from the one place it is defined (``MeshConfig``)."""
-    from medrecon.pipeline import MeshConfig
-
-    return MeshConfig.model_fields[name].get_default(call_default_factory=True)
-
-
 def _mesh_epilog() -> str:
-    """The choices of ``mesh`` (presets, groups, built-in label tables), read from where they live."""
+    """The choices of ``mesh`` (presets, groups, formats, built-in label tables), read from where they live."""
+    from medrecon.io.meshes import MESH_FORMATS
+    from medrecon.labelmap import GROUPS
+
     presets = sorted(p.stem for p in (Path(__file__).parent / "configs" / "presets").glob("*.yaml"))
+    formats = [n for n, f in MESH_FORMATS.items() if getattr(f, "write", True)]
     return ("Presets (--preset): " + ", ".join(presets) + ".  "
-            "Groups (--group, with --labels or --bundle): bones, organs, vessels, muscles, lungs, spine, ribs.  "
+            "Groups (--group, with --labels or --bundle): " + ", ".join(GROUPS) + ".  "
+            "Formats (--formats): " + ", ".join(formats) + ".  "
             "Label tables (--label-table): totalsegmentator (built in), or a Slicer .ctbl/.txt, CSV, JSON or "
             "nnU-Net dataset.json file.  --labels takes a label-map file or a TotalSegmentator output folder; "
             "--structures takes label values or names of that table.  "
@@ -108,71 +137,149 @@ def _mesh_epilog() -> str:
             "('Printing checklist').")
 
 
-@app.command(epilog=_mesh_epilog())
-def mesh(
-    ctx: typer.Context,
-    input: Path = typer.Argument(..., help="DICOM folder/zip, NIfTI or NRRD volume."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="HU/intensity preset, e.g. ct-bone."),
-    threshold: Optional[str] = typer.Option(None, "--threshold", help="Custom LOW:HIGH threshold."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Label map to mesh: NIfTI/NRRD, .seg.nrrd, a TotalSegmentator output folder (one mask per structure), DICOM SEG or RTSTRUCT (contours rasterised on the image grid)."),
-    label_table: Optional[str] = typer.Option(None, "--label-table", help="Label table: built-in 'totalsegmentator', a Slicer .ctbl/.txt, CSV, JSON or nnU-Net dataset.json file."),
-    bundle: Optional[Path] = typer.Option(None, "--bundle", help="MONAI bundle folder to segment with."),
-    group: Optional[str] = typer.Option(None, "--group", help="Structure group of the label table: bones, organs, vessels, muscles, lungs, spine or ribs."),
-    device: str = typer.Option(_mesh_default("device"), "--device", help="auto, cpu or cuda:N: bundle inference and meshing (auto: the GPU when there is one)."),
-    compile: bool = typer.Option(_mesh_default("compile"), "--compile/--no-compile", help="--bundle on a GPU: torch.compile the network (about twice as fast; the first run on a machine compiles for 20-30 s, later runs load the kernels from TorchInductor's on-disk cache, docs/gpu.md)."),
-    structures: Optional[str] = typer.Option(None, "--structures", help="Comma list of label values or names of the label table (e.g. 1,2 or femur_left,hip_left); checked before any inference."),
-    formats: str = typer.Option(",".join(_mesh_default("formats")), "--formats", help="Comma list of stl,obj,ply,vtp,glb,3mf."),
-    smoothing: float = typer.Option(_mesh_default("smoothing"), "--smoothing", help="Slicer smoothing factor 0..1."),
-    reduction: float = typer.Option(_mesh_default("reduction"), "--reduction", help="Decimation: fraction of triangles removed (0..0.99)."),
-    space: str = typer.Option(_mesh_default("space"), "--space", help="Coordinate space of written meshes: LPS or RAS."),
-    min_component_mm3: Optional[float] = typer.Option(None, "--min-component-mm3", help="Drop components smaller than this (mm3)."),
-    largest: bool = typer.Option(False, "--largest", help="Keep only the largest connected component (drops every separate piece: ribs, femurs... on a CT; prefer --remove-table)."),
-    remove_table: bool = typer.Option(False, "--remove-table", help="CT presets: drop the scanner table (flat pieces outside the body, found by the air around them); every bone piece stays."),
-    joint: bool = typer.Option(False, "--joint", help="Joint multi-label meshing (surface nets, shared boundaries)."),
-    keep_volume: bool = typer.Option(False, "--keep-volume", help="After smoothing, move every vertex outward along its normal by one common distance so the enclosed volume matches the voxels (no rescale)."),
-    series: Optional[str] = typer.Option(None, "--series", help="Series when the input holds several: SeriesNumber, or '#N' for the index shown by `info`."),
-    slicer: bool = typer.Option(False, "--slicer", help="Also write a 3D Slicer scene (.mrml) with volume, segmentation and models."),
-    no_preview: bool = typer.Option(False, "--no-preview", help="Skip PNG previews and the HTML viewer."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (e.g. configs/ct-bone-print.yaml); options given on the command line override it."),
-    subvoxel: bool = typer.Option(True, "--subvoxel/--binary-surface", help="Presets/thresholds: surface on the image's partial-volume iso-surface (default) or on the binary mask, as Slicer does."),
-    exclude: Optional[str] = typer.Option(None, "--exclude", help="Comma list of presets taken out of this structure (e.g. ct-teeth out of ct-bone)."),
-    obj_axes: str = typer.Option("LPS", "--obj-axes", help="OBJ axes: LPS (3D Slicer) or YUP (Blender and other Y-up tools)."),
-) -> None:
-    """Segment (preset, threshold, label map or MONAI bundle) and write one mesh per structure."""
-    from medrecon.pipeline import MeshConfig, run_mesh
+_MESH_HELP = "Segment (preset, threshold, label map or MONAI bundle) and write one mesh per structure."
+_CONFIG_HELP = "Recipe YAML (e.g. configs/ct-bone-print.yaml); options given on the command line override it."
 
-    _check_device(device)
 
-    make_cfg = MeshConfig
+def _mesh(ctx: typer.Context, **values) -> None:
+    """Run ``mesh`` with the options the command line gave (built from :class:`MeshConfig`)."""
+    from medrecon.cli_options import given_options, model_values
+    from medrecon.mesh_config import MeshConfig
+
+    config = values.pop("config", None)
+    kw = model_values(MeshConfig, values)
+    kw["space"] = str(kw.get("space", "LPS")).upper()
+    _check_device(kw.get("device", "auto"))
     if config is not None:  # recipe values, overridden by options given on the command line
-        from medrecon.cohort.config import config_from_recipe
+        from medrecon.recipes import config_from_recipe
 
-        given = {n for n in ctx.params if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"}
-        make_cfg = lambda **kw: config_from_recipe(config, kw, given)  # noqa: E731
-    cfg = make_cfg(
-        input=str(input), outdir=str(outdir), preset=preset, threshold=threshold,
-        labels=str(labels) if labels else None, label_table=label_table,
-        bundle=str(bundle) if bundle else None, group=group, device=device, compile=compile,
-        structures=[s.strip() for s in structures.split(",") if s.strip()] if structures else None,
-        formats=[f.strip().lower() for f in formats.split(",") if f.strip()],
-        smoothing=smoothing, reduction=reduction, space=space.upper(),
-        min_component_mm3=min_component_mm3, largest=largest, remove_table=remove_table, joint=joint,
-        keep_volume=keep_volume, series=series, slicer=slicer, preview=not no_preview, subvoxel=subvoxel,
-        exclude=[e.strip() for e in exclude.split(",") if e.strip()] if exclude else None, obj_axes=obj_axes,
-    )
-    from medrecon.cli_display import StageProgress, print_warnings
+        cfg = config_from_recipe(config, kw, given_options(ctx))
+    else:
+        cfg = MeshConfig(**kw)
+    from medrecon.cli_display import StageProgress, print_warnings, structure_summary
+    from medrecon.pipeline import run_mesh
 
     with StageProgress(console) as bar:
         result = run_mesh(cfg, progress=bar)
-    from medrecon.cli_display import structure_summary
-
     structure_summary(console, result.models)
     print_warnings(err_console, result.warnings)
     for f in result.files:
         console.print(f"wrote {_terminal_safe(f)}", soft_wrap=True, highlight=False)
-    console.print(f"[green]done[/]: {len(result.files)} files in {_terminal_safe(outdir)} "
+    from medrecon.cli_display import plural
+
+    console.print(f"[green]done[/]: {plural(len(result.files), 'file')} in {_terminal_safe(cfg.outdir)} "
                   f"(report: {_terminal_safe(result.report_path)})", soft_wrap=True, highlight=False)
+
+
+def mesh_command(full: bool = True):
+    """``(function, command settings)`` of ``mesh``: its options built from :class:`MeshConfig`
+    (``full``), or only its name and summary (listing the commands imports no model)."""
+    import inspect
+
+    def mesh(ctx: typer.Context, **values) -> None:
+        _mesh(ctx, **values)
+
+    mesh.__doc__ = _MESH_HELP
+    if not full:
+        mesh.__signature__ = inspect.Signature([])
+        return mesh, {}
+    from medrecon.cli_options import model_parameters
+    from medrecon.mesh_config import MeshConfig
+
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+              *model_parameters(MeshConfig),
+              inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                                default=typer.Option(None, "--config", help=_CONFIG_HELP))]
+    mesh.__signature__ = inspect.Signature(params)
+    return mesh, {"epilog": _mesh_epilog()}
+
+
+_PHOTO_HELP = ("One picture to a depth map and a closed, textured 3D model (GLB, OBJ, STL, PLY, viewer). "
+               "The back is invented.")
+
+
+def _photo(image: Path, outdir: Path, **values) -> None:
+    """Run ``photo`` with the options the command line gave (built from :class:`PhotoOptions`)."""
+    from medrecon.cli_display import StageProgress, plural
+    from medrecon.cli_options import model_values
+    from medrecon.methods import get_method
+    from medrecon.photo import PhotoOptions
+
+    kw = model_values(PhotoOptions, values)
+    method = get_method("photo", kw.get("method", "inflate"))
+    opts = PhotoOptions(**{**kw, "method": method.name})
+    with StageProgress(console) as bar:
+        res = method.function()(image, outdir, opts, progress=bar, viewer=_textured_viewer("medrecon photo model"))
+    qa = res.qa
+    ex, pic = qa["extent_mm"], qa["size_mm"]  # the model's own extent (the STL's), and the picture's
+    console.print(f"  {qa['faces']} triangles, watertight={qa['watertight']}, volume {qa['volume_mm3']:.0f} mm3, "
+                  f"model {ex[0]:.1f} x {ex[1]:.1f} x {ex[2]:.1f} mm (picture {pic[0]:.1f} x {pic[1]:.1f} mm), "
+                  f"mask from {res.mask_source}", soft_wrap=True, highlight=False)
+    console.print(f"[green]done[/]: {plural(len(res.files), 'file')} in {outdir} (report: {res.report_path}); "
+                  "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
+
+
+def photo_command(full: bool = True):
+    """``photo``: the picture and the output folder, then the fields of :class:`PhotoOptions`."""
+    import inspect
+
+    def photo(**values) -> None:
+        _photo(**values)
+
+    photo.__doc__ = _PHOTO_HELP
+    if not full:
+        photo.__signature__ = inspect.Signature([])
+        return photo, {}
+    from medrecon.cli_options import model_parameters
+    from medrecon.photo import PhotoOptions
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    photo.__signature__ = inspect.Signature([
+        inspect.Parameter("image", kw, annotation=Path, default=typer.Argument(
+            ..., help="Picture (PNG, JPEG, TIFF, WebP...): a photo, drawing, diagram or logo.")),
+        inspect.Parameter("outdir", kw, annotation=Path, default=typer.Option(..., "-o", "--outdir",
+                                                                              help="Output folder.")),
+        *model_parameters(PhotoOptions)])
+    return photo, {}
+
+
+#: Commands built from options models: name -> (builder(full) -> (function, settings), where the
+#: command stands in the list of commands).
+MODEL_COMMANDS = {"mesh": (mesh_command, 2), "photo": (photo_command, 7)}
+
+
+def build_command(selected: Optional[str] = None, full: bool = False):
+    """The click command of the whole CLI. Commands built from models are built fully when
+    ``selected`` names them (or ``full``); otherwise only their name and summary are listed."""
+    import typer.main
+
+    run_app = typer.Typer(**_APP_SETTINGS)
+    run_app.registered_callback = app.registered_callback
+    run_app.registered_commands = list(app.registered_commands)
+    for name, (builder, position) in MODEL_COMMANDS.items():
+        fn, settings = builder(full or selected == name)
+        run_app.command(name=name, **settings)(fn)
+        run_app.registered_commands.insert(position, run_app.registered_commands.pop())
+    group = typer.main.get_command(run_app)
+    for name, family in METHOD_FAMILIES.items():
+        cmd = getattr(group, "commands", {}).get(name)
+        for p in getattr(cmd, "params", []):
+            if p.name == "method":
+                from medrecon.methods import method_help
+
+                p.help = method_help(family) + "."
+    for cmd in [group, *getattr(group, "commands", {}).values()]:
+        if cmd is not group and cmd.help and not cmd.short_help:  # the whole summary line, never cut at 45 characters
+            cmd.short_help = cmd.help.strip().split("\n\n")[0].replace("\n", " ")
+        for p in cmd.params:  # a flag takes no value: show no value type (never "--json <bool>")
+            if getattr(p, "is_flag", False):
+                p.metavar = ""
+            elif getattr(p, "param_type_name", "") == "argument" and p.metavar is None:
+                p.metavar = p.name.upper()  # INPUT, PATH
+        helper = cmd.get_help_option(typer.Context(cmd))
+        if helper is not None:
+            helper.metavar = ""
+    return group
 
 
 @app.command()
@@ -196,8 +303,8 @@ def segment(
     input: Path = typer.Argument(..., help="DICOM folder/zip, NIfTI or NRRD volume."),
     output: Path = typer.Option(..., "-o", "--output", help="Output label map (.nii.gz / .nrrd)."),
     bundle: Path = typer.Option(..., "--bundle", help="MONAI bundle folder (configs/, models/)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda:N."),
-    series: Optional[str] = typer.Option(None, "--series", help="Series when the input holds several."),
+    device: str = _device_option(),
+    series: Optional[str] = _series_option(),
     dicom_seg: Optional[Path] = typer.Option(None, "--dicom-seg", help="Also write the result as a DICOM SEG (.dcm) referencing the source series (DICOM input)."),
 ) -> None:
     """Run a local MONAI bundle and write its label map on the input's own grid."""
@@ -205,9 +312,11 @@ def segment(
     from medrecon.segment.ai import segment_to_file
 
     _check_device(device)
-    with StageProgress(err_console) as bar:
+    with StageProgress(console) as bar:
         res = segment_to_file(str(input), str(output), bundle=str(bundle), device=device, series=series, progress=bar)
-    console.print(f"{len(res.found)} of {len(res.labels)} structures found "
+    from medrecon.cli_display import plural
+
+    console.print(f"{len(res.found)} of {plural(len(res.labels), 'structure')} found "
                   f"({res.labelmap.meta.get('description', '')})", soft_wrap=True, highlight=False)
     console.print(f"wrote {_terminal_safe(res.path)}", soft_wrap=True, highlight=False)
     console.print(f"wrote {_terminal_safe(res.table_path)} (colour table: mesh --labels {_terminal_safe(res.path)} "
@@ -253,7 +362,6 @@ def cohort(
 ) -> None:
     """Run a whole cohort of studies through the mesh pipeline on Dask: resumable, keeps going past bad studies."""
     from medrecon.cohort import json_printer, plain_printer, run as run_cohort
-    from medrecon.cohort.progress import format_seconds
 
     mode = progress.strip().lower()
     if mode not in ("rich", "plain", "json"):
@@ -262,22 +370,10 @@ def cohort(
               retries=retries, timeout=timeout, resume=resume, rerun_failed=rerun_failed, dry_run=dry_run,
               layout=layout, dashboard=dashboard)
     if mode == "rich" and not dry_run:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from medrecon.cli_display import CohortProgress
 
-        with Progress(TextColumn("cohort"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
-                      TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=err_console) as bar:
-            task = bar.add_task("cohort", total=None, counts="", eta="?")
-
-            def draw(ev) -> None:
-                if ev.kind == "info":
-                    bar.console.print(ev.message, soft_wrap=True, highlight=False)
-                    return
-                if ev.kind == "study" and ev.status == "failed":
-                    bar.console.print(f"[red]failed[/] {ev.study_id}: {ev.message}", soft_wrap=True, highlight=False)
-                bar.update(task, total=ev.to_run, completed=ev.done + ev.failed, eta=format_seconds(ev.eta_s),
-                           counts=f"done {ev.done}  failed {ev.failed}  running {ev.running}  skipped {ev.skipped}")
-
-            res = run_cohort(input, outdir, progress=draw, **kw)
+        with CohortProgress(err_console) as bar:
+            res = run_cohort(input, outdir, progress=bar, **kw)
     else:
         printer = json_printer() if mode == "json" else plain_printer()
         res = run_cohort(input, outdir, progress=printer, **kw)
@@ -306,50 +402,15 @@ def cohort(
 
 
 @app.command()
-def photo(
-    image: Path = typer.Argument(..., help="Picture (PNG, JPEG, TIFF, WebP...): a photo, drawing, diagram or logo."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
-    method: str = typer.Option("inflate", "--method", help="inflate (rounded), relief (lithophane) or slab (flat, bevelled)."),
-    depth_model: Optional[Path] = typer.Option(None, "--depth-model", help="Local ONNX file or Hugging Face folder of a depth model (never downloaded); adds its detail to inflate."),
-    mask: Optional[Path] = typer.Option(None, "--mask", help="Mask picture (white = object); default: alpha channel, else found from the background."),
-    thickness: float = typer.Option(1.0, "--thickness", help="Depth scale (1.0: round cross-sections)."),
-    size_mm: float = typer.Option(100.0, "--size-mm", help="Real size of the picture's longest side, mm."),
-    faces: int = typer.Option(100_000, "--faces", help="Target triangle count."),
-) -> None:
-    """One picture to a depth map and a closed, textured 3D model (GLB, OBJ, STL, PLY, viewer). The back is invented."""
-    from medrecon.cli_display import StageProgress
-    from medrecon.photo import PhotoOptions, run_photo
-
-    def viewer(mesh, path):
-        from medrecon.texture import sample_texture, to_surface_model
-        from medrecon.viz.html import write_viewer
-
-        return write_viewer([to_surface_model(mesh)], path, title="medrecon photo model",
-                            vertex_colors=[sample_texture(mesh)])
-
-    opts = PhotoOptions(method=method.strip().lower(), depth_model=str(depth_model) if depth_model else None,
-                        mask=str(mask) if mask else None, thickness=thickness, size_mm=size_mm, faces=faces)
-    with StageProgress(console, transient=True) as bar:
-        res = run_photo(image, outdir, opts, progress=bar, viewer=viewer)
-    qa = res.qa
-    console.print(f"  {qa['faces']} triangles, watertight={qa['watertight']}, volume {qa['volume_mm3']:.0f} mm3, "
-                  f"{qa['size_mm'][0]:.1f} x {qa['size_mm'][1]:.1f} x {2 * qa['max_height_mm']:.1f} mm, "
-                  f"mask from {res.mask_source}", soft_wrap=True, highlight=False)
-    console.print(f"[green]done[/]: {len(res.files)} files in {outdir} (report: {res.report_path}); "
-                  "the back and depth are invented from the outline", soft_wrap=True, highlight=False)
-
-
-
-@app.command()
 def multiview(
     input: Path = typer.Argument(..., help="Folder of photos (PNG, JPEG, TIFF) or a video file (.mp4, .mov...)."),
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
     cameras: Optional[Path] = typer.Option(None, "--cameras", help="Known cameras: COLMAP text model folder (cameras.txt, images.txt)."),
-    method: str = typer.Option("stereo", "--method", help="stereo (plane-sweep MVS + TSDF) or neural (not available yet)."),
+    method: str = _method_option("multiview", "stereo"),
     scale_points: Optional[str] = typer.Option(None, "--scale-points", help="IMAGE:x1,y1:x2,y2:MM - two pixels of one photo and their real distance."),
     aruco_mm: Optional[float] = typer.Option(None, "--aruco-mm", help="Side of the ArUco markers in the photos, mm (gives the scale)."),
     masks: str = typer.Option("auto", "--masks", help="auto (uniform backdrop), none, or a folder of masks named like the photos."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (dense stage)."),
+    device: str = _device_option(),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most N photos / keyframes."),
     faces: int = typer.Option(30_000, "--faces", help="Target triangle count."),
     keep_all: bool = typer.Option(False, "--keep-all", help="Keep every surface piece (no ground/floater removal)."),
@@ -357,15 +418,11 @@ def multiview(
     sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="PEM certificate chain for C2PA signing."),
 ) -> None:
     """Many photos or a video of an object to a measured, textured model (GLB, USDZ, OBJ, PLY, STL, cameras, viewer)."""
-    from medrecon.cli_display import StageProgress
-    from medrecon.multiview.pipeline import MultiviewOptions, reconstruct_multiview
+    from medrecon.cli_display import StageProgress, plural
+    from medrecon.methods import get_method
+    from medrecon.multiview.pipeline import MultiviewOptions
 
-    def viewer(mesh, path):
-        from medrecon.texture import sample_texture, to_surface_model
-        from medrecon.viz.html import write_viewer
-
-        return write_viewer([to_surface_model(mesh)], path, title="medrecon multi-view model",
-                            vertex_colors=[sample_texture(mesh)])
+    reconstruct_multiview = get_method("multiview", method).function()
 
     def previews(mesh, path):
         from medrecon.texture import to_surface_model
@@ -377,8 +434,9 @@ def multiview(
     opts = MultiviewOptions(method=method.strip().lower(), device=device, max_images=max_images, faces=faces,
                             masks=None if masks.strip().lower() == "none" else masks, scale_points=scale_points,
                             aruco_mm=aruco_mm, keep_all=keep_all)
-    with StageProgress(console, transient=True) as bar:
-        res = reconstruct_multiview(input, outdir, cameras_dir=cameras, options=opts, progress=bar, viewer=viewer,
+    with StageProgress(console) as bar:
+        res = reconstruct_multiview(input, outdir, cameras_dir=cameras, options=opts, progress=bar,
+                                    viewer=_textured_viewer("medrecon multi-view model"),
                                     previews=previews, sign_key=sign_key, sign_cert=sign_cert)
     r = res.report
     err = r["reprojection_error_px"]
@@ -386,7 +444,7 @@ def multiview(
                   + (f", reprojection error {err:.2f} px" if err is not None else "")
                   + f"; {r['mesh']['faces']} triangles; units: {r['scale']['units']} ({r['scale']['source']})",
                   soft_wrap=True, highlight=False)
-    console.print(f"[green]done[/]: {len(res.files)} files in {outdir}", soft_wrap=True, highlight=False)
+    console.print(f"[green]done[/]: {plural(len(res.files), 'file')} in {outdir}", soft_wrap=True, highlight=False)
 
 @app.command()
 def anonymize(
@@ -397,8 +455,10 @@ def anonymize(
     from medrecon.io.dicom.anonymize import anonymize_series
 
     res = anonymize_series(str(input), outdir)
-    console.print(f"wrote {len(res.files)} de-identified file(s) to {_terminal_safe(outdir)}"
-                  + (f" ({len(res.skipped)} non-DICOM file(s) skipped)" if res.skipped else ""),
+    from medrecon.cli_display import plural
+
+    console.print(f"wrote {plural(len(res.files), 'de-identified file')} to {_terminal_safe(outdir)}"
+                  + (f" ({plural(len(res.skipped), 'non-DICOM file')} skipped)" if res.skipped else ""),
                   soft_wrap=True, highlight=False)
 
 
@@ -406,89 +466,57 @@ def anonymize(
 def svr(
     stacks: List[Path] = typer.Argument(..., help="Thick-slice stacks: NIfTI/NRRD files or DICOM series folders."),
     output: Path = typer.Option(..., "-o", "--output", help="Output volume (.nii.gz/.nrrd); poses+weights JSON beside it."),
-    method: str = typer.Option("svr", "--method", help="average, srr, svr (motion correction) or inr (neural field, GPU)."),
+    method: str = _method_option("svr", "svr"),
     spacing: Optional[float] = typer.Option(None, "--spacing", help="Output voxel size in mm (default: in-plane pixel size)."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="Region-of-interest mask (any grid)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    device: str = _device_option(),
+    series: Optional[str] = _series_option(),
 ) -> None:
     """Reconstruct one isotropic volume from thick-slice stacks (slice-to-volume reconstruction)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from medrecon.cli_display import StageProgress
+    from medrecon.methods import get_method
+    from medrecon.svr import json_path_for
 
-    from medrecon.svr import json_path_for, reconstruct_files
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        tasks: dict = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        res = reconstruct_files([str(s) for s in stacks], output, method=method, spacing=spacing,
-                                mask=str(mask) if mask else None, device=device, progress=progress)
+    m = get_method("svr", method)
+    with StageProgress(console) as bar:
+        res = m.function()([str(s) for s in stacks], output, method=m.name, spacing=spacing,
+                           mask=str(mask) if mask else None, device=device, series=series, progress=bar)
     sp = res.params.get("spacing_mm")
+    sp = f"{float(sp):.3g}" if isinstance(sp, (int, float)) else sp  # a voxel size to 3 figures (2.5, not 2.4999999)
     console.print(f"wrote {_terminal_safe(output)} ({res.method}, {sp} mm, shape {res.volume.shape}) "
                   f"and {_terminal_safe(json_path_for(output))} in {res.timings.get('total', 0):.1f} s",
                   soft_wrap=True, highlight=False)
 
 
-#: Top-level packages of the optional extras: a missing one names the extra to install.
-_EXTRAS = {"torch": "ai", "monai": "ai", "slicerio": "slicer", "dask": "cohort", "distributed": "cohort",
-           "bokeh": "cohort", "cv2": "photo", "skimage": "photo", "pyamg": "photo", "onnxruntime": "photo",
-           "onnx": "photo", "onnxscript": "photo", "transformers": "photo",
-           "pycolmap": "multiview", "av": "multiview", "xatlas": "multiview", "pxr": "multiview", "c2pa": "multiview",
-           "dicomanonymizer": "reliability"}
+def _textured_viewer(title: str):
+    """The ``viewer`` hook of ``photo`` and ``multiview``: a textured mesh as the offline HTML viewer."""
+
+    def viewer(mesh, path):
+        from medrecon.mesh import vertex_rgb
+        from medrecon.texture import to_surface_model
+        from medrecon.viz.html import write_viewer
+
+        return write_viewer([to_surface_model(mesh)], path, title=title, vertex_colors=[vertex_rgb(mesh)])
+
+    return viewer
 
 
 def _terminal_safe(text: object) -> str:
-    """One line for the terminal: control characters (newlines, ESC, ...) shown as escapes, never
-    raw; rich markup in it (a path like ``a[/]b``) printed literally; no leading blank."""
-    from rich.markup import escape
+    from medrecon.cli_display import terminal_safe
 
-    out = []
-    for ch in str(text):
-        o = ord(ch)
-        if o < 32 or 127 <= o < 160 or ch in "\u2028\u2029":
-            out.append(repr(ch)[1:-1] if o < 256 else f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    return escape("".join(out).strip())
-
-
-def _missing_extra(exc: BaseException) -> Optional[tuple[str, str]]:
-    """(extra, package) when a package of an optional extra is missing, anywhere in the chain."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, ImportError):
-            name = (getattr(exc, "name", None) or "").split(".")[0]
-            if name in _EXTRAS:
-                return _EXTRAS[name], name
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return None
+    return terminal_safe(text)
 
 
 def _safe_warnings() -> None:
-    """Library warnings and log records (which may quote file names) reach the terminal as one
-    escaped line each, never raw control characters."""
-    import logging
-    import warnings
+    from medrecon.cli_display import safe_warnings
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        err_console.print(f"[yellow]warning:[/] {_terminal_safe(message)}", soft_wrap=True, highlight=False)
+    safe_warnings(err_console)
 
-    warnings.showwarning = show
 
-    class _Safe(logging.Handler):
-        def emit(self, record):
-            try:
-                err_console.print(f"[yellow]{record.levelname.lower()}:[/] {_terminal_safe(record.getMessage())}",
-                                  soft_wrap=True, highlight=False)
-            except Exception:  # noqa: BLE001 - logging must never fail the command
-                pass
+def _quiet_third_party() -> None:
+    from medrecon.cli_display import quiet_third_party
 
-    logging.lastResort = _Safe(logging.WARNING)
+    quiet_third_party()
 
 
 def _check_device(device: str) -> None:
@@ -507,22 +535,6 @@ def _check_device(device: str) -> None:
         why = f"this PyTorch (CUDA {torch.version.cuda}) sees no GPU (driver missing or CUDA_VISIBLE_DEVICES empty)"
     _fail("error", f"--device {_terminal_safe(device)}: {why}; use --device cpu (or auto), or install a CUDA build "
                    "of torch: docs/user-guide.md, section 'Installing with a CUDA torch'")
-
-
-def _quiet_third_party() -> None:
-    """Third-party noise (MONAI's optional-reader notices, FutureWarning/DeprecationWarning of
-    dependencies) stays off the terminal; medrecon's own warnings still show."""
-    import logging
-    import warnings
-
-    for cat in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
-        warnings.filterwarnings("ignore", category=cat)
-    warnings.filterwarnings("ignore", message=r".*nvImageCodec.*")
-    warnings.filterwarnings("ignore", message=r".*nvimgcodec.*")
-    warnings.filterwarnings("ignore", module=r"(monai|torch|timm|transformers|dask|distributed)(\..*)?$",
-                            category=UserWarning)
-    for name in ("monai", "torch", "nibabel", "pydicom", "distributed", "PIL", "trimesh"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _fail(prefix: str, message: str) -> None:
@@ -547,8 +559,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     debug = "--debug" in args
     if debug:  # accepted anywhere, handed to the root callback once
         args = ["--debug"] + [a for a in args if a != "--debug"]
+    selected = next((a for a in args if not a.startswith("-")), None)
     try:
-        app(args=args, prog_name="medrecon", standalone_mode=False)
+        build_command(selected)(args=args, prog_name="medrecon", standalone_mode=False)
     except MedreconError as exc:
         if debug:
             raise
@@ -563,6 +576,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             # click's usage errors (unknown option, missing argument...), vendored or not
             if type(exc).__name__ == "Abort":
                 sys.exit(130)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `medrecon` alone: the help, as click prints it
+                typer.echo(exc.format_message())
+                sys.exit(2)
             hint = ""
             ctx = getattr(exc, "ctx", None)
             if ctx is not None and getattr(ctx, "command_path", None):
@@ -570,7 +586,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             _fail("error", _terminal_safe(exc.format_message()) + hint)
         if debug:
             raise
-        missing = _missing_extra(exc)
+        from medrecon.cli_display import missing_extra
+
+        missing = missing_extra(exc)
         if missing is not None:
             extra, name = missing
             _fail("error", _terminal_safe(f"this command needs the optional [{extra}] extra (missing package "

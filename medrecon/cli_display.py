@@ -1,30 +1,50 @@
-"""Presentation for the command line (rich): progress bars for the library's stage callbacks,
-tables of series and models, warnings. Only the CLI (and example scripts) import this module;
-library code never imports rich and reports progress through plain callbacks
-``progress(stage, done, total)``."""
+"""Presentation for the command line (rich): progress of the library's
+:class:`~medrecon.progress.ProgressEvent`\\ s, tables of series and models, warnings, the
+cohort bar. Only the CLI (and example scripts) import this module; library code never imports
+rich and reports progress through one callback ``progress(ProgressEvent)``."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn)
-from rich.table import Table
+from medrecon.progress import ProgressEvent
 
-__all__ = ["StageProgress", "demo_summary", "print_warnings", "series_table", "common_warnings",
-           "structure_summary", "NARROW"]
+if TYPE_CHECKING:  # rich's parts are imported where they are used: the CLI starts fast
+    from rich.console import Console
+    from rich.progress import Progress
+
+__all__ = ["StageProgress", "CohortProgress", "demo_summary", "print_warnings", "series_table", "common_warnings",
+           "structure_summary", "plural", "format_elapsed", "terminal_safe", "missing_extra", "safe_warnings",
+           "quiet_third_party", "NARROW"]
 
 #: Terminals narrower than this get the compact layouts (fewer columns, no wrapping of names).
 NARROW = 100
+#: Redirected output: at most one line per stage this often (seconds), besides its first and last.
+PLAIN_EVERY_S = 10.0
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``"1 structure"``, ``"2 structures"`` (``words`` for an irregular plural)."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def format_elapsed(s: float) -> str:
+    """``"4.2 s"``, ``"3m05s"``, ``"1h02m"``: to the precision a reader needs."""
+    if s < 60:
+        return f"{s:.1f} s"
+    s = int(round(s))
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 class StageProgress:
-    """A rich progress display driven by ``progress(stage, done, total)`` calls.
+    """Draws :class:`~medrecon.progress.ProgressEvent`\\ s; the object itself is the callback.
 
-    Each stage gets a bar, keyed by the first word of its text: ``"meshing liver"`` updates the
-    ``"meshing"`` bar and shows the new text. Use as a context manager; the object itself is the
-    callback.
+    On a terminal each stage gets a bar, keyed by the first word of its stage (``"meshing"``
+    events update one bar whose text names the structure); when the work ends every bar is
+    drawn finished. When the console is not a terminal (output redirected to a log) it prints
+    plain lines instead, ``stage done/total unit (elapsed)``: the first and last event of each
+    stage and at most one line every :data:`PLAIN_EVERY_S` seconds in between.
     """
 
     def __init__(self, console: Console | None, transient: bool = False):
@@ -32,9 +52,17 @@ class StageProgress:
         self._progress: Progress | None = None
         self._tasks: dict[str, Any] = {}
         self.transient = transient
+        self.plain = console is not None and not console.is_terminal
+        self._t0 = time.monotonic()
+        #: per stage key: (time of the last line, the event it showed, the last event)
+        self._plain_state: dict[str, tuple[float, ProgressEvent, ProgressEvent]] = {}
 
     def __enter__(self) -> "StageProgress":
-        if self.console is not None:
+        self._t0 = time.monotonic()
+        if self.console is not None and not self.plain:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                       TimeElapsedColumn)
+
             self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                       MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
                                       transient=self.transient)
@@ -42,11 +70,15 @@ class StageProgress:
         return self
 
     def __exit__(self, *exc) -> None:
+        failed = bool(exc) and exc[0] is not None
+        if self.plain and not failed:
+            for _, _, ev in list(self._plain_state.values()):
+                if ev.total and ev.done < ev.total:  # the work ended: say the stage ended
+                    self._line(ProgressEvent(ev.stage, ev.total, ev.total, ev.unit, ev.message))
         if self._progress is not None:
-            if exc and exc[0] is not None or not self._tasks:
+            if failed or not self._tasks:
                 # failing (or nothing shown): clear the bars, and drop what rich writes when it
-                # stops (a newline on non-terminals), so an error message that follows is not
-                # preceded by a blank or half-drawn line
+                # stops, so an error message that follows is not preceded by a half-drawn line
                 import io
 
                 self._progress.live.transient = True
@@ -59,19 +91,49 @@ class StageProgress:
                 finally:
                     self.console.file = pinned
                 return
+            for task in self._progress.tasks:  # the work is done: no half-drawn bar stays
+                if task.total is not None and task.completed < task.total:
+                    self._progress.update(task.id, completed=task.total)
             self._progress.__exit__(*exc)
 
-    def _task(self, stage: str, total: int):
-        key = stage.split(" ", 1)[0]
-        if key not in self._tasks:
-            self._tasks[key] = self._progress.add_task(stage, total=total or None)
-        return self._tasks[key]
+    @staticmethod
+    def _key(ev: ProgressEvent) -> str:
+        return ev.stage.split(" ", 1)[0]
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def _line(self, ev: ProgressEvent) -> None:
+        count = f"{ev.done}/{ev.total}" if ev.total else str(ev.done)
+        unit = f" {ev.unit if ev.total == 1 or (not ev.total and ev.done == 1) else ev.unit + 's'}" if ev.unit else ""
+        self.console.print(f"{ev.text}: {count}{unit} ({format_elapsed(time.monotonic() - self._t0)})",
+                           markup=False, highlight=False, soft_wrap=True)
+
+    def _plain_event(self, ev: ProgressEvent) -> None:
+        key, now = self._key(ev), time.monotonic()
+        finished = bool(ev.total) and ev.done >= ev.total
+        state = self._plain_state.get(key)
+        if state is None:
+            due = True
+        else:
+            t_last, printed, _ = state
+            same_end = (printed.total and printed.done >= printed.total and printed.stage == ev.stage
+                        and (printed.done, printed.total) == (ev.done, ev.total)
+                        and ev.message in (None, printed.message))
+            due = (finished and not same_end) or now - t_last >= PLAIN_EVERY_S
+        if due:
+            self._line(ev)
+            self._plain_state[key] = (now, ev, ev)
+        else:
+            self._plain_state[key] = (state[0], state[1], ev)
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if self.plain:
+            self._plain_event(ev)
+            return
         if self._progress is None:
             return
-        task = self._task(stage, total)
-        self._progress.update(task, completed=done, total=total or None, description=stage)
+        key = self._key(ev)
+        if key not in self._tasks:
+            self._tasks[key] = self._progress.add_task(ev.text, total=ev.total or None)
+        self._progress.update(self._tasks[key], completed=ev.done, total=ev.total or None, description=ev.text)
 
     def log(self, message: str) -> None:
         """Print a line above the bars."""
@@ -79,6 +141,39 @@ class StageProgress:
             self._progress.console.log(message)
         elif self.console is not None:
             self.console.log(message)
+
+
+class CohortProgress:
+    """The ``medrecon cohort --progress rich`` bar, drawn from the cohort's run events
+    (:class:`medrecon.cohort.progress.ProgressEvent`: studies done, failed, running, ETA)."""
+
+    def __init__(self, console: Console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self._bar = Progress(TextColumn("cohort"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
+                             TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=console)
+        self._task = None
+
+    def __enter__(self) -> "CohortProgress":
+        self._bar.__enter__()
+        self._task = self._bar.add_task("cohort", total=None, counts="", eta="?")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.__exit__(*exc)
+
+    def __call__(self, ev) -> None:
+        from medrecon.cohort.progress import format_seconds
+
+        if ev.kind == "info":
+            self._bar.console.print(ev.message, soft_wrap=True, highlight=False, markup=False)
+            return
+        if ev.kind == "study" and ev.status == "failed":
+            self._bar.console.print(f"[red]failed[/] {_plain(ev.study_id)}: {_plain(ev.message)}", soft_wrap=True,
+                                    highlight=False)
+        self._bar.update(self._task, total=ev.to_run, completed=ev.done + ev.failed, eta=format_seconds(ev.eta_s),
+                         counts=f"done {ev.done}  failed {ev.failed}  running {ev.running}  skipped {ev.skipped}")
 
 
 def print_warnings(console: Console, warnings) -> None:
@@ -109,6 +204,8 @@ def structure_summary(console: Console, models) -> None:
 
 def demo_summary(console: Console, results: Mapping[str, Any], outdir: Path, elapsed_s: float) -> None:
     """The table of models the demo made, where its reports are, and how long it took."""
+    from rich.table import Table
+
     table = Table(title="demo models")
     for col in ("structure", "triangles", "watertight", "volume mm3", "files"):
         table.add_column(col)
@@ -134,16 +231,82 @@ def common_warnings(rows: list[dict]) -> list[str]:
     return [w for w in first if all(w in r.get("warnings", []) for r in rows[1:])]
 
 
-def _plain(text: str) -> str:
-    """A value from a file (a file name, a SeriesDescription) shown as text: control characters
-    escaped (never raw newlines or ESC sequences on the terminal), rich markup neutralised."""
+def terminal_safe(text: object, strip: bool = True) -> str:
+    """A value from a file (a file name, a SeriesDescription, an error message) as one line of
+    terminal text: control characters (newlines, ESC, ...) shown as escapes, never raw; rich
+    markup in it (a path like ``a[/]b``) printed literally; no leading blank (``strip``)."""
     from rich.markup import escape
 
     out = []
     for ch in str(text):
         o = ord(ch)
-        out.append(repr(ch)[1:-1] if (o < 32 or 127 <= o < 160 or ch in "\u2028\u2029") else ch)
-    return escape("".join(out))
+        out.append((repr(ch)[1:-1] if o < 256 else f"\\u{o:04x}") if (o < 32 or 127 <= o < 160 or ch in "\u2028\u2029")
+                   else ch)
+    text = "".join(out)
+    return escape(text.strip() if strip else text)
+
+
+def _plain(text: str) -> str:
+    return terminal_safe(text, strip=False)
+
+
+#: Top-level packages of the optional extras: a missing one names the extra to install.
+EXTRAS = {"torch": "ai", "monai": "ai", "slicerio": "slicer", "dask": "cohort", "distributed": "cohort",
+          "bokeh": "cohort", "cv2": "photo", "skimage": "photo", "pyamg": "photo", "onnxruntime": "photo",
+          "onnx": "photo", "onnxscript": "photo", "transformers": "photo",
+          "pycolmap": "multiview", "av": "multiview", "xatlas": "multiview", "pxr": "multiview", "c2pa": "multiview",
+          "dicomanonymizer": "reliability"}
+
+
+def missing_extra(exc: Optional[BaseException]) -> Optional[tuple[str, str]]:
+    """(extra, package) when a package of an optional extra is missing, anywhere in the chain."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ImportError):
+            name = (getattr(exc, "name", None) or "").split(".")[0]
+            if name in EXTRAS:
+                return EXTRAS[name], name
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def safe_warnings(console: "Console") -> None:
+    """Library warnings and log records (which may quote file names) reach the terminal as one
+    escaped line each, never raw control characters."""
+    import logging
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        console.print(f"[yellow]warning:[/] {terminal_safe(message)}", soft_wrap=True, highlight=False)
+
+    warnings.showwarning = show
+
+    class _Safe(logging.Handler):
+        def emit(self, record):
+            try:
+                console.print(f"[yellow]{record.levelname.lower()}:[/] {terminal_safe(record.getMessage())}",
+                              soft_wrap=True, highlight=False)
+            except Exception:  # noqa: BLE001 - logging must never fail the command
+                pass
+
+    logging.lastResort = _Safe(logging.WARNING)
+
+
+def quiet_third_party() -> None:
+    """Third-party noise (MONAI's optional-reader notices, FutureWarning/DeprecationWarning of
+    dependencies) stays off the terminal; medrecon's own warnings still show."""
+    import logging
+    import warnings
+
+    for cat in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=cat)
+    warnings.filterwarnings("ignore", message=r".*nvImageCodec.*")
+    warnings.filterwarnings("ignore", message=r".*nvimgcodec.*")
+    warnings.filterwarnings("ignore", module=r"(monai|torch|timm|transformers|dask|distributed)(\..*)?$",
+                            category=UserWarning)
+    for name in ("monai", "torch", "nibabel", "pydicom", "distributed", "PIL", "trimesh"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def series_table(rows: list[dict], width: int | None = None) -> Table:
@@ -155,6 +318,8 @@ def series_table(rows: list[dict], width: int | None = None) -> Table:
     """
     shared = set(common_warnings(rows))
     narrow = width is not None and width < NARROW
+    from rich.table import Table
+
     t = Table(title="Series found", show_lines=False, padding=(0, 1) if not narrow else (0, 0),
               collapse_padding=narrow)
     cols = ("#", "series", "mod", "description", "size", "spacing (mm)", "orientation", "files", "notes")

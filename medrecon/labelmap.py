@@ -9,10 +9,24 @@ every label map goes through.
   (both grids as index -> LPS mm affines); :func:`labelmap_on_grid` applies it to a Volume
   when its grid differs from the image's.
 * :func:`keep_labels`: zero every label outside a set.
+* :data:`GROUPS` / :func:`select_structures`: choosing structures of a label table by name or by
+  group (bones, organs, vessels, muscles, lungs, spine, ribs).
+
+Label tables (files, the built-in TotalSegmentator table) are :mod:`medrecon.io.label_tables`;
+label-map files :mod:`medrecon.io.labelmaps`.
+
+Examples
+--------
+>>> table = {1: LabelInfo(1, "femur_left"), 2: LabelInfo(2, "liver"), 3: LabelInfo(3, "aorta")}
+>>> sorted(li.name for li in select_structures(table, group="bones").values())
+['femur_left']
+>>> [li.name for li in select_structures(table, ["Liver", "3"]).values()]
+['liver', 'aorta']
 """
 from __future__ import annotations
 
 import colorsys
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
@@ -23,6 +37,7 @@ from medrecon.errors import ConfigError, InputError
 from medrecon.volume import Volume
 
 __all__ = ["LabelInfo", "PALETTE", "color_for", "default_color", "structure_group", "label_name_color", "as_labelmap",
+           "GROUPS", "select_structures",
            "label_dtype", "resample_labels_to", "labelmap_on_grid", "keep_labels", "present_labels"]
 
 
@@ -282,3 +297,69 @@ def labelmap_on_grid(labelmap: Volume, volume: Volume, tol_mm: float = 1e-3, whe
         res.meta["warnings"] = [f"label map grid {arr.shape} differs from the image grid {shape}: "
                                 "resampled (nearest neighbour) onto the image grid"]
     return res
+
+
+_LUNG = re.compile(r"(lung)")
+GROUPS = ("bones", "organs", "vessels", "muscles", "lungs", "spine", "ribs")
+
+
+def _in_group(name: str, group: str) -> bool:
+    n = name.lower()
+    if group == "spine":
+        return bool(re.search(r"(vertebra|sacrum|spine|coccyx)", n))
+    if group == "ribs":
+        return n.startswith("rib") or "costal_cartilage" in n
+    if group == "lungs":
+        return bool(_LUNG.search(n))
+    return structure_group(n) == group
+
+
+def select_structures(labels: Mapping[int, LabelInfo], structures: Iterable[str] | None = None,
+                      group: str | None = None) -> dict[int, LabelInfo]:
+    """Subset of a label table by structure names and/or a group.
+
+    Parameters
+    ----------
+    labels : dict[int, LabelInfo]
+    structures : list of str, optional
+        Structure names (case-insensitive) or label values; all when None.
+    group : str, optional
+        One of :data:`GROUPS` (bones, organs, vessels, muscles, lungs, spine, ribs).
+
+    Raises
+    ------
+    ConfigError
+        Unknown structure name (the message lists close names), unknown group, or a group with
+        no structure in this table.
+    """
+    selected = dict(labels)
+    if group:
+        g = group.strip().lower()
+        if g not in GROUPS:
+            raise ConfigError(f"unknown structure group {group!r}; groups: {', '.join(GROUPS)}")
+        selected = {v: li for v, li in selected.items() if _in_group(li.name, g)}
+        if not selected:
+            raise ConfigError(f"the label table has no structure in group {group!r}")
+    if structures:
+        by_name = {li.name.lower(): v for v, li in labels.items()}
+        out: dict[int, LabelInfo] = {}
+        for s in structures:
+            s = str(s).strip()
+            if not s:
+                continue
+            if s.lower() in by_name:
+                v = by_name[s.lower()]
+            elif re.fullmatch(r"\d+", s) and int(s) in labels:
+                v = int(s)
+            else:
+                close = difflib.get_close_matches(s.lower(), list(by_name), n=5, cutoff=0.5)
+                if not close:
+                    close = [n for n in by_name if s.lower() in n][:5]
+                hint = f"; did you mean: {', '.join(close)}" if close else ""
+                valid = ", ".join(f"{v}={li.name}" for v, li in sorted(labels.items()))
+                raise ConfigError(f"unknown structure {s!r}{hint}; valid (value=name): {valid}")
+            if v not in selected:
+                raise ConfigError(f"structure {s!r} is not in group {group!r}")
+            out[v] = labels[v]
+        selected = out
+    return selected

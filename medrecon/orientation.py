@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["LPS_TO_RAS", "RAS_FLIP", "LPS_TO_GLTF", "lps_to_ras_points", "ras_to_lps_points",
            "lps_ras_affine", "to_space", "from_space", "lps_to_gltf_points", "gltf_to_lps_points",
-           "axis_codes", "space_signs", "SPACES"]
+           "lps_to_yup_mm", "yup_mm_to_lps", "axis_codes", "space_signs", "SPACES"]
 
 #: Sign of each axis when going LPS <-> RAS (the same both ways).
 RAS_FLIP = np.array([-1.0, -1.0, 1.0])
@@ -87,6 +87,18 @@ def lps_to_gltf_points(points: np.ndarray) -> np.ndarray:
 def gltf_to_lps_points(points: np.ndarray) -> np.ndarray:
     """(N, 3) glTF metres -> LPS mm (inverse of :func:`lps_to_gltf_points`)."""
     return (np.asarray(points, dtype=np.float64) * 1000.0) @ LPS_TO_GLTF
+
+
+def lps_to_yup_mm(points: np.ndarray) -> np.ndarray:
+    """(N, 3) LPS mm -> Y-up mm ``(x_LPS, z_LPS, -y_LPS)``: glTF's axes in millimetres (superior up,
+    anterior towards +Z), the frame of Y-up OBJ (Blender, Maya) and of a photo's view (x right,
+    y up, z toward the camera). A rotation: winding and outward normals are kept."""
+    return lps_to_gltf_points(points) * 1000.0
+
+
+def yup_mm_to_lps(points: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`lps_to_yup_mm`: ``LPS = (x, -z, y)``."""
+    return gltf_to_lps_points(np.asarray(points, dtype=np.float64) / 1000.0)
 
 
 def axis_codes(affine: np.ndarray) -> str:

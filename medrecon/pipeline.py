@@ -1,20 +1,11 @@
-"""The ``mesh`` pipeline: image -> segmentation -> surfaces -> files + ``report.json``.
+"""The ``mesh`` pipeline, composition only: image -> segmentation -> surfaces -> files + ``report.json``.
 
-Composition only: each stage is a plain function of the library, chained here.
-
-1. load the image (:func:`medrecon.io.loader.load`, DICOM/NIfTI/NRRD, index -> LPS affine);
-2. segment it with one source of :mod:`medrecon.segment.sources` (preset or threshold, a label
-   map given with ``--labels``, or a local MONAI bundle), which returns a
-   :class:`~medrecon.segment.sources.Segmentation`;
-3. mesh every structure (:func:`medrecon.surface.build_surfaces`, or
-   :func:`medrecon.surface.gpu.build_surfaces_gpu` when ``device`` gives CUDA);
-4. write the meshes (:func:`medrecon.io.meshes.write_models`), optional previews / viewer
-   (:mod:`medrecon.viz`), the 3D Slicer bundle (:func:`medrecon.io.slicer.write_mesh_bundle`) and
-   ``report.json`` (:mod:`medrecon.report`, provenance from :mod:`medrecon.provenance`).
-
-Progress goes through a callback ``progress(stage, done, total)``; the CLI draws it. Output file
-names are structure names only. The report never holds patient identifiers: path settings are
-recorded as a hash, the input is fingerprinted by the SHA-256 of its voxel data.
+:func:`mesh_volume` works on data in memory (a :class:`Volume`, optionally a label map): it
+segments with one source of :mod:`medrecon.segment.sources` and meshes every structure
+(:mod:`medrecon.surface`, the GPU mesher when ``device`` gives CUDA). :func:`write_mesh_result`
+writes meshes (:func:`medrecon.io.meshes.write_models`), previews (:mod:`medrecon.viz`), the 3D
+Slicer bundle and ``report.json``. :func:`run_mesh` = load + both. Progress: one callback
+``progress(ProgressEvent)`` (:mod:`medrecon.progress`). Reports hold no patient identifiers (paths as hashes, input by voxel SHA-256).
 """
 from __future__ import annotations
 
@@ -22,153 +13,60 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Literal, Optional
+from typing import Any, Iterator, Optional
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from medrecon.errors import ConfigError, InputError, MeshError, validation_message
+from medrecon.errors import ConfigError, InputError
+from medrecon.mesh_config import MeshConfig
 from medrecon.io.meshes import FORMATS
 from medrecon.labelmap import LabelInfo, labelmap_on_grid
 from medrecon.segment.presets import exclude_presets
 from medrecon.surface.printing import print_check
-from medrecon.provenance import input_fingerprint, path_token, provenance_record, spec_name, utc_now
+from medrecon.provenance import input_fingerprint, provenance_record, utc_now
+from medrecon.report import report_settings
 from medrecon.volume import Volume
+from medrecon.progress import ProgressEvent, ProgressFn
 
-__all__ = ["MeshConfig", "MeshResult", "run_mesh", "print_check", "FORMATS", "input_fingerprint", "labelmap_on_grid",
-           "Progress"]
+__all__ = ["MeshConfig", "MeshResult", "run_mesh", "mesh_volume", "write_mesh_result", "IN_MEMORY", "print_check",
+           "FORMATS", "input_fingerprint", "labelmap_on_grid", "Progress"]
 
-#: A progress callback: ``progress(stage, done, total)``.
-Progress = Callable[[str, int, int], None]
+#: A progress callback: ``progress(ProgressEvent)`` (:mod:`medrecon.progress`).
+Progress = ProgressFn
 _PATH_FIELDS = ("input", "outdir", "labels")
-
-
-class MeshConfig(BaseModel):
-    """Every setting of ``medrecon mesh`` (validated; bad values raise :class:`ConfigError`).
-
-    Exactly one segmentation source: ``preset``, ``threshold``, ``labels`` or ``bundle``.
-    """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    input: str = Field(..., min_length=1, description="DICOM folder/zip/file, NIfTI or NRRD volume")
-    outdir: str = Field(..., min_length=1, description="output folder")
-    preset: Optional[str] = Field(None, description="preset name (ct-bone, ...) or preset YAML path")
-    threshold: Optional[str] = Field(None, description="custom window LOW:HIGH")
-    labels: Optional[str] = Field(None, description="label map file to mesh")
-    label_table: Optional[str] = Field(None, description="label table: built-in name or file")
-    bundle: Optional[str] = Field(None, description="MONAI bundle folder")
-    group: Optional[str] = Field(None, description="structure group (bones, organs, ...)")
-    device: str = Field("auto", description="auto, cpu or cuda:N: bundle inference and meshing (auto: CUDA when present)")
-    compile: bool = Field(False, description="bundle: torch.compile the network (GPU; kernels cached on disk)")
-    structures: Optional[List[str]] = Field(None, description="structure names to mesh")
-    formats: List[str] = Field(default_factory=lambda: ["stl"])
-    smoothing: float = Field(0.5, ge=0.0, le=1.0)
-    reduction: float = Field(0.0, ge=0.0, lt=1.0)
-    space: Literal["LPS", "RAS"] = "LPS"
-    min_component_mm3: Optional[float] = Field(None, ge=0.0)
-    largest: bool = False
-    remove_table: bool = Field(False, description="presets/thresholds: drop the scanner table (flat pieces "
-                               "outside the body), keep every bone piece")
-    joint: bool = False
-    keep_volume: bool = False
-    series: Optional[str] = None
-    slicer: bool = False
-    preview: bool = True
-    subvoxel: bool = Field(True, description="thresholds/presets: mesh the intensity iso-surface inside the "
-                           "segmentation (sub-voxel); False: the binary mask, as Slicer does")
-    exclude: Optional[List[str]] = Field(None, description="presets whose voxels are taken out of this "
-                                         "run's structure (e.g. ct-teeth out of ct-bone), so solids are disjoint")
-    obj_axes: Literal["LPS", "YUP"] = Field("LPS", description="OBJ vertex axes: LPS (Slicer) or Y-up (Blender...)")
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise ConfigError("invalid mesh settings: " + validation_message(exc)) from None
-
-    @field_validator("formats", mode="before")
-    @classmethod
-    def _formats(cls, v):
-        from medrecon.io.meshes import parse_formats
-
-        try:
-            return parse_formats(v)
-        except MeshError as exc:
-            raise ValueError(str(exc)) from None
-
-    @field_validator("space", "obj_axes", mode="before")
-    @classmethod
-    def _space(cls, v):
-        return str(v).strip().upper().replace("-", "")
-
-    @field_validator("series", mode="before")
-    @classmethod
-    def _series(cls, v):
-        return None if v is None else str(v)
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        sources = [n for n in ("preset", "threshold", "labels", "bundle") if getattr(self, n)]
-        if len(sources) != 1:
-            given = f" (got {', '.join('--' + s for s in sources)})" if sources else ""
-            raise ValueError(f"give exactly one of --preset, --threshold, --labels, --bundle{given}")
-        if sources[0] in ("preset", "threshold") and (self.structures or self.group or self.label_table):
-            raise ValueError("--structures, --group and --label-table apply to --labels or --bundle, "
-                             "not to a preset or threshold")
-        if self.remove_table and sources[0] not in ("preset", "threshold"):
-            raise ValueError("--remove-table applies to --preset or --threshold (a CT's intensities)")
-        if self.joint and (self.reduction > 0 or self.keep_volume):  # refused, never silently ignored
-            raise ValueError("--joint keeps the shared boundaries whole, so it does not decimate or restore volume: "
-                             "drop --reduction/--keep-volume, or drop --joint (joint surfaces are for viewing, "
-                             "not printing)")
-        if self.threshold:
-            from medrecon.segment.presets import parse_threshold
-
-            try:
-                parse_threshold(self.threshold)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return self
-
-    @classmethod
-    def build(cls, **kwargs) -> "MeshConfig":
-        """Construct (same as ``MeshConfig(**kwargs)``; errors are :class:`ConfigError`)."""
-        return cls(**kwargs)
 
 
 @dataclass
 class MeshResult:
-    """What :func:`run_mesh` produced."""
+    """What :func:`mesh_volume` made (and :func:`write_mesh_result` wrote: ``files``, ``report_path``)."""
 
     files: list[Path]
-    report_path: Path
+    report_path: Optional[Path]
     models: list
     labelmap: Volume
     volume: Volume
     labels: dict[int, LabelInfo] = field(default_factory=dict)
     report: dict = field(default_factory=dict)
+    config: Optional[MeshConfig] = None  # what the writing step needs: settings, facts for the report
+    segmentation: dict = field(default_factory=dict)
+    fingerprint: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    started_utc: str = ""
+    print_check: dict = field(default_factory=dict)
 
     @property
     def warnings(self) -> list[str]:
         """Warnings about the input image and the segmentation, each once."""
-        out: list[str] = []
-        for w in [*self.volume.meta.get("warnings", []), *self.labelmap.meta.get("warnings", [])]:
-            if w not in out:
-                out.append(w)
-        return out
+        return list(dict.fromkeys([*self.volume.meta.get("warnings", []), *self.labelmap.meta.get("warnings", [])]))
 
 
 class _Stages:
     """Times the stages and reports them to the progress callback."""
 
-    def __init__(self, progress: Progress | None):
-        self.progress = progress
-        self.times: dict[str, float] = {}
+    def __init__(self, progress: Progress | None, times: dict[str, float] | None = None):
+        self.progress, self.times = progress, ({} if times is None else times)
 
     def report(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
-            self.progress(stage, done, total)
+            self.progress(ProgressEvent(stage, done, total))
 
     @contextmanager
     def stage(self, name: str, total: int = 1) -> Iterator[None]:
@@ -181,28 +79,21 @@ class _Stages:
         self.report(name, total, total)
 
 
-def _segment(cfg: MeshConfig, volume: Volume, st: _Stages):
+def _segment(cfg: MeshConfig, volume: Volume, st: _Stages, labelmap: Volume | None = None,
+             labels: dict[int, LabelInfo] | None = None):
     from medrecon.segment import sources
 
     common = dict(min_component_mm3=cfg.min_component_mm3, largest=cfg.largest)
+    if labelmap is not None:
+        return sources.from_labelmap(volume, labelmap, label_table=labels or cfg.label_table,
+                                     structures=cfg.structures, group=cfg.group, **common)
     if cfg.preset or cfg.threshold:
         return sources.from_preset(volume, cfg.preset, cfg.threshold, remove_table=cfg.remove_table, **common)
     select = dict(label_table=cfg.label_table, structures=cfg.structures, group=cfg.group, **common)
     if cfg.labels:
         return sources.from_labelmap(volume, cfg.labels, **select)
-    return sources.from_bundle(volume, cfg.bundle, device=cfg.device, progress=st.report, compile=cfg.compile,
+    return sources.from_bundle(volume, cfg.bundle, device=cfg.device, progress=st.progress, compile=cfg.compile,
                                **select)
-
-
-def _iso_windows(cfg: MeshConfig, seg, labels) -> dict:
-    """Threshold window per label for meshing on the image's iso-surface (``--subvoxel``):
-    presets and thresholds with a lower bound only; label maps keep the binary path."""
-    p = seg.info.get("preset") or {}
-    if not cfg.subvoxel or cfg.joint or seg.info.get("method") not in ("preset", "threshold"):
-        return {}
-    if p.get("method") != "threshold" or p.get("low") is None:
-        return {}
-    return {int(v): (float(p["low"]), None if p.get("high") is None else float(p["high"])) for v in labels}
 
 
 def _check_settings_files(cfg: MeshConfig) -> None:
@@ -222,116 +113,153 @@ def _check_settings_files(cfg: MeshConfig) -> None:
         raise InputError("label map not found", cfg.labels)
 
 
-def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshResult:
-    """Run the whole mesh pipeline for one input.
+#: The ``input`` / ``labels`` setting of a run given data in memory (:func:`mesh_volume`).
+IN_MEMORY = "(in memory)"
 
-    Parameters
-    ----------
-    cfg : MeshConfig or dict
-        Settings (a dict is validated into a :class:`MeshConfig`).
-    progress : callable(stage, done, total), optional
-        Told when each stage starts and ends (meshing: after each structure, with its name in
-        the stage text; bundle inference: per window).
 
-    Returns
-    -------
-    MeshResult
-        ``files`` (every written file, report included), ``report_path``, ``models``
-        (SurfaceModel list, LPS mm), ``labelmap`` (on the image grid), ``volume``.
+def mesh_volume(volume: Volume, cfg: MeshConfig | dict | None = None, *, labelmap: Volume | None = None,
+                labels: dict[int, LabelInfo] | None = None, progress: Progress | None = None) -> MeshResult:
+    """Segment and mesh an image already in memory; data in, data out (no file is written).
 
-    Raises
-    ------
-    MedreconError
-        ConfigError for bad settings, InputError/DicomError for unreadable input,
-        SegmentationError when nothing is found, MeshError when meshing/writing fails.
+    ``cfg``: settings (MeshConfig or dict; ``input``/``outdir`` may be left out). ``labelmap``:
+    a label map in memory (resampled nearest-neighbour to ``volume``'s grid when it differs),
+    instead of a segmentation source, named by ``labels`` ({value: LabelInfo}) or
+    ``cfg.label_table``. Returns a :class:`MeshResult` (``models`` in LPS mm, ``labelmap``,
+    ``report`` without files; ``files`` empty until :func:`write_mesh_result`).
+
+    Examples
+    --------
+    >>> from medrecon.phantoms import sphere_phantom
+    >>> vol = sphere_phantom(radius=8.0, spacing=(1.0, 1.0, 1.0)).volume
+    >>> res = mesh_volume(vol, {"preset": "ct-bone"})
+    >>> [m.name for m in res.models], res.files
+    (['bone'], [])
     """
-    from medrecon.io.loader import load
-    from medrecon.io.meshes import write_models
-    from medrecon.report import mesh_report, write_report
+    from medrecon.segment.sources import iso_windows
     from medrecon.surface.advice import mesh_advice
     from medrecon.surface.gpu import mesher_for_device
-    from medrecon.version import __version__
 
-    if isinstance(cfg, dict):
-        cfg = MeshConfig.build(**cfg)
-    _check_settings_files(cfg)
-    outdir = Path(cfg.outdir)
-    started = utc_now()
-    files: list[Path] = []
-    st = _Stages(progress)
-    with st.stage("loading image"):
-        volume = load(cfg.input, series=cfg.series)
+    if cfg is None or isinstance(cfg, dict):
+        in_memory = {"input": IN_MEMORY, "outdir": ".", **({"labels": IN_MEMORY} if labelmap is not None else {})}
+        cfg = MeshConfig.build(**{**in_memory, **(cfg or {})})
     if volume.array.ndim != 3:
-        raise InputError(f"mesh needs a 3D image, got shape {volume.shape} (choose one frame/series)", cfg.input)
-    fingerprint = input_fingerprint(volume)
+        where = None if cfg.input == IN_MEMORY else cfg.input
+        raise InputError(f"mesh needs a 3D image, got shape {volume.shape} (choose one frame/series)", where)
+    started, st, fingerprint = utc_now(), _Stages(progress), input_fingerprint(volume)
     with st.stage("segmenting"):
-        seg = _segment(cfg, volume, st)
-    labelmap, labels = seg.labelmap, seg.labels
+        seg = _segment(cfg, volume, st, labelmap, labels)
+    lab, found = seg.labelmap, seg.labels
     if cfg.exclude:  # overlapping presets made disjoint (e.g. teeth taken out of bone)
-        labelmap = exclude_presets(labelmap, volume, cfg.exclude, seg)
-    iso = _iso_windows(cfg, seg, labels)
-    with st.stage("meshing", total=len(labels)):
+        lab = exclude_presets(lab, volume, cfg.exclude, seg)
+    iso = iso_windows(seg, found) if cfg.subvoxel and not cfg.joint else {}
+    with st.stage("meshing", total=len(found)):
         mesh_labels = mesher_for_device(cfg.device)  # the GPU (PyTorch) mesher when the device gives CUDA
-        models = mesh_labels(labelmap, labels, smoothing=cfg.smoothing, reduction=cfg.reduction,
+        models = mesh_labels(lab, found, smoothing=cfg.smoothing, reduction=cfg.reduction,
                              joint=cfg.joint, keep_volume=cfg.keep_volume,
                              **({"intensity": volume, "windows": iso} if iso else {}),
-                             progress=lambda done, total, name: st.report(f"meshing {name}", done, total))
-    config = _report_config(cfg)
+                             progress=progress)
+    res = MeshResult([], None, models, lab, volume, found, {}, cfg, seg.info, fingerprint, st.times, started,
+                     print_check(models, cfg.space))
+    res.print_check["warnings"] += mesh_advice(models, smoothing=cfg.smoothing, keep_volume=cfg.keep_volume,
+                                               joint=cfg.joint)  # open surfaces, volume lost to smoothing
+    for w in res.print_check["warnings"]:
+        lab.warn(w)
+    res.report = _report(res, [], {})
+    return res
+
+
+def write_mesh_result(result: MeshResult, outdir: str | Path | None = None,
+                      progress: Progress | None = None) -> MeshResult:
+    """Write what :func:`mesh_volume` made into ``outdir`` (default ``config.outdir``): meshes,
+    previews, the 3D Slicer bundle, ``report.json``. Fills and returns ``result``."""
+    from medrecon.io.meshes import write_models
+    from medrecon.report import write_report
+    from medrecon.viz import mesh_previews
+
+    cfg = result.config
+    outdir = Path(outdir if outdir is not None else cfg.outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise ConfigError("output path exists and is not a folder", outdir)
+    st, files = _Stages(progress, result.timings), []
     # the input by its voxel fingerprint only: a path or file name may identify the patient
-    provenance = provenance_record("mesh", config, extra={"input_fingerprint": fingerprint})
+    ident = None  # the patient's identifiers: opt-in only, never for an in-memory input
+    if cfg.keep_identifiers and cfg.input != IN_MEMORY:
+        from medrecon.io.dicom.anonymize import patient_identity
+
+        ident = patient_identity(cfg.input, cfg.series)
+    provenance = provenance_record("mesh", _report_config(cfg), extra={"input_fingerprint": result.fingerprint,
+                                                                      **({"patient": ident} if ident else {})})
     with st.stage("writing meshes"):
-        files += write_models(models, outdir, cfg.formats, space=cfg.space, provenance=provenance,
-                              obj_axes=cfg.obj_axes)
+        from medrecon.io.dicom.anonymize import identity_basename
+
+        files += write_models(result.models, outdir, cfg.formats, space=cfg.space, provenance=provenance,
+                              obj_axes=cfg.obj_axes, basename_fn=identity_basename(ident))
     extras: dict[str, list[Path]] = {}
     if cfg.preview:
         with st.stage("previews"):
-            extras.update(_previews(volume, labelmap, labels, models, outdir))
+            extras.update(mesh_previews(result.volume, result.labelmap, result.labels, result.models, outdir))
             for v in extras.values():
                 files += v
     if cfg.slicer:
         from medrecon.io.slicer import write_mesh_bundle
 
         with st.stage("3D Slicer scene"):
-            extras["slicer"] = write_mesh_bundle(outdir, volume, labelmap, labels, models, files, cfg.formats,
-                                                 cfg.space)
+            extras["slicer"] = write_mesh_bundle(outdir, result.volume, result.labelmap, result.labels,
+                                                 result.models, files, cfg.formats, cfg.space)
             files += extras["slicer"]
-    report = mesh_report(config=config, volume=volume, fingerprint=fingerprint, labelmap=labelmap,
-                         segmentation=seg.info, n_structures=len(labels), models=models, files=files,
-                         space=cfg.space, outputs=extras, timings=st.times, created_utc=started,
-                         version=__version__)
-    report["print"] = print_check(models, cfg.space)
-    report["print"]["warnings"] += mesh_advice(models, smoothing=cfg.smoothing, keep_volume=cfg.keep_volume,
-                                               joint=cfg.joint)  # open surfaces, volume lost to smoothing
-    for w in report["print"]["warnings"]:
-        labelmap.warn(w)
-    report_path = write_report(outdir / "report.json", report)
-    files.append(report_path)
-    return MeshResult(files, report_path, models, labelmap, volume, labels, report)
+    result.report = _report(result, files, extras)
+    if cfg.keep_identifiers:
+        result.report["patient"] = ident or {}
+    result.report_path = write_report(outdir / "report.json", result.report)
+    result.files = files + [result.report_path]
+    return result
 
 
-def _report_config(cfg: MeshConfig) -> dict[str, Any]:
-    d = cfg.model_dump()
-    for k in _PATH_FIELDS:
-        d[k] = path_token(d.get(k))
-    if d.get("bundle"):
-        d["bundle"] = Path(d["bundle"]).name
-    for k in ("label_table", "preset"):  # a file by its file name, a built-in by its name
-        if d.get(k):
-            d[k] = spec_name(d[k])
-    return d
+def run_mesh(cfg: MeshConfig | dict, progress: Progress | None = None) -> MeshResult:
+    """Run the mesh pipeline for one input: :func:`~medrecon.io.loader.load`, :func:`mesh_volume`,
+    :func:`write_mesh_result`. ``cfg``: MeshConfig or dict; ``progress(ProgressEvent)`` is
+    told when each stage starts and ends (meshing: per structure; bundle inference: per window).
+
+    Returns a :class:`MeshResult`: ``files`` (report included), ``report_path``, ``models``
+    (LPS mm), ``labelmap`` (on the image grid), ``volume``. Raises a MedreconError (ConfigError,
+    InputError/DicomError, SegmentationError, MeshError) with a one-line message.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from medrecon.io.volumes import save_volume
+    >>> from medrecon.phantoms import sphere_phantom
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> ct = save_volume(sphere_phantom(radius=8.0, spacing=(1.0, 1.0, 1.0)).volume, tmp / "ct.nii.gz")
+    >>> res = run_mesh({"input": str(ct), "outdir": str(tmp / "out"), "preset": "ct-bone", "preview": False})
+    >>> sorted(p.name for p in res.files)
+    ['bone.stl', 'report.json']
+    """
+    from medrecon.io.loader import load
+
+    cfg = MeshConfig.build(**cfg) if isinstance(cfg, dict) else cfg
+    _check_settings_files(cfg)
+    st = _Stages(progress)
+    with st.stage("loading image"):
+        volume = load(cfg.input, series=cfg.series)
+    res = mesh_volume(volume, cfg, progress=progress)
+    res.timings = {**st.times, **res.timings}
+    return write_mesh_result(res, cfg.outdir, progress=progress)
 
 
-def _previews(volume, labelmap, labels, models, outdir: Path) -> dict[str, list[Path]]:
-    """3D preview, QC montage and HTML viewer (each one file)."""
-    from medrecon.viz.html import write_viewer
-    from medrecon.viz.montage import qc_montage
-    from medrecon.viz.preview import render_previews
+def _report(res: MeshResult, files: list[Path], extras: dict[str, list[Path]]) -> dict[str, Any]:
+    from medrecon.report import mesh_report
+    from medrecon.version import __version__
 
-    def paths(out) -> list[Path]:
-        return [] if out is None else [Path(p) for p in (out if isinstance(out, (list, tuple)) else [out])]
+    cfg = res.config
+    report = mesh_report(config=_report_config(cfg), volume=res.volume, fingerprint=res.fingerprint,
+                         labelmap=res.labelmap, segmentation=res.segmentation, n_structures=len(res.labels),
+                         models=res.models, files=files, space=cfg.space, outputs=extras, timings=res.timings,
+                         created_utc=res.started_utc, version=__version__)
+    report["print"] = res.print_check
+    return report
 
-    return {
-        "preview": paths(render_previews(models, outdir / "preview.png", size_mm_bar=True)),
-        "qc_montage": paths(qc_montage(volume, labelmap, labels, outdir / "qc_montage.png")),
-        "viewer": paths(write_viewer(models, outdir / "viewer.html", title=f"medrecon: {len(models)} structures")),
-    }
+
+def _report_config(cfg: MeshConfig) -> dict[str, Any]:  # paths as hashes, files by their names
+    return report_settings(cfg.model_dump(), _PATH_FIELDS, keep=(IN_MEMORY,))

@@ -20,7 +20,7 @@ import numpy as np
 from medrecon.version import __version__, generator
 from medrecon.volume import Volume
 
-__all__ = ["provenance_record", "gltf_asset", "jsonable", "input_fingerprint", "path_token",
+__all__ = ["provenance_record", "jsonable", "input_fingerprint", "path_token",
            "file_sha256", "utc_now", "spec_name"]
 
 
@@ -139,14 +139,6 @@ def provenance_record(command: str, parameters: dict | None = None,
     if extra:
         rec.update(jsonable(dict(extra)))
     return rec
-
-
-def gltf_asset(record: dict | None = None) -> dict[str, Any]:
-    """A glTF ``asset`` object carrying ``record`` under ``extras.medrecon``."""
-    asset: dict[str, Any] = {"version": "2.0", "generator": generator()}
-    if record:
-        asset["extras"] = {"medrecon": jsonable(record)}
-    return asset
 
 
 # --------------------------------------------------------------------------- C2PA (multiview)

@@ -19,12 +19,30 @@ from medrecon.mesh import SurfaceModel
 from medrecon.provenance import jsonable
 from medrecon.volume import Volume
 
-__all__ = ["write_report", "read_report", "mesh_report", "input_section", "structures_section"]
+__all__ = ["write_report", "read_report", "mesh_report", "input_section", "structures_section", "report_settings"]
 
 
 def write_report(path: str | os.PathLike, report: Mapping[str, Any]) -> Path:
     """Write ``report`` as indented JSON to ``path`` atomically; return the path."""
     return atomic_write_text(path, json.dumps(jsonable(dict(report)), indent=2) + "\n")
+
+
+def report_settings(settings: Mapping[str, Any], path_fields: Sequence[str] = (),
+                    keep: Sequence[str] = ()) -> dict[str, Any]:
+    """A command's settings as recorded in its report: paths by a hash (a folder name may be a
+    patient's name; values in ``keep`` stay as they are), a MONAI bundle by its folder name, a
+    label table or preset file by its file name (a built-in by its name)."""
+    from medrecon.provenance import path_token, spec_name
+
+    d = dict(settings)
+    for k in path_fields:
+        d[k] = d[k] if d.get(k) in keep else path_token(d.get(k))
+    if d.get("bundle"):
+        d["bundle"] = Path(d["bundle"]).name
+    for k in ("label_table", "preset"):
+        if d.get(k):
+            d[k] = spec_name(d[k])
+    return d
 
 
 def read_report(path: str | os.PathLike) -> dict[str, Any]:

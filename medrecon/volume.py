@@ -78,6 +78,14 @@ class Volume:
         and non-singular (:class:`~medrecon.errors.GeometryError` otherwise); it is copied.
     meta : dict, optional
         Non-identifying metadata; keys outside :data:`SAFE_META_KEYS` are dropped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> affine = np.diag([0.8, 0.8, 2.0, 1.0]); affine[:3, 3] = [-100, -120, 40]
+    >>> vol = Volume(np.zeros((4, 5, 6), np.int16), affine, {"modality": "CT"})
+    >>> vol.shape, vol.spacing.tolist(), vol.index_to_lps([1, 0, 2]).tolist()
+    ((4, 5, 6), [0.8, 0.8, 2.0], [-99.2, -120.0, 44.0])
     """
 
     array: np.ndarray

@@ -18,14 +18,14 @@ PKG = Path(__file__).resolve().parents[1] / "medrecon"
 #: Floor of each top-level part of the package (module or sub-package). 0 is the ground floor.
 FLOORS = {
     # ground floor: value types and conventions
-    "volume": 0, "labelmap": 0, "mesh": 0, "orientation": 0, "errors": 0, "version": 0, "devices": 0,
+    "volume": 0, "labelmap": 0, "mesh": 0, "orientation": 0, "errors": 0, "version": 0, "devices": 0, "progress": 0, "options": 0, "methods": 0,
     # file formats at the edges
     "io": 1,
     # the work: segmentation, surfaces, reconstruction methods, and what they share
     "segment": 2, "surface": 2, "inr": 2, "svr": 2, "photo": 2, "multiview": 2,
     "texture": 2, "provenance": 2, "report": 2, "phantoms": 2,
     # composition and presentation
-    "cohort": 3, "viz": 3, "pipeline": 3, "demo": 3, "cli": 3, "cli_display": 3, "__main__": 3,
+    "cohort": 3, "viz": 3, "pipeline": 3, "demo": 3, "cli": 3, "cli_display": 3, "cli_options": 3, "mesh_config": 3, "recipes": 3, "__main__": 3,
 }
 #: Only these modules may import rich (the CLI's presentation).
 RICH_ALLOWED = {"medrecon.cli", "medrecon.cli_display"}

@@ -411,3 +411,21 @@ def test_folder_of_totalsegmentator_masks_as_labels(tmp_path):
     mask = np.asarray(ref.dataobj) > 0
     centroid = np.argwhere(mask).mean(0)
     assert np.linalg.norm(ijk[:3] - centroid) < 6  # voxels: the mesh sits on the liver mask
+
+
+def test_mesh_volume_on_data_then_write(tmp_path):
+    """Data in, data out: an in-memory image and label map give meshes and a report, no file;
+    writing is a separate step."""
+    from medrecon.labelmap import LabelInfo
+    from medrecon.phantoms import sphere_phantom
+    from medrecon.pipeline import mesh_volume, write_mesh_result
+
+    vol = sphere_phantom(radius=8.0, spacing=(1.0, 1.0, 1.0)).volume
+    lab = vol.with_array((vol.array > 200).astype(np.uint8), kind="labelmap")
+    res = mesh_volume(vol, {"formats": ["stl", "ply"], "preview": False}, labelmap=lab,
+                      labels={1: LabelInfo(1, "ball", (1.0, 0.0, 0.0))})
+    assert [m.name for m in res.models] == ["ball"] and res.files == [] and not any(tmp_path.iterdir())
+    assert res.report["config"]["input"] == "(in memory)" and res.report["structures"][0]["files"] == []
+    write_mesh_result(res, tmp_path / "out")
+    assert sorted(p.name for p in res.files) == ["ball.ply", "ball.stl", "report.json"]
+    assert res.report["structures"][0]["files"] == ["ball.ply", "ball.stl"]

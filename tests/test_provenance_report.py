@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 import medrecon
-from medrecon.provenance import (file_sha256, gltf_asset, input_fingerprint, jsonable, path_token,
+from medrecon.provenance import (file_sha256, input_fingerprint, jsonable, path_token,
                                  provenance_record, spec_name)
 from medrecon.report import read_report, write_report
 from medrecon.volume import Volume
@@ -29,8 +29,11 @@ def test_record(tmp_path):
     assert rec["inputs"][0] == {"name": f.name, "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}
     assert str(tmp_path) not in json.dumps(rec)  # base names only, never the folder
     assert rec["created_utc"].endswith("Z")
-    asset = gltf_asset(rec)
-    assert asset["version"] == "2.0" and asset["extras"]["medrecon"]["command"] == "mesh"
+    from medrecon.io.meshes.gltf import glb_bytes, read_glb_json
+    from medrecon.mesh import SurfaceModel
+
+    doc = read_glb_json(glb_bytes([SurfaceModel("t", [[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]])], rec))
+    assert doc["asset"]["version"] == "2.0" and doc["asset"]["extras"]["provenance"]["command"] == "mesh"
 
 
 def test_fingerprints_and_tokens(tmp_path):

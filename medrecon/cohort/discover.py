@@ -39,7 +39,7 @@ _VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 _SKIP_NAMES = {"__MACOSX", ".git", ".DS_Store"}
 _LIST_FIELDS = ("structures", "formats")
 _FLOAT_FIELDS = ("smoothing", "reduction", "min_component_mm3")
-_BOOL_FIELDS = ("largest", "joint", "keep_volume", "slicer", "preview")
+_BOOL_FIELDS = ("largest", "remove_table", "joint", "keep_volume", "slicer", "preview")
 
 
 @dataclass

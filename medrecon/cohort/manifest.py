@@ -83,9 +83,12 @@ class Manifest:
         self.path = Path(path)
         self.readonly = readonly
         if readonly:
-            if self.path.exists():
-                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-            else:
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) if self.path.exists() else None
+            if self.db is not None and not self.db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='studies'").fetchone():
+                self.db.close()  # a run killed before it wrote the schema: nothing was recorded
+                self.db = None
+            if self.db is None:
                 self.db = sqlite3.connect(":memory:")
                 self.db.executescript(_SCHEMA)
         else:

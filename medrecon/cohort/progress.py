@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional, TextIO
 
-__all__ = ["ProgressEvent", "plain_printer", "json_printer", "format_seconds"]
+__all__ = ["ProgressEvent", "plain_printer", "json_printer", "format_seconds", "eta_seconds"]
 
 
 @dataclass
@@ -47,6 +47,19 @@ class ProgressEvent:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def eta_seconds(finished: int, remaining: int, t_start: float, t_last_finish: float, now: float) -> float | None:
+    """Time left: the studies still to run at the rate measured up to the last study that
+    finished, minus the time already spent since then. Between two finished studies the estimate
+    counts down (never up, as ``elapsed / finished * remaining`` did while one long study ran);
+    it is never negative. None until a study finished."""
+    if finished <= 0:
+        return None
+    if remaining <= 0:
+        return 0.0
+    per_study = max(t_last_finish - t_start, 0.0) / finished
+    return max(per_study * remaining - max(now - t_last_finish, 0.0), 0.0)
 
 
 def format_seconds(s: float | None) -> str:

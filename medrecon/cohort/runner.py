@@ -25,7 +25,7 @@ from medrecon.errors import ConfigError, MedreconError
 from medrecon.cohort.config import recipe_settings, settings_hash, study_settings
 from medrecon.cohort.discover import Study, discover, study_fingerprint
 from medrecon.cohort.manifest import MANIFEST_NAME, Manifest
-from medrecon.cohort.progress import ProgressEvent
+from medrecon.cohort.progress import ProgressEvent, eta_seconds
 
 __all__ = ["run", "CohortResult", "plan", "parse_duration", "parse_gpus", "PlanItem"]
 
@@ -180,6 +180,28 @@ def _memory_bytes(limit: str | int | None, n_workers: int) -> Any:
         return parse_bytes(limit) if isinstance(limit, str) else int(limit)
     except ValueError:
         raise ConfigError(f"bad --memory-limit {limit!r} (use e.g. 8GB)") from None
+
+
+def worker_environ(n_workers: int, n_cores: int | None = None) -> dict[str, str]:
+    """Environment of each local worker process, set before it starts (and imports numpy).
+
+    * Thread pools (OpenMP, MKL, OpenBLAS, VTK SMP, PyTorch through ``OMP_NUM_THREADS``) get the
+      cores divided among the workers: 1 each when there are as many workers as cores, so the
+      processes do not oversubscribe the machine; a single worker gets every core, as a plain
+      loop would.
+    * Dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` is left out: setting it switches off glibc's
+      dynamic mmap threshold, so every large numpy temporary is mmapped, page-faulted and
+      unmapped again; measured, it doubles the CPU time of meshing a study
+      (docs/benchmarks.md, issue 23). Workers hold one study at a time, so memory is returned
+      when the study's arrays are freed anyway.
+    """
+    if n_cores is None:
+        try:
+            n_cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # pragma: no cover - not Linux
+            n_cores = os.cpu_count() or 1
+    k = str(max(1, int(n_cores) // max(int(n_workers), 1)))
+    return {"OMP_NUM_THREADS": k, "MKL_NUM_THREADS": k, "OPENBLAS_NUM_THREADS": k, "VTK_SMP_MAX_THREADS": k}
 
 
 def _local_cluster(n_cpu: int, gpus: list[int], memory_limit, dashboard: bool):
@@ -388,7 +410,8 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
     # comes from the many workers) instead of each worker starting a pool of all cores.
     cfg = {"distributed.scheduler.allowed-failures": retries,
            "distributed.scheduler.worker-saturation": 1.0,
-           "distributed.admin.tick.limit": "60s"}
+           "distributed.admin.tick.limit": "60s",
+           "distributed.nanny.pre-spawn-environ": worker_environ(n_cpu + len(gpu_ids))}
     running: dict[str, tuple[float, str]] = {}   # study id -> (start time, worker)
     tokens: dict[str, str] = {}
 
@@ -436,7 +459,7 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
         cpu_threads = sum(int(w.get("nthreads", 1)) for w in winfo.values()
                           if "GPU" not in (w.get("resources") or {})) or 1
         cap = cpu_threads + 2 * n_gpu_workers
-        emit(ProgressEvent("info", message=f"{len(winfo)} workers ({n_gpu_workers} GPU)"
+        emit(ProgressEvent("info", message=f"{len(winfo)} worker{'' if len(winfo) == 1 else 's'} ({n_gpu_workers} GPU)"
                                            + (f", scheduler {client.scheduler.address}" if scheduler else ""),
                            elapsed_s=time.perf_counter() - t_start))
         client.subscribe_topic(tasks.EVENT_TOPIC, on_event)
@@ -483,14 +506,13 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
         n_todo = len(todo)
         finished = 0
         t_run0 = time.perf_counter()
+        t_last_fin = [t_run0]  # when the last study finished (the ETA counts down from there)
         last_tick = 0.0
 
         def state(kind: str, **kw) -> ProgressEvent:
             el = time.perf_counter() - t_start
             fin = counts["done"] + counts["failed"] - counts["invalid"]
-            eta = None
-            if fin > 0:
-                eta = (time.perf_counter() - t_run0) / fin * max(n_todo - fin, 0)
+            eta = eta_seconds(fin, max(n_todo - fin, 0), t_run0, t_last_fin[0], time.perf_counter())
             run_n = len([s for s in running if s in chains])
             return ProgressEvent(kind, total=counts["total"], to_run=n_todo, done=counts["done"],
                                  failed=counts["failed"] - counts["invalid"],
@@ -499,6 +521,7 @@ def _execute(todo: list[PlanItem], out: Path, man: Manifest, run_id: str, versio
 
         def finish(it: PlanItem, res: dict | None, error: str | None) -> None:
             sid = it.study.study_id
+            t_last_fin[0] = time.perf_counter()
             running.pop(sid, None)
             chains.pop(sid, None)
             if res is not None and res.get("status") == "done":

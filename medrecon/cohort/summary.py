@@ -142,7 +142,8 @@ def _html(rows: list[dict], flagged: set, plot_name: str | None) -> str:
            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child,"
            "td.t{text-align:left}tr.out td{background:#fde2e2}.bad{color:#b00}</style></head><body>",
            "<h1>medrecon cohort summary</h1>",
-           f"<p>{len(rows)} studies: <b>{len(done)}</b> done, <b class='bad'>{len(failed)}</b> failed"
+           f"<p>{len(rows)} studies: <b>{len(done)}</b> done, "
+           + (f"<b class='bad'>{len(failed)}</b> failed" if failed else "0 failed")  # red only when some failed
            + (f", {len(other)} not finished" if other else "") + f"; {len(flagged)} outlier volume(s).</p>"]
     if plot_name:
         out.append(f"<h2>Volumes per structure</h2><img src='{e(plot_name)}' alt='volumes per structure'>")

@@ -9,6 +9,8 @@ chained tasks so CPU and GPU work overlap across studies:
    resource): run the bundle; the network is loaded **once per worker process** and reused;
 3. :func:`mesh_stage` (CPU worker): mesh the label map and write everything.
 
+The stages pass data (the decoded :class:`Volume`, the label map), never intermediate files.
+
 Outputs of a study are written into ``OUTDIR/.staging/<id>.<random>/`` and moved to
 ``OUTDIR/studies/<id>/`` by one directory rename once complete (with a ``cohort.json`` marker
 inside holding the fingerprint and config hash), so a study folder is either absent or whole.
@@ -46,8 +48,14 @@ def warm_up(segment: bool = False) -> float:
         import medrecon.segment.ai  # noqa: F401
         import monai.bundle  # noqa: F401
     import medrecon.io.loader  # noqa: F401
+    import medrecon.io.meshes  # noqa: F401
+    import medrecon.io.volumes  # noqa: F401
     import medrecon.pipeline  # noqa: F401
+    import medrecon.report  # noqa: F401
+    import medrecon.segment.sources  # noqa: F401
     import medrecon.surface  # noqa: F401
+    import medrecon.surface.mesher  # noqa: F401
+    import nibabel  # noqa: F401
     from medrecon.pipeline import MeshConfig
 
     MeshConfig(input="x", outdir="y", preset="ct-bone")  # pulls in the mesh writers' format parser
@@ -264,29 +272,34 @@ def segment_stage(job: dict, loaded: dict) -> dict:
         return _failure(job, exc, {**loaded["timings"], "segment_s": round(time.perf_counter() - t0, 3)})
     timings = {**loaded["timings"], "segment_s": round(time.perf_counter() - t0, 3),
                "model_loaded": _CACHE_STATS["loads"] > loads_before}
-    return {"study_id": job["study_id"], "status": "segmented", "labelmap": lab,
+    return {"study_id": job["study_id"], "status": "segmented", "labelmap": lab, "volume": loaded["volume"],
             "table": {int(k): {"name": v.name, "color": list(v.color)} for k, v in table.items()},
             "timings": timings, "stages": {**loaded.get("stages", {}), "segment": _where()}}
 
 
 def mesh_stage(job: dict, seg: dict) -> dict:
-    """CPU stage: mesh the bundle's label map (named by the bundle) and publish the study."""
+    """CPU stage: mesh the bundle's label map (named by the bundle) and publish the study.
+
+    Data in memory all the way: the image decoded by :func:`load_stage` and the label map of
+    :func:`segment_stage` go to :func:`medrecon.pipeline.mesh_volume` (no NIfTI round trip, no
+    second decode); only the outputs are written."""
     if seg.get("status") == "failed":
         return seg
-    from medrecon.io.atomic import atomic_write_text
-
     from medrecon.io.volumes import save_volume
+    from medrecon.labelmap import LabelInfo
+    from medrecon.pipeline import mesh_volume, write_mesh_result
 
     _event(job, "start", "mesh")
     t0 = time.perf_counter()
     staging = _staging(job)
     try:
-        lab_path = save_volume(seg["labelmap"], staging / "segmentation.nii.gz")
-        table_path = atomic_write_text(staging / "labels.json", json.dumps(
-            {str(k): v for k, v in seg["table"].items()}, indent=1) + "\n")
         settings = {k: v for k, v in job["settings"].items() if k not in ("bundle", "device")}
-        settings.update(labels=str(lab_path), label_table=settings.get("label_table") or str(table_path))
-        res = _mesh(job, settings, staging)
+        table = None if settings.get("label_table") else {
+            int(k): LabelInfo(int(k), v["name"], tuple(v["color"])) for k, v in seg["table"].items()}
+        res = mesh_volume(seg["volume"], {**settings, "outdir": str(staging)}, labelmap=seg["labelmap"],
+                          labels=table)
+        write_mesh_result(res, staging)
+        save_volume(seg["labelmap"], staging / "segmentation.nii.gz")  # an output (the bundle's label map)
     except MedreconError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         return _failure(job, exc, {**seg["timings"], "mesh_s": round(time.perf_counter() - t0, 3)})

@@ -9,8 +9,9 @@ import torch
 
 from medrecon.devices import resolve_device
 from medrecon.errors import MedreconError
+from medrecon.progress import ProgressEvent, ProgressFn
 
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -92,6 +93,6 @@ def fit(step: Callable[[int], torch.Tensor | dict], param_groups: Iterable, n_it
                     if k != "loss":
                         log.extras.setdefault(k, []).append(float(v))
         if progress is not None and (it % every == 0 or it == n_iter - 1):
-            progress(stage, it + 1, n_iter)
+            progress(ProgressEvent(stage, it + 1, n_iter, "iteration"))
     log.seconds = time.perf_counter() - t0
     return log

@@ -16,6 +16,7 @@ from medrecon.errors import DicomError, InputError, SeriesSelectionError
 from medrecon.io.volumes import read_volume as _read_file
 from medrecon.io.volumes import volume_suffix as _suffix
 from medrecon.volume import Volume
+from medrecon.progress import ProgressFn
 
 __all__ = ["load", "load_series", "describe_series", "SeriesInfo", "is_volume_file", "convert"]
 
@@ -127,6 +128,17 @@ def load_series(path, **_kwargs) -> list[SeriesInfo]:
 
     ``path`` is a DICOM folder (recursive), a zip file, a DICOM file, a list of files, or a
     NIfTI / NRRD / MetaImage file (one entry).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from medrecon.io.dicom.write import write_dicom_series
+    >>> from medrecon.phantoms import sphere_phantom
+    >>> folder = tempfile.mkdtemp()
+    >>> files = write_dicom_series(sphere_phantom(radius=5.0).volume, folder, series_number=7)
+    >>> [(s.series_number, s.is_volume, s.volume.shape == sphere_phantom(radius=5.0).volume.shape)
+    ...  for s in load_series(folder)]
+    [(7, True, True)]
     """
     if is_volume_file(path):
         return _file_series(path)
@@ -145,9 +157,14 @@ def describe_series(path) -> list[dict]:
 
 
 def _pick(series, choice, where) -> Any:
-    """Pick one series: a DICOM SeriesNumber if one matches, else the index shown by ``info``;
-    ``"#3"`` always means the index."""
+    """Pick one series: a DICOM SeriesNumber if one matches, else the index shown by ``info``
+    (only when no series has a SeriesNumber); ``"#3"`` always means the index. Every refusal says
+    which names exist here: the indexes ``#1..#N`` and the SeriesNumbers."""
     listing = "; ".join(s.label() for s in series)
+    indexes = f"#1..#{len(series)}" if len(series) > 1 else "#1"
+    numbered = sorted({s.series_number for s in series if s.series_number is not None})
+    numbers = (f"SeriesNumbers here: {', '.join(str(n) for n in numbered)}" if numbered
+               else "no series here has a SeriesNumber")
     text = str(choice).strip()
     force_index = text.startswith("#")
     try:
@@ -156,9 +173,15 @@ def _pick(series, choice, where) -> Any:
         matches = [s for s in series if s.description == text or s.uid_hash == text]
         if len(matches) == 1:
             return matches[0]
-        raise SeriesSelectionError(f"no series '{text}'; found: {listing}", where) from None
+        raise SeriesSelectionError(f"no series '{text}' (indexes {indexes}; {numbers}); found: {listing}",
+                                   where) from None
     by_index = [s for s in series if s.index == num]
-    by_number = [] if force_index else [s for s in series if s.series_number == num]
+    if force_index:
+        if by_index:
+            return by_index[0]
+        raise SeriesSelectionError(f"no series #{num}: `medrecon info` lists {indexes} ({numbers}); found: {listing}",
+                                   where)
+    by_number = [s for s in series if s.series_number == num]
     by_number_vol = [s for s in by_number if s.is_volume]
     if by_number:  # a SeriesNumber match wins; '#N' reaches the index
         if len(by_number) == 1:
@@ -167,20 +190,20 @@ def _pick(series, choice, where) -> Any:
             return by_number_vol[0]
         raise SeriesSelectionError(
             f"SeriesNumber {num} holds {len(by_number)} series (echoes/image types/orientations); "
-            f"choose one by index with '#N': {listing}", where)
-    numbered = sorted({s.series_number for s in series if s.series_number is not None})
-    if by_index and (force_index or not numbered):  # no SeriesNumbers at all: the index is the only name
+            f"choose one by index with '#N': {'; '.join(s.label() for s in by_number)}", where)
+    if by_index and not numbered:  # no SeriesNumbers at all: the index is the only name
         return by_index[0]
     if by_index:  # never silently: a number the user typed is a SeriesNumber unless written '#N'
         raise SeriesSelectionError(
-            f"no SeriesNumber {num} (SeriesNumbers here: {', '.join(str(n) for n in numbered)}); "
-            f"--series '#{num}' selects the series listed as #{num} by `medrecon info`", where)
-    raise SeriesSelectionError(f"no series {num}; found: {listing}", where)
+            f"no SeriesNumber {num} ({numbers}); --series '#{num}' selects the series listed as #{num} by "
+            "`medrecon info`", where)
+    raise SeriesSelectionError(f"no SeriesNumber {num} and no index #{num} ({numbers}; indexes {indexes}); "
+                               f"found: {listing}", where)
 
 
 @_guarded
 def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = True,
-         workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+         workers: int | None = None, progress: ProgressFn | None = None,
          philips_scaling: str = "precise", allow_index_grid: bool = False) -> Volume:
     """Load one volume (index -> LPS mm affine) from DICOM, NIfTI or NRRD.
 
@@ -201,7 +224,7 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
         the affine uses the mean spacing (warned as approximate).
     workers : int, optional
         Processes for parallel decoding of compressed data (default: all cores).
-    progress : callable(done, total), optional
+    progress : ``progress(ProgressEvent)`` (:mod:`medrecon.progress`), optional
         Called as frames are decoded.
     philips_scaling : {"precise", "display"}
         Philips images: precise floating-point values (default, as dcm2niix ``-p y``) or the
@@ -214,6 +237,16 @@ def load(path, series=None, correct_tilt: bool = True, resample_gaps: bool = Tru
     ------
     InputError, DicomError, SeriesSelectionError
         Each with a one-line message naming the file and the problem.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from medrecon.io.volumes import save_volume
+    >>> from medrecon.phantoms import sphere_phantom
+    >>> src = sphere_phantom(radius=5.0, spacing=(0.5, 0.5, 1.0)).volume
+    >>> vol = load(save_volume(src, os.path.join(tempfile.mkdtemp(), "ct.nrrd")))
+    >>> vol.spacing.tolist(), bool((abs(vol.affine - src.affine) < 1e-4).all())
+    ([0.5, 0.5, 1.0], True)
     """
     if is_volume_file(path):
         return _read_file(path)
@@ -265,10 +298,11 @@ def _choose_dicom(path, series=None, allow_index_grid: bool = False):
 @_guarded
 def convert(path, output, series=None, sidecar: bool = True, correct_tilt: bool = True,
             resample_gaps: bool = True, workers: int | None = None,
-            progress: Callable[[int, int], None] | None = None, philips_scaling: str = "precise",
+            progress: ProgressFn | None = None, philips_scaling: str = "precise",
             allow_index_grid: bool = False) -> tuple[Volume, Path, Path | None]:
     """Load one series and write it (format from the extension of ``output``), with a BIDS JSON
-    sidecar beside it for DICOM input (``x.nii.gz`` -> ``x.json``, like ``dcm2niix -b y``).
+    sidecar beside it for DICOM input (``x.nii.gz`` -> ``x.json``, like ``dcm2niix -b y``) and,
+    for a diffusion series written as NIfTI, FSL ``x.bval`` / ``x.bvec``.
 
     Returns ``(volume, image_path, sidecar_path or None)``. Options as :func:`load`.
     """
@@ -290,4 +324,10 @@ def convert(path, output, series=None, sidecar: bool = True, correct_tilt: bool 
         from medrecon.io.dicom.sidecar import sidecar_for_series, write_sidecar
 
         js = write_sidecar(out, sidecar_for_series(chosen, philips_scaling=philips_scaling))
+    if str(out).lower().endswith((".nii", ".nii.gz")):
+        from medrecon.io.dicom.diffusion import gradient_table, write_fsl_gradients
+
+        table = gradient_table(chosen)
+        if table is not None:  # bval/bvec beside the NIfTI, as dcm2niix
+            write_fsl_gradients(out, vol.affine, *table)
     return vol, Path(out), js

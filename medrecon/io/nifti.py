@@ -7,6 +7,7 @@ else: the voxel array and its index order are kept exactly as stored.
 from __future__ import annotations
 
 import os
+import struct
 
 import numpy as np
 
@@ -139,23 +140,77 @@ def _writable(array: np.ndarray) -> np.ndarray:
     return array
 
 
+#: NIfTI-1 datatype codes of the dtypes written.
+_NIFTI_TYPES = {np.dtype(np.uint8): 2, np.dtype(np.int16): 4, np.dtype(np.int32): 8, np.dtype(np.float32): 16,
+                np.dtype(np.float64): 64, np.dtype(np.int8): 256, np.dtype(np.uint16): 512,
+                np.dtype(np.uint32): 768, np.dtype(np.int64): 1024, np.dtype(np.uint64): 1280}
+_HDR = "<i10s18sihbb8h3fhhhh8ffffhbbffffii80s24shh6f4f4f4f16s4s"
+
+
+def _quaternion(R: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z), w >= 0, of a rotation matrix (Bar-Itzhack's method, as
+    nibabel's ``mat2quat``)."""
+    Qxx, Qyx, Qzx, Qxy, Qyy, Qzy, Qxz, Qyz, Qzz = R.flat
+    K = np.array([[Qxx - Qyy - Qzz, 0, 0, 0],
+                  [Qyx + Qxy, Qyy - Qxx - Qzz, 0, 0],
+                  [Qzx + Qxz, Qzy + Qyz, Qzz - Qxx - Qyy, 0],
+                  [Qyz - Qzy, Qzx - Qxz, Qxy - Qyx, Qxx + Qyy + Qzz]]) / 3.0
+    vals, vecs = np.linalg.eigh(K)
+    q = vecs[[3, 0, 1, 2], np.argmax(vals)]
+    return -q if q[0] < 0 else q
+
+
+def nifti_header(shape: tuple, dtype, ras: np.ndarray, descrip: bytes = b"") -> bytes:
+    """The 348-byte NIfTI-1 header (+ 4 empty extension bytes) nibabel writes for an image of
+    ``shape`` and ``dtype`` with ``ras`` as sform and qform (code 1, scanner), units mm and s,
+    no scaling (NaN slope/intercept)."""
+    ras = np.asarray(ras, dtype=np.float64)
+    RZS = ras[:3, :3]
+    zooms = np.sqrt(np.sum(RZS * RZS, axis=0))
+    R = RZS / zooms
+    qfac = 1.0
+    if np.linalg.det(R) <= 0:
+        qfac = -1.0
+        R[:, -1] *= -1
+    P, _, Qs = np.linalg.svd(R)
+    quat = _quaternion(P @ Qs)
+    dim = [len(shape), *shape] + [1] * (7 - len(shape))
+    pixdim = [qfac, *zooms.tolist()] + [1.0] * 4
+    code = _NIFTI_TYPES[np.dtype(dtype)]
+    hdr = struct.pack(_HDR, 348, b"", b"", 0, 0, 0, 0, *dim, 0.0, 0.0, 0.0, 0, code, np.dtype(dtype).itemsize * 8, 0,
+                      *pixdim, 352.0, float("nan"), float("nan"), 0, 0, 10, 0.0, 0.0, 0.0, 0.0, 0, 0,
+                      descrip[:79], b"", 1, 1, *quat[1:].tolist(), *ras[:3, 3].tolist(),
+                      *ras[0].tolist(), *ras[1].tolist(), *ras[2].tolist(), b"", b"n+1\x00")
+    return hdr + b"\x00\x00\x00\x00"
+
+
 def write_nifti(volume: Volume, path: str | os.PathLike) -> str:
     """Write ``volume`` as NIfTI-1 (``.nii`` or ``.nii.gz``) with its RAS affine, atomically.
 
     sform and qform are both set (code 1, scanner); units are mm. For a sheared affine (kept
     gantry tilt) only the sform can hold it exactly; the qform is then the nearest rotation.
+    The header is the one nibabel writes (tested field by field), packed here so that writing a
+    NIfTI file does not import nibabel (and, through it, pydicom): the cold-start cost of
+    ``medrecon convert``.
     """
-    import nibabel as nib
-
     path = os.fspath(path)
-    ras = volume.ras_affine
     data = _writable(np.asarray(volume.array))
-    img = nib.Nifti1Image(data, ras)
-    img.set_sform(ras, code=1)
-    img.set_qform(ras, code=1)
-    img.header.set_xyzt_units("mm", "sec")
-    desc = str(volume.meta.get("modality", "") or "medrecon")[:79]
-    img.header["descrip"] = desc.encode("ascii", "replace")
+    if data.dtype.byteorder == ">":
+        data = data.astype(data.dtype.newbyteorder("<"))
+    desc = str(volume.meta.get("modality", "") or "medrecon")[:79].encode("ascii", "replace")
+    head = nifti_header(data.shape, data.dtype, volume.ras_affine, desc)
     with atomic_path(path) as tmp:
-        nib.save(img, str(tmp))
+        if path.lower().endswith(".gz"):
+            import gzip
+
+            with gzip.open(tmp, "wb", compresslevel=1) as fh:
+                fh.write(head)
+                fh.write(np.asfortranarray(data).tobytes(order="F"))
+        else:
+            with open(tmp, "wb") as fh:
+                fh.write(head)
+                if data.flags.f_contiguous:
+                    data.T.tofile(fh)  # C order of the transpose: the F order NIfTI stores
+                else:
+                    fh.write(data.tobytes(order="F"))
     return path

@@ -56,7 +56,7 @@ def texel_surface(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, size:
     """Rasterise the triangles in UV space (OpenCV) and interpolate 3D points and normals."""
     import cv2
 
-    from ..texture import vertex_normals_unit
+    from ..mesh import vertex_normals_unit
 
     S = size
     px = np.stack([uv[:, 0] * S - 0.5, (1 - uv[:, 1]) * S - 0.5], 1)

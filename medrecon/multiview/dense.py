@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -28,8 +28,9 @@ import torch.nn.functional as F
 
 from .cameras import CameraSet
 from medrecon.devices import resolve_device as _resolve_device
+from medrecon.progress import ProgressEvent, ProgressFn
 
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -199,7 +200,7 @@ def depth_maps(images: Sequence[np.ndarray], cams: CameraSet, bbox: np.ndarray, 
             depth[i] = d.cpu().numpy()
             score[i] = s.cpu().numpy()
             if progress:
-                progress("depth maps", i + 1, N)
+                progress(ProgressEvent("depth maps", i + 1, N, "view"))
     return DepthResult(depth, score)
 
 
@@ -324,7 +325,7 @@ def tsdf_fuse(depths: np.ndarray, cams: CameraSet, bbox: np.ndarray, *, voxel: f
             num += out
             wsum += out
         if progress:
-            progress("fusion", i + 1, N)
+            progress(ProgressEvent("fusion", i + 1, N, "view"))
     tsdf = num / wsum.clamp_min(1e-9)
     shape = tuple(int(x) for x in dims)
     return TSDF(tsdf.reshape(shape).cpu().numpy(), wsum.reshape(shape).cpu().numpy(), lo, voxel,

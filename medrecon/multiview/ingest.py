@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..errors import InputError
+from medrecon.progress import ProgressEvent, ProgressFn
 
 PHOTO_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 VIDEO_EXT = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"}
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 
 
 @dataclass
@@ -108,7 +108,7 @@ def ingest_photos(folder: str | Path, out_dir: str | Path, *, max_images: int | 
         names.append(name)
         sh.append(sharpness(rgb))
         if progress:
-            progress("ingest", k + 1, len(files))
+            progress(ProgressEvent("ingest", k + 1, len(files), "photo"))
     focal_px = float(np.median(focals)) if len(focals) == len(files) else None
     return Ingested(out_dir, names, "photos", focal_px, files, sh)
 
@@ -181,7 +181,7 @@ def ingest_video(path: str | Path, out_dir: str | Path, *, max_images: int | Non
         _write_png(out_dir / name, frames[i])
         names.append(name)
         if progress:
-            progress("keyframes", k + 1, len(picks))
+            progress(ProgressEvent("keyframes", k + 1, len(picks), "frame"))
     return Ingested(out_dir, names, "video", None, [path], [sharpness(frames[i]) for i in picks], picks, len(frames))
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import InputError, MedreconError
 from .cameras import CameraSet, read_colmap_text, run_sfm, write_colmap_text
 
-Progress = Callable[[str, int, int], None]
+from medrecon.progress import ProgressFn as Progress  # noqa: E402
 
 
 @dataclass
@@ -204,10 +204,9 @@ def decimate(v: np.ndarray, f: np.ndarray, faces: int) -> tuple[np.ndarray, np.n
     """Quadric decimation (fast-simplification) down to about ``faces`` triangles."""
     if len(f) <= faces:
         return v, f
-    import fast_simplification
+    from medrecon.surface.decimate import simplify
 
-    vo, fo = fast_simplification.simplify(v.astype(np.float32), f.astype(np.int32), target_reduction=1 - faces / len(f))
-    return np.asarray(vo, float), np.asarray(fo, np.int64)
+    return simplify(v, f, target_faces=faces)
 
 
 def parse_scale_points(spec: str) -> tuple[str, np.ndarray, np.ndarray, float]:
@@ -337,12 +336,14 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     import torch
 
     from ..io.atomic import atomic_write_bytes
-    from ..provenance import gltf_asset, path_token, provenance_record
+    from ..provenance import path_token, provenance_record
     from ..report import write_report
-    from ..texture import PBRMaterial, TexturedMesh, png_bytes, write_glb, write_obj, write_ply, write_stl
+    from ..io.images import png_bytes
+    from ..io.meshes import write_glb, write_obj, write_ply, write_stl, write_usdz
+    from ..mesh import PBRMaterial
+    from ..mesh import SurfaceModel as TexturedMesh
     from . import appearance as A
     from . import dense as D
-    from .export import write_usdz
     from .ingest import ingest
 
     opts = options or MultiviewOptions()
@@ -451,7 +452,7 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     mesh = TexturedMesh("multiview", vu, fu, uv=uv, texture=albedo, material=mat,
                         extras={"units": units, "scale_source": scale_source})
     files: dict[str, Path] = {}
-    files["glb"] = write_glb(mesh, outdir / "model.glb", asset=gltf_asset(record))
+    files["glb"] = write_glb(mesh, outdir / "model.glb", provenance=record)
     obj = write_obj(mesh, outdir / "model.obj", header=f"medrecon multiview; units: {units}; frame: object (+z up)")
     files["obj"], files["mtl"] = obj[0], obj[1]
     if len(obj) > 2:

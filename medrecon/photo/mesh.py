@@ -27,7 +27,7 @@ import numpy as np
 
 from medrecon.errors import MeshError
 
-__all__ = ["GridMesh", "build_closed_mesh", "decimate_closed", "edge_check", "smooth_rim", "uv_from_xy"]
+__all__ = ["GridMesh", "build_closed_mesh", "edge_check", "smooth_rim", "uv_from_xy"]
 
 
 @dataclass
@@ -185,33 +185,3 @@ def edge_check(faces: np.ndarray) -> tuple[bool, bool]:
     _, dcounts = np.unique(key_dir, return_counts=True)
     wound = watertight and bool(np.all(dcounts == 1))
     return watertight, wound
-
-
-def _clean_degenerate(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
-    used = np.unique(f)
-    remap = np.full(len(v), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return v[used], remap[f]
-
-
-def decimate_closed(vertices: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Quadric decimation (fast-simplification) to about ``target_faces``; keeps the input when the
-    result would not be closed and consistently wound (checked with :func:`edge_check`).
-
-    Returns
-    -------
-    vertices, faces, decimated (False when the input was kept, already small enough or not)
-    """
-    if len(faces) <= target_faces:
-        return vertices, faces, False
-    import fast_simplification
-
-    red = 1.0 - float(target_faces) / len(faces)
-    v2, f2 = fast_simplification.simplify(np.asarray(vertices, np.float32), np.asarray(faces, np.int32),
-                                          target_reduction=red, agg=7)
-    v2, f2 = _clean_degenerate(np.asarray(v2, np.float64), np.asarray(f2, np.int64))
-    wt, wound = edge_check(f2)
-    if not (wt and wound) or len(f2) == 0:
-        return vertices, faces, False
-    return v2, f2, True

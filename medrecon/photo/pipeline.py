@@ -20,11 +20,11 @@
 
 Model frame: mesh vertices are LPS mm (the project's convention) converted from the "view"
 frame (x to the right of the picture, y up, z toward the camera) by
-:func:`medrecon.texture.view_to_lps`, so the GLB shows the picture's front toward a viewer
+:func:`medrecon.orientation.yup_mm_to_lps`, so the GLB shows the picture's front toward a viewer
 looking down -Z. ``size_mm`` is the real size of the picture's longest side.
 
 The viewer lives above this floor (``medrecon.viz``); callers pass ``viewer`` (a callable
-``(TexturedMesh, Path) -> Path``) to have it written and listed in the report.
+``(SurfaceModel, Path) -> Path``) to have it written and listed in the report.
 """
 from __future__ import annotations
 
@@ -42,14 +42,21 @@ from medrecon.io.atomic import atomic_path, atomic_write_bytes, atomic_write_tex
 from medrecon.photo import depth as D
 from medrecon.photo.image import load_image, load_mask_file
 from medrecon.photo.mask import clean_mask, foreground_mask
-from medrecon.photo.mesh import build_closed_mesh, decimate_closed, edge_check, uv_from_xy
-from medrecon.texture import (PBRMaterial, TexturedMesh, pad_texture, png_bytes, view_to_lps, write_glb, write_obj,
-                              write_ply, write_stl)
+from medrecon.mesh import signed_volume
+from medrecon.photo.mesh import build_closed_mesh, edge_check, uv_from_xy
+from medrecon.surface.decimate import decimate_closed
+from medrecon.io.images import png_bytes
+from medrecon.io.meshes import write_models
+from medrecon.mesh import PBRMaterial, SurfaceModel
+from medrecon.orientation import yup_mm_to_lps
+from medrecon.texture import pad_texture
+from medrecon.options import dataclass_option as opt
+from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["PhotoOptions", "PhotoResult", "reconstruct", "run_photo", "METHODS"]
 
 METHODS = ("inflate", "relief", "slab")
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 
 
 @dataclass
@@ -70,12 +77,14 @@ class PhotoOptions:
     previews : bool, write ``preview.png`` and ``depth_preview.png``
     """
 
-    method: str = "inflate"
-    depth_model: str | None = None
-    mask: str | None = None
-    thickness: float = 1.0
-    size_mm: float = 100.0
-    faces: int = 100_000
+    method: str = opt("inflate", "Method (the choices: medrecon photo --help).")
+    depth_model: str | None = opt(None, "Local ONNX file or Hugging Face folder of a depth model (never downloaded); "
+                                  "adds its detail to inflate.", path=True)
+    mask: str | None = opt(None, "Mask picture (white = object); default: alpha channel, else found from the "
+                           "background.", path=True)
+    thickness: float = opt(1.0, "Depth scale (1.0: round cross-sections).")
+    size_mm: float = opt(100.0, "Real size of the picture's longest side, mm.")
+    faces: int = opt(100_000, "Target triangle count.")
     geometry_px: int | None = None
     texture_px: int = 2048
     detail: float = 0.15
@@ -100,7 +109,7 @@ class PhotoOptions:
 class PhotoResult:
     """What :func:`reconstruct` produces (and :func:`run_photo` writes)."""
 
-    mesh: TexturedMesh                 # LPS mm, textured
+    mesh: SurfaceModel                 # LPS mm, textured
     mask: np.ndarray                   # (H, W) bool, picture size
     height_mm: np.ndarray              # (H, W) float32 front height, mm, picture size
     back_mm: np.ndarray                # (H, W) float32 back depth (>= 0), mm, picture size
@@ -119,7 +128,7 @@ class PhotoResult:
 def _tick(progress: Progress | None, stage: str, done: int, total: int) -> None:
     """Report ``photo`` then ``photo <stage>``: one bar whose text names the stage."""
     if progress is not None:
-        progress("photo" if done == 0 else f"photo {stage}", done, total)
+        progress(ProgressEvent("photo", done, total, message=None if done == 0 else stage))
 
 
 def _grid_scale(n_mask: int, shape: tuple[int, int], faces: int, geometry_px: int | None) -> float:
@@ -214,7 +223,8 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
     _tick(progress, "mesh", 2, stages)
     g = build_closed_mesh(gmask, front, back, pixel_mm=grid_pixel_mm)
     raw_faces = len(g.faces)
-    v, f, decimated = decimate_closed(g.vertices, g.faces, int(opts.faces))
+    v, f, dec = decimate_closed(g.vertices, g.faces, target_faces=int(opts.faces))
+    decimated = dec["method"] != "none"
     width_mm, height_mm = gw * grid_pixel_mm, gh * grid_pixel_mm
     uv = uv_from_xy(v[:, :2], width_mm, height_mm) if decimated else g.uv
     timings["mesh_s"] = time.perf_counter() - t
@@ -227,8 +237,8 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
     th, tw = tex.shape[:2]
     tmask = mask if (th, tw) == (H, W) else _resize(mask.astype(np.uint8), tw, th, cv2.INTER_NEAREST).astype(bool)
     tex = pad_texture(tex, tmask)  # no background halo along the outline
-    mesh = TexturedMesh("model", view_to_lps(v), f, uv, tex,
-                        PBRMaterial(name="photo", metallic=0.0, roughness=0.9),
+    mesh = SurfaceModel("model", yup_mm_to_lps(v), f, uv=uv, texture=tex,
+                        material=PBRMaterial(name="photo", metallic=0.0, roughness=0.9),
                         extras={"frame": "LPS mm from view frame (x right, y up, z toward the camera)",
                                 "method": opts.method})
 
@@ -240,25 +250,22 @@ def reconstruct(rgb: np.ndarray, alpha: np.ndarray | None = None, user_mask: np.
     _tick(progress, "qa", 3, stages)
     # decimate_closed only returns a decimated mesh that passed edge_check; check the raw one here
     wt, wound = (True, True) if decimated else edge_check(f)
-    vol = _signed_volume(v, f)
+    vol = signed_volume(v, f)
     qa = {
         "watertight": wt, "winding_consistent": wound, "volume_mm3": vol,
         "positive_volume": bool(vol > 0), "faces": int(len(f)), "vertices": int(len(v)),
         "raw_faces": int(raw_faces), "decimated": bool(decimated),
         "grid": [int(gh), int(gw)], "grid_pixel_mm": grid_pixel_mm,
         "max_height_mm": float(height_mm.max()), "object_pixels": int(mask.sum()),
-        "size_mm": [float(W * pixel_mm), float(H * pixel_mm)],
+        "size_mm": [float(W * pixel_mm), float(H * pixel_mm)],  # the picture (width, height)
+        # the model itself: width x height x thickness, as the STL measures (view frame)
+        "extent_mm": [round(float(x), 4) for x in np.ptp(v, axis=0)],
         "bounds_view_mm": [v.min(0).round(4).tolist(), v.max(0).round(4).tolist()],
     }
     timings["total_s"] = time.perf_counter() - t0
     _tick(progress, "done", stages, stages)
     return PhotoResult(mesh, mask, height_mm, back_mm, gmask, front, back, pixel_mm, grid_pixel_mm, src,
                        qa, timings)
-
-
-def _signed_volume(v: np.ndarray, f: np.ndarray) -> float:
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
 
 
 def _depth_preview(h: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -273,7 +280,7 @@ def _depth_preview(h: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def run_photo(image: str | os.PathLike, outdir: str | os.PathLike, options: PhotoOptions | None = None,
               progress: Progress | None = None,
-              viewer: Callable[[TexturedMesh, Path], Path] | None = None) -> PhotoResult:
+              viewer: Callable[[SurfaceModel, Path], Path] | None = None) -> PhotoResult:
     """Read ``image``, reconstruct, and write every output into ``outdir`` (module docstring).
 
     Parameters
@@ -289,7 +296,7 @@ def run_photo(image: str | os.PathLike, outdir: str | os.PathLike, options: Phot
     -------
     PhotoResult with ``files`` (name -> path) and ``report_path``.
     """
-    from medrecon.provenance import gltf_asset, path_token, provenance_record
+    from medrecon.provenance import path_token, provenance_record
     from medrecon.report import write_report
 
     opts = options or PhotoOptions()
@@ -334,14 +341,10 @@ def run_photo(image: str | os.PathLike, outdir: str | os.PathLike, options: Phot
     files["depth_png"] = atomic_write_bytes(outdir / "depth16.png", png_bytes(d16))
     files["mask_png"] = atomic_write_bytes(outdir / "mask.png", png_bytes(res.mask.astype(np.uint8) * 255))
     jpeg_input = image.suffix.lower() in (".jpg", ".jpeg")  # a photo: keep the GLB small
-    files["glb"] = write_glb(res.mesh, outdir / "model.glb", asset=gltf_asset(record),
-                             image_format="jpeg" if jpeg_input else "png")
-    obj = write_obj(res.mesh, outdir / "model.obj", header="units: mm; frame: LPS (view frame x right, y up, z toward the camera -> LPS (x, -z, y))")
-    files["obj"], files["mtl"] = obj[0], obj[1]
-    if len(obj) > 2:
-        files["texture_png"] = obj[2]
-    files["stl"] = write_stl(res.mesh, outdir / "model.stl")
-    files["ply"] = write_ply(res.mesh, outdir / "model.ply")
+    written = write_models([res.mesh], outdir, ["glb", "obj", "stl", "ply"], provenance=record, scene_name="model",
+                           image_format="jpeg" if jpeg_input else "png",
+                           header="frame: LPS (view frame x right, y up, z toward the camera -> LPS (x, -z, y))")
+    files.update({("texture_png" if p.suffix == ".png" else p.suffix[1:]): p for p in written})
     if opts.previews:
         from medrecon.photo.render import preview_sheet, render_mesh_views
 

@@ -26,7 +26,7 @@ def preview_sheet(views: list[np.ndarray], gap: int = 6, background=(14, 15, 18)
 
 def render_mesh_views(mesh, angles_deg=(0.0, 35.0, 90.0), size: int = 360, elevation_deg: float = 15.0,
                       background=(26, 28, 32)) -> list[np.ndarray]:
-    """Software renders of a :class:`~medrecon.texture.TexturedMesh` (its real triangles).
+    """Software renders of a textured :class:`~medrecon.mesh.SurfaceModel` (its real triangles).
 
     A small z-buffer rasteriser in numpy: back faces culled, per-pixel barycentric UVs looked up
     in the texture (so the picture keeps its full detail), smooth normals, one head light.
@@ -37,16 +37,17 @@ def render_mesh_views(mesh, angles_deg=(0.0, 35.0, 90.0), size: int = 360, eleva
     -------
     list of (size, size, 3) uint8 images
     """
-    from medrecon.texture import lps_to_view, sample_texture, vertex_normals_unit
+    from medrecon.mesh import vertex_normals_unit, vertex_rgb
+    from medrecon.orientation import lps_to_yup_mm
 
-    v0 = lps_to_view(mesh.vertices)
+    v0 = lps_to_yup_mm(mesh.vertices)
     f = np.asarray(mesh.faces, np.int64)
     n0 = vertex_normals_unit(v0, f)
     centre = (v0.min(0) + v0.max(0)) / 2
     ext = float(np.max(v0.max(0) - v0.min(0))) * 1.08
     scale = size / max(ext, 1e-9)
     tex = mesh.texture[..., :3] if mesh.has_texture else None
-    vcol = None if tex is not None else sample_texture(mesh).astype(np.float32)
+    vcol = None if tex is not None else vertex_rgb(mesh).astype(np.float32)
     light = np.array([-0.3, 0.45, 0.84])
     light /= np.linalg.norm(light)
     el = np.radians(elevation_deg)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from medrecon.errors import BundleError, SegmentationError
 from medrecon.io.label_tables import load_label_table, write_slicer_ctbl
 from medrecon.labelmap import LabelInfo, default_color, present_labels, resample_labels_to
 from medrecon.orientation import lps_ras_affine
+from medrecon.progress import ProgressFn
 from medrecon.volume import Volume
 
 __all__ = ["segment_volume", "segment_to_file", "labels_from_channel_def", "to_metatensor", "SegmentFileResult"]
@@ -48,21 +48,6 @@ def labels_from_channel_def(cdef: dict[int, str]) -> dict[int, LabelInfo]:
         key = name.lower().replace(" ", "_")
         out[idx] = LabelInfo(idx, name.replace(" ", "_"), colors.get(key) or default_color(key, idx))
     return out
-
-
-def _progress_fn(progress: Any) -> Callable[[int, int], None] | None:
-    """Accept None, a callable(done, total) or a stage callback(stage, done, total)."""
-    if progress is None:
-        return None
-    import inspect
-
-    try:
-        n_args = len(inspect.signature(progress).parameters)
-    except (TypeError, ValueError):
-        n_args = 2
-    if n_args >= 3:
-        return lambda done, total: progress("segmenting (windows)", done, total)
-    return progress
 
 
 def to_metatensor(volume: Volume):
@@ -90,7 +75,7 @@ def _preprocess(bundle, image, raise_errors: bool = False) -> dict:
     return data
 
 
-def segment_volume(volume: Volume, bundle_dir: str | Path, device: str = "auto", progress: Any = None,
+def segment_volume(volume: Volume, bundle_dir: str | Path, device: str = "auto", progress: ProgressFn | None = None,
                    *, sw_batch_size: int | None = None, compile: bool = False) -> tuple[Volume, dict[int, LabelInfo]]:
     """Run a local MONAI bundle on ``volume``.
 
@@ -99,8 +84,7 @@ def segment_volume(volume: Volume, bundle_dir: str | Path, device: str = "auto",
     volume : 3D Volume (CT in HU, MR in scanner units), affine index -> LPS mm.
     bundle_dir : bundle folder (configs/metadata.json, configs/inference.json, models/model.pt|ts).
     device : ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    progress : None, ``callable(done_windows, total_windows)`` or a stage callback
-        ``callable(stage, done, total)``.
+    progress : ``progress(ProgressEvent)`` (:mod:`medrecon.progress`), optional.
     sw_batch_size : windows per network call; default: the bundle's, at least 4 on GPU.
     compile : ``torch.compile`` the network (GPU: about twice as fast per volume, but the first
         call of a process pays ~30 s of compilation; worth it for batches of large scans).
@@ -158,7 +142,7 @@ def segment_volume(volume: Volume, bundle_dir: str | Path, device: str = "auto",
             img, predictor, roi, **engine_kw, overlap=inf["overlap"], mode=str(inf["mode"]),
             sigma_scale=inf["sigma_scale"], sw_batch_size=bs, device=dev,
             padding_mode=str(inf["padding_mode"]), cval=float(inf["cval"] or 0.0),
-            progress=_progress_fn(progress),
+            progress=progress,
         )
     except RuntimeError as exc:
         raise SegmentationError(f"inference failed on {dev}: {' '.join(str(exc).split())[:300]}") from exc
@@ -198,12 +182,12 @@ class SegmentFileResult:
 
 
 def segment_to_file(input: str, output: str, bundle: str, device: str = "auto", series: str | None = None,
-                    progress: Callable[[str, int, int], None] | None = None) -> SegmentFileResult:
+                    progress: ProgressFn | None = None) -> SegmentFileResult:
     """Load ``input``, segment with ``bundle``, write the label map to ``output`` (.nii.gz/.nrrd, on
     the input's grid) and a Slicer colour table ``<output stem>.ctbl`` beside it naming every label
     (use it with ``medrecon mesh --labels OUT --label-table OUT.ctbl``).
 
-    ``progress(stage, done, total)`` is called as sliding windows finish.
+    ``progress(ProgressEvent)`` is called as sliding windows finish.
     """
     from medrecon.io.loader import load
     from medrecon.io.volumes import save_volume

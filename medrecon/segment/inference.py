@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from medrecon.devices import resolve_device as _resolve_device
+from medrecon.progress import ProgressEvent, ProgressFn
 
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -269,7 +269,7 @@ def sliding_window_labels(
         CUDA only), ``"torch"`` (``Tensor.add_``) or ``"auto"`` (Triton when on CUDA and installed).
     slab_axis : axis stitched slab by slab (default: the longest).
     out_device : where the returned label map lives.
-    progress : ``progress(done_windows, total_windows)`` after each batch.
+    progress : ``progress(ProgressEvent)`` after each batch (stage ``segmenting (windows)``).
 
     Returns
     -------
@@ -353,7 +353,7 @@ def sliding_window_labels(
             ring.add(st, roi, o.float() * weight if weight is not None else o)  # add_ casts to acc dtype
         done += len(batch_starts)
         if progress is not None:
-            progress(done, plan.n_windows)
+            progress(ProgressEvent("segmenting (windows)", done, plan.n_windows, "window"))
     assert ring is not None and labels is not None
     emit(ring.pop(ring.lo, plan.padded_size[ax]))
     crop = tuple(slice(b, b + s) for (b, _), s in zip(plan.pad, plan.image_size))

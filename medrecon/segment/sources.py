@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
 from medrecon.errors import InputError, SegmentationError
 from medrecon.io.label_tables import load_label_table
-from medrecon.labelmap import LabelInfo, default_color, keep_labels, labelmap_on_grid, present_labels
+from medrecon.labelmap import LabelInfo, default_color, keep_labels, labelmap_on_grid, present_labels, select_structures
 from medrecon.provenance import spec_name
-from medrecon.segment.labels import select_structures
 from medrecon.volume import Volume
+from medrecon.progress import ProgressFn
 
-__all__ = ["Segmentation", "from_preset", "from_labelmap", "from_bundle"]
+__all__ = ["Segmentation", "from_preset", "from_labelmap", "from_bundle", "iso_windows"]
 
 
 @dataclass
@@ -86,10 +86,15 @@ def from_preset(volume: Volume, preset: str | None = None, threshold: str | None
     return Segmentation(lab, table, info)
 
 
-def from_labelmap(volume: Volume, path: str, *, label_table: str | None = None,
+def from_labelmap(volume: Volume, path: str | Volume, *, label_table: str | dict[int, LabelInfo] | None = None,
                   structures: list[str] | None = None, group: str | None = None,
                   min_component_mm3: float | None = None, largest: bool = False) -> Segmentation:
-    """Mesh-ready structures from a label-map file (``--labels``), on ``volume``'s grid.
+    """Mesh-ready structures from a label map on ``volume``'s grid (resampled nearest-neighbour
+    when its grid differs).
+
+    ``path`` is a label-map file (``--labels``) or a label map already in memory (a
+    :class:`Volume` of integer labels, e.g. from a cohort's segmentation stage);
+    ``label_table`` a table name/file or a ``{value: LabelInfo}`` dict.
 
     Raises
     ------
@@ -98,11 +103,15 @@ def from_labelmap(volume: Volume, path: str, *, label_table: str | None = None,
     """
     from medrecon.io.labelmaps import read_labelmap
 
-    if not Path(path).exists():
-        raise InputError("label map not found", path)
-    raw, embedded = read_labelmap(path, reference=volume)  # reference: RTSTRUCT contours
-    lab = labelmap_on_grid(raw, volume, where=path)
-    table = load_label_table(label_table) if label_table else embedded
+    if isinstance(path, Volume):
+        raw, embedded, path = path, None, None
+    else:
+        if not Path(path).exists():
+            raise InputError("label map not found", path)
+        raw, embedded = read_labelmap(path, reference=volume)  # reference: RTSTRUCT contours
+    lab = labelmap_on_grid(raw, volume, where=path if path is not None else "label map")
+    given_table = isinstance(label_table, dict)
+    table = dict(label_table) if given_table else load_label_table(label_table) if label_table else embedded
     present = present_labels(lab.array)
     if not present:
         raise SegmentationError("label map is empty (only background)", path)
@@ -117,7 +126,7 @@ def from_labelmap(volume: Volume, path: str, *, label_table: str | None = None,
     unnamed = sorted(set(present) - set(table))
     arr = keep_labels(_clean(lab.array, lab.affine, wanted, min_component_mm3, largest), wanted)
     lab = lab.with_array(arr, label_names={v: li.name for v, li in wanted.items()})
-    info = {"method": "labels", "label_table": spec_name(label_table) if label_table else
+    info = {"method": "labels", "label_table": "given" if given_table else spec_name(label_table) if label_table else
             ("embedded" if embedded else None), "absent_structures": missing, "unnamed_labels": unnamed}
     return Segmentation(lab, wanted, info)
 
@@ -125,7 +134,7 @@ def from_labelmap(volume: Volume, path: str, *, label_table: str | None = None,
 def from_bundle(volume: Volume, bundle: str, *, device: str = "auto", label_table: str | None = None,
                 structures: list[str] | None = None, group: str | None = None,
                 min_component_mm3: float | None = None, largest: bool = False,
-                progress: Callable[[str, int, int], None] | None = None, compile: bool = False) -> Segmentation:
+                progress: ProgressFn | None = None, compile: bool = False) -> Segmentation:
     """Segment with a local MONAI bundle; keep the selected structures it found
     (``compile``: ``torch.compile`` the network, see :func:`medrecon.segment.ai.segment_volume`).
 
@@ -153,3 +162,12 @@ def from_bundle(volume: Volume, bundle: str, *, device: str = "auto", label_tabl
         raise SegmentationError("the bundle found none of the selected structures in this image", bundle)
     lab = lab.with_array(keep_labels(arr, wanted), kind="labelmap", warnings=[])
     return Segmentation(lab, wanted, {"method": "bundle", "bundle": Path(bundle).name})
+
+
+def iso_windows(seg: Segmentation, labels: Iterable[int]) -> dict[int, tuple[float, float | None]]:
+    """Threshold window per label for meshing on the image's iso-surface (sub-voxel): presets and
+    thresholds with a lower bound only; label maps keep the binary path (empty dict)."""
+    p = seg.info.get("preset") or {}
+    if seg.info.get("method") not in ("preset", "threshold") or p.get("method") != "threshold" or p.get("low") is None:
+        return {}
+    return {int(v): (float(p["low"]), None if p.get("high") is None else float(p["high"])) for v in labels}

@@ -1,6 +1,6 @@
 """The finishing steps of the meshers on the device (PyTorch; CUDA, or the CPU fallback).
 
-What :mod:`medrecon.surface.meshops`, :mod:`medrecon.surface.intersections`,
+What :mod:`medrecon.surface.finish` (its CPU steps), :mod:`medrecon.surface.intersections`,
 :mod:`medrecon.surface.repair` and :mod:`medrecon.surface.qa` do with numpy, one surface at a
 time, done here for **many surfaces at once** on the tensors the GPU mesher already holds:
 points ``(V, 3)`` float64, faces ``(F, 3)`` int64 into them, and the surface number of each
@@ -34,7 +34,7 @@ import numpy as np
 
 __all__ = ["pack", "face_groups", "vertex_normals", "coincident_vertices", "separate_coincident",
            "signed_volumes", "surface_areas", "restore_volume", "self_intersecting_faces",
-           "relax_self_intersections", "topology_qa", "compute_qa"]
+           "relax_self_intersections", "topology_qa", "compute_qa", "finish_surfaces"]
 
 
 def _t():
@@ -126,7 +126,7 @@ def surface_areas(points, faces, vgroup, n_groups: int):
 
 def restore_volume(points, faces, vgroup, n_groups: int, target, active=None):
     """Move each surface's vertices along their normals by one distance so that it encloses
-    ``target[g]`` (as :func:`medrecon.surface.meshops._restore_volume`: up to three Newton
+    ``target[g]`` (as :func:`medrecon.surface.finish.restore_volume`: up to three Newton
     steps on V(d) ~ V + A d). ``active`` (G,) bool: surfaces to touch (default all)."""
     torch = _t()
     pts = points
@@ -165,7 +165,7 @@ def coincident_vertices(points, vgroup=None):
 
 def separate_coincident(points, faces, vgroup=None, n_groups: int | None = None, eps_mm: float = 1e-3):
     """Move apart distinct vertices of one surface that share a float32 position
-    (:func:`medrecon.surface.meshops.separate_coincident`): each by ``eps_mm`` along its own
+    (:func:`medrecon.surface.finish.separate_coincident`): each by ``eps_mm`` along its own
     normal, a pseudo-random direction where that vanishes.
 
     Returns ``(points, moved)``: points (a new tensor when anything moved) and the number of
@@ -206,11 +206,11 @@ def _face_normals(points, faces):
     return fn / torch.linalg.norm(fn, dim=1, keepdim=True).clamp(min=1e-300)
 
 
-def _candidate_pairs(points, faces, fsel, fgroup, normals32, sharp_cos: float, chunk: int, focus=None):
+def _candidate_pairs(points, faces, fsel, fgroup, normals, chunk: int, focus=None):
     """Pairs (a, b), a < b, of the faces ``fsel`` (global face numbers, one or more whole
-    surfaces) whose boxes overlap and that share no vertex, or one vertex where the normals are
-    more than 90 degrees apart (:func:`medrecon.surface.intersections.candidate_pairs` with
-    ``max_shared=1``). Each pair comes once: it is taken in the grid cell that holds the low
+    surfaces) whose boxes overlap and that share no vertex, one vertex where the normals are
+    more than 90 degrees apart, or an edge where they are folded onto each other (the rules of
+    :func:`medrecon.surface.intersections.self_intersecting_faces`). Each pair comes once: it is taken in the grid cell that holds the low
     corner of the two boxes' overlap. ``focus`` (F,) bool: only pairs with a face in it."""
     torch = _t()
     dev = points.device
@@ -294,13 +294,12 @@ def _candidate_pairs(points, faces, fsel, fgroup, normals32, sharp_cos: float, c
         i, j = i[ok], j[ok]
         nshare = (f_s.index_select(0, i)[:, :, None] == f_s.index_select(0, j)[:, None, :]).sum((1, 2))
         a, b = tid.index_select(0, i), tid.index_select(0, j)
-        keep = nshare == 0
-        if normals32 is not None:
-            na = normals32.index_select(0, fsel.index_select(0, a))
-            nb = normals32.index_select(0, fsel.index_select(0, b))
-            keep |= (nshare == 1) & ((na * nb).sum(1) < sharp_cos)
-        else:
-            keep |= nshare == 1
+        na = normals.index_select(0, fsel.index_select(0, a))
+        nb = normals.index_select(0, fsel.index_select(0, b))
+        dot = (na * nb).sum(1)
+        # no shared vertex; one, where the surface turns back (> 90 degrees); an edge (or all
+        # three vertices), folded onto each other (> ~172 degrees: counted without a test)
+        keep = (nshare == 0) | ((nshare == 1) & (dot < 0.0)) | ((nshare >= 2) & (dot < -0.99))
         a, b = a[keep], b[keep]
         pairs.append(torch.stack([torch.minimum(a, b), torch.maximum(a, b)], 1))
     del lo_s, hi_s, c0_s, f_s, gk
@@ -329,7 +328,8 @@ def _segments_hit(p0, p1, a, b, c, eps):
 
 
 def _narrow(points, faces, pairs, eps_pair):
-    """Which candidate pairs intersect (the numpy module's rules for shared vertices)."""
+    """Which candidate pairs intersect (the CPU module's rules for shared vertices; pairs that
+    share an edge came through the fold test already)."""
     torch = _t()
     fa, fb = faces[pairs[:, 0]], faces[pairs[:, 1]]
     n = pairs.shape[0]
@@ -342,7 +342,8 @@ def _narrow(points, faces, pairs, eps_pair):
             pos_b = torch.where(eq, j, pos_b)
     ta, tb = points[fa], points[fb]
     free = pos_a < 0
-    hit = torch.zeros(n, dtype=torch.bool, device=points.device)
+    nshare = (fa[:, :, None] == fb[:, None, :]).sum((1, 2))
+    hit = nshare >= 2
     ar = torch.arange(n, device=points.device)
     for t1, t2, pos in ((ta, tb, pos_a), (tb, ta, pos_b)):
         for i in range(3):
@@ -350,7 +351,7 @@ def _narrow(points, faces, pairs, eps_pair):
             hit |= free & h
         k = pos.clamp(min=0)
         h = _segments_hit(t1[ar, (k + 1) % 3], t1[ar, (k + 2) % 3], t2[:, 0], t2[:, 1], t2[:, 2], eps_pair)
-        hit |= ~free & h
+        hit |= (nshare == 1) & h
     return hit
 
 
@@ -393,7 +394,7 @@ def self_intersecting_faces(points, faces, vgroup=None, n_groups: int | None = N
     vg = _ones_group(points.shape[0], dev) if vgroup is None else vgroup
     ng = int(n_groups if n_groups is not None else int(vg.max()) + 1)
     fg = face_groups(faces, vg)
-    fn32 = _face_normals(points, faces).to(torch.float32)
+    fn = _face_normals(points, faces)
     lo, hi = _group_bbox(points, vg, ng)
     scale = (hi - lo).amax(1)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -408,7 +409,7 @@ def self_intersecting_faces(points, faces, vgroup=None, n_groups: int | None = N
 
     def run(gs: list[int]) -> None:
         sel = torch.cat([order[int(fstart[q]):int(fstart[q + 1])] for q in gs])
-        pairs = _candidate_pairs(points, faces, sel, fg, fn32, 0.0, pair_batch, focus)
+        pairs = _candidate_pairs(points, faces, sel, fg, fn, pair_batch, focus)
         for s in range(0, pairs.shape[0], pair_batch):
             p = pairs[s:s + pair_batch]
             hit = _narrow(points, faces, p, eps_g[fg[p[:, 0]]])
@@ -425,8 +426,7 @@ def self_intersecting_faces(points, faces, vgroup=None, n_groups: int | None = N
         size += fcount[q]
     if chunk:
         run(chunk)
-    fold = folded_faces(points, faces)
-    return out | (fold & want[fg])
+    return out
 
 
 def relax_self_intersections(points, before, faces, vgroup=None, n_groups: int | None = None, *,
@@ -623,3 +623,93 @@ def compute_qa(points, faces, vgroup, n_groups: int, *, voxel_volume_mm3=None,
             d["smoothing_max_displacement_mm"] = round(float(smoothing_displacement_mm[q]), 4)
         out.append(d)
     return out
+
+
+# --------------------------------------------------------------------------- the chain, batched
+def finish_surfaces(points, faces, before, group, n_groups: int, *, smoothed: bool, reduction: float = 0.0,
+                    target_volume_mm3=None, voxel_volume_mm3=None, with_qa: bool = True,
+                    decimate=None, workers: int | None = None) -> tuple[Any, Any, Any, list[dict[str, Any]]]:
+    """:func:`medrecon.surface.finish.finish_surface` for many surfaces packed in tensors, on
+    their device (what that function runs when it is given tensors): the same steps in the same
+    order - orient by the unsmoothed contour's volume, restore volume, separate coincident
+    points, relax self-intersections, decimate (``decimate``, the chain's CPU step, per surface
+    in threads: the one step that leaves the device), QA - and the same ``info`` fields.
+
+    ``points``, ``before`` (V, 3) float64 LPS mm; ``faces`` (F, 3) global; ``group`` (V,)
+    surface per vertex; ``target_volume_mm3`` and ``voxel_volume_mm3``: one value per surface
+    (or None). Returns ``(points, faces, group, infos)``, one info dict per surface."""
+    torch = _t()
+    dev = points.device
+    ng = int(n_groups)
+    extra: list[dict[str, Any]] = [{} for _ in range(ng)]
+    # 1. orient: outward by the signed volume of the unsmoothed closed contour
+    flip = signed_volumes(before, faces, group, ng) < 0
+    if bool(flip.any()):
+        faces = torch.where(flip[face_groups(faces, group)][:, None], faces[:, [0, 2, 1]], faces)
+    moved = smoothed
+    target = None
+    if target_volume_mm3 is not None:
+        target = torch.as_tensor(np.asarray(target_volume_mm3, np.float64), device=dev)
+        vol0 = signed_volumes(points, faces, group, ng)
+        area = surface_areas(points, faces, group, ng)
+        points = restore_volume(points, faces, group, ng, target, active=target > 0)
+        off = torch.where(area > 0, (target - vol0) / torch.where(area > 0, area, torch.ones_like(area)),
+                          torch.zeros_like(area)).tolist()
+        for q, t in enumerate(target.tolist()):
+            if t > 0:
+                extra[q]["volume_offset_mm"] = round(float(off[q]), 5)
+        moved = True
+    n_hit = None
+    disp = torch.zeros(ng, dtype=torch.float64, device=dev)
+    if moved:
+        points, _ = separate_coincident(points, faces, group, ng)
+        points, relax = relax_self_intersections(points, before, faces, group, ng)
+        n_hit = relax["self_intersecting_faces"]
+        for q, k in enumerate(relax["self_intersecting_faces_smoothed"].tolist()):
+            if k:
+                extra[q]["self_intersections_relaxed"] = int(k)
+        disp = disp.scatter_reduce(0, group, torch.linalg.norm(points - before, dim=1), "amax")
+    if reduction > 0:
+        points, faces, group, decs = _decimate_on_host(points, faces, group, ng, reduction, decimate, workers)
+        hits = [d.get("self_intersecting_faces") for d in decs]
+        n_hit = torch.as_tensor(hits, device=dev) if all(h is not None for h in hits) else None
+        for q, d in enumerate(decs):
+            extra[q].update(reduction_reached=d["reduction"], decimation=d["method"])
+    if not with_qa:
+        return points, faces, group, extra
+    infos = compute_qa(points, faces, group, ng, voxel_volume_mm3=voxel_volume_mm3,
+                       smoothing_displacement_mm=disp.tolist() if smoothed else [0.0] * ng)
+    if n_hit is None:
+        n_hit = torch.bincount(face_groups(faces, group)[self_intersecting_faces(points, faces, group, ng)],
+                               minlength=ng)
+    for q, (info, k) in enumerate(zip(infos, n_hit.tolist())):
+        info["self_intersecting_faces"] = int(k)
+        info.update(extra[q])
+    return points, faces, group, infos
+
+
+def _decimate_on_host(points, faces, group, ng: int, reduction: float, decimate, workers: int | None):
+    """The chain's decimation step per surface, in CPU threads; the result packed back on the device."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch = _t()
+    if decimate is None:
+        from medrecon.surface.finish import CPU_STEPS
+
+        decimate = CPU_STEPS.decimate
+    vcount = torch.bincount(group, minlength=ng).tolist()
+    fcount = torch.bincount(face_groups(faces, group), minlength=ng).tolist()
+    vstart, fstart = np.r_[0, np.cumsum(vcount)], np.r_[0, np.cumsum(fcount)]
+    order = torch.sort(face_groups(faces, group), stable=True).indices
+    p_np = points.cpu().numpy()
+    f_np = faces[order].cpu().numpy()
+
+    def one(q: int):
+        return decimate(p_np[vstart[q]:vstart[q + 1]], f_np[fstart[q]:fstart[q + 1]] - vstart[q], reduction)
+
+    big_first = sorted(range(ng), key=lambda q: -fcount[q])
+    with ThreadPoolExecutor(max_workers=max(1, min(int(workers or os.cpu_count() or 1), ng))) as pool:
+        res = dict(zip(big_first, pool.map(one, big_first)))
+    p, f, g, _, _ = pack([(res[q][0], res[q][1]) for q in range(ng)], points.device)
+    return p, f, g, [res[q][2] for q in range(ng)]

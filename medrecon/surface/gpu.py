@@ -19,12 +19,11 @@ produces what :func:`medrecon.surface.mesher.build_surfaces` produces (independe
    iteration for all labels at once (the operator is block diagonal, one block per label).
 4. Index -> LPS mm with the affine (float64), triangles wound outward (the table is outward in
    index space; a mirrored affine reverses them); area-weighted vertex normals on the device.
-5. The CPU mesher's finishing steps, in its order, on the device for all labels at once
-   (:mod:`medrecon.surface.device_finish`): ``keep_volume``, coincident-point separation,
-   self-intersection detection (uniform grid of triangle boxes) and relaxation, then QA
-   (topology from sorted edge keys, volume, area, welded topology). Only decimation
-   (``fast_simplification``, ``reduction > 0``) runs on CPU threads. Points and faces come to
-   host memory once, at the end.
+5. The one finishing chain both meshers share (:func:`medrecon.surface.finish.finish_surface`:
+   winding, ``keep_volume``, coincident-point separation, self-intersection relaxation,
+   decimation, QA), given the tensors: it runs on the device for all labels at once
+   (:mod:`medrecon.surface.device_finish`); only decimation (``reduction > 0``) runs on CPU
+   threads. Points and faces come to host memory once, at the end, for the writers.
 
 Joint mode (surface nets) and Slicer's decimate-first order have no GPU version: those calls
 go to the CPU mesher unchanged.
@@ -32,7 +31,6 @@ go to the CPU mesher unchanged.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -306,7 +304,7 @@ vertex_normals_torch = DF.vertex_normals
 # --------------------------------------------------------------------------- the mesher
 def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *, smoothing: float = 0.5,
                        reduction: float = 0.0, joint: bool = False, keep_volume: bool = False,
-                       progress: Callable[[int, int, str], None] | Any = None, qa: bool = True,
+                       progress: Any = None, qa: bool = True,
                        decimate_first: bool = False, workers: int | None = None,
                        affine: np.ndarray | None = None, device: Any = "auto",
                        timings: dict[str, float] | None = None, **cpu_only: Any) -> list[SurfaceModel]:
@@ -318,10 +316,10 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     device : ``"auto"`` (CUDA when PyTorch sees it, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"``.
     timings : dict, optional
-        Filled with seconds per stage (``upload``, ``contour``, ``smooth``, ``finish``:
-        keep-volume, coincident points and self-intersection relaxation on the device,
-        ``decimate``: fast-simplification on CPU threads, only with ``reduction > 0``, ``qa``:
-        QA on the device, ``to_host``: one copy of all points and faces to host memory).
+        Filled with seconds per stage (``upload``, ``contour``, ``smooth``, ``finish``: the
+        finishing chain on the device - keep-volume, coincident points, self-intersection
+        relaxation, QA; decimation on CPU threads with ``reduction > 0`` - and ``to_host``: one
+        copy of all points and faces to host memory).
 
     ``joint=True``, ``decimate_first=True`` and the CPU mesher's other options (``cpu_only``,
     e.g. ``intensity=`` for intensity iso-surfaces) have no GPU version: such calls go to the CPU
@@ -345,6 +343,7 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     import torch
 
     from medrecon.surface import mesher as M
+    from medrecon.surface.finish import finish_surface
 
     if joint or decimate_first or any(v is not None for v in cpu_only.values()):
         return M.build_surfaces(labelmap, labels, smoothing=smoothing, reduction=reduction, joint=joint,
@@ -393,54 +392,27 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     faces = con.faces if np.linalg.det(aff[:3, :3]) > 0 else con.faces[:, [0, 2, 1]]  # mirrored frame
     n_groups = len(todo)
     voxel_mm3 = float(abs(np.linalg.det(aff[:3, :3])))
-    group = con.group
-    before = con.points.to(torch.float64) @ lin.T + off if smoothing > 0 else None
-    del pts
+    before = con.points.to(torch.float64) @ lin.T + off
+    target = None
+    if keep_volume and smoothing > 0:  # the unsmoothed contour's volume, in mm3
+        target = DF.signed_volumes(before, faces, con.group, n_groups).abs().tolist()
+    del pts, con.points
     sync()
     tm["smooth"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    lps, finfo = finish_on_device(lps, faces, group, n_groups, before=before, index_points=con.points,
-                                  voxel_mm3=voxel_mm3, keep_volume=keep_volume, smoothing=smoothing)
-    del con.points
+    # the one finishing chain; given tensors it runs on their device (surface/device_finish.py)
+    lps, faces, (group, infos) = finish_surface(
+        lps, faces, before, smoothed=smoothing > 0, reduction=reduction, target_volume_mm3=target,
+        voxel_volume_mm3=[int(counts[v]) * voxel_mm3 for v in todo], with_qa=qa, group=con.group,
+        n_groups=n_groups)
+    del before
     sync()
     tm["finish"] = time.perf_counter() - t0
-    vstart, fstart = con.vstart, con.fstart
-    n_hit = finfo.get("self_intersecting_faces")
-    if reduction > 0:  # the one step left on the CPU: fast-simplification, in threads
-        t0 = time.perf_counter()
-        lps, faces, vstart, fstart, dec = _decimate_on_host(lps, faces, vstart, fstart, reduction, workers)
-        group = torch.repeat_interleave(torch.arange(n_groups, device=dev),
-                                        torch.as_tensor(np.diff(vstart), device=dev))
-        n_hit = None
-        tm["decimate"] = time.perf_counter() - t0
-    infos: list[dict[str, Any]] = [{} for _ in range(n_groups)]
-    if qa:
-        t0 = time.perf_counter()
-        vox = [int(counts[v]) * voxel_mm3 for v in todo]
-        disp = finfo.get("displacement")
-        infos = DF.compute_qa(lps, faces, group, n_groups, voxel_volume_mm3=vox,
-                              smoothing_displacement_mm=disp.tolist() if disp is not None else [0.0] * n_groups)
-        if n_hit is None:
-            hit = DF.self_intersecting_faces(lps, faces, group, n_groups)
-            n_hit = torch.bincount(DF.face_groups(faces, group)[hit], minlength=n_groups)
-        n_hit_l = n_hit.tolist()
-        kept = finfo.get("volume_kept_mm3")
-        kept_l = kept.tolist() if kept is not None else None
-        relaxed = finfo.get("self_intersecting_faces_smoothed")
-        relaxed_l = relaxed.tolist() if relaxed is not None else [0] * n_groups
-        for n, v in enumerate(todo):
-            info = infos[n]
-            if kept_l is not None:
-                info["volume_kept_mm3"] = round(float(kept_l[n]), 3)
-            info["self_intersecting_faces"] = int(n_hit_l[n])
-            if relaxed_l[n]:
-                info["self_intersections_relaxed"] = int(relaxed_l[n])
-            if reduction > 0:
-                info.update(reduction_reached=dec[n].get("reduction"), decimation=dec[n].get("method"))
-            infos[n] = {"label": v, **info, "device": str(dev)}
-        sync()
-        tm["qa"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    vcount = torch.bincount(group, minlength=n_groups)
+    vstart = [0] + torch.cumsum(vcount, 0).tolist()
+    fcount = torch.bincount(DF.face_groups(faces, group), minlength=n_groups)
+    fstart = [0] + torch.cumsum(fcount, 0).tolist()
     vs_t = torch.as_tensor(vstart[:-1], device=dev)
     local = faces - vs_t[DF.face_groups(faces, group)][:, None] if faces.shape[0] else faces
     lps_np = lps.cpu().numpy()
@@ -449,64 +421,17 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     models: list[SurfaceModel] = []
     for n, v in enumerate(todo):
         name, color = attrs[v]
+        info: dict[str, Any] = {}
+        if qa:
+            info = dict(infos[n])
+            if target is not None:
+                info.pop("volume_offset_mm", None)
+                info["volume_kept_mm3"] = round(float(target[n]), 3)
+            info = {"label": v, **info, "device": str(dev)}
         models.append(SurfaceModel(name, lps_np[vstart[n]:vstart[n + 1]], faces_np[fstart[n]:fstart[n + 1]],
-                                   color, v, infos[n]))
+                                   color, v, info))
         prog.step(n + 1, name)
     return models
-
-
-def finish_on_device(lps, faces, group, n_groups: int, *, before=None, index_points=None, voxel_mm3: float = 1.0,
-                     keep_volume: bool = False, smoothing: float = 0.5) -> tuple[Any, dict[str, Any]]:
-    """The CPU mesher's finishing steps after smoothing, in its order, for every surface at once on
-    the tensors' device (:mod:`medrecon.surface.device_finish`): ``keep_volume`` (the volume of
-    the unsmoothed surface ``index_points``, in index space, times ``voxel_mm3``), separation of
-    coincident points, self-intersection relaxation towards ``before`` (unsmoothed, LPS mm).
-
-    Returns ``(points, info)`` with per-surface tensors ``displacement`` (mm, largest vertex
-    move from ``before``), ``volume_kept_mm3`` (keep_volume only),
-    ``self_intersecting_faces_smoothed`` and ``self_intersecting_faces`` (left)."""
-    import torch
-
-    info: dict[str, Any] = {}
-    if smoothing <= 0 or before is None:
-        info["displacement"] = torch.zeros(n_groups, dtype=torch.float64, device=lps.device)
-        return lps, info
-    if keep_volume:
-        pre = DF.signed_volumes(index_points.to(torch.float64), faces, group, n_groups).abs() * voxel_mm3
-        lps = DF.restore_volume(lps, faces, group, n_groups, pre)
-        info["volume_kept_mm3"] = pre
-    lps, _ = DF.separate_coincident(lps, faces, group, n_groups)
-    lps, rinfo = DF.relax_self_intersections(lps, before, faces, group, n_groups)
-    info.update(rinfo)
-    d = torch.linalg.norm(lps - before, dim=1)
-    info["displacement"] = torch.zeros(n_groups, dtype=torch.float64, device=lps.device).scatter_reduce(
-        0, group, d, "amax")
-    return lps, info
-
-
-def _decimate_on_host(lps, faces, vstart, fstart, reduction: float, workers: int | None):
-    """fast-simplification per surface (:func:`medrecon.surface.repair.decimate_closed`) in CPU
-    threads; the result goes back to the device, packed again."""
-    from medrecon.surface import repair as _repair
-
-    dev = lps.device
-    p_np = lps.cpu().numpy()
-    f_np = faces.cpu().numpy()
-    n_groups = len(vstart) - 1
-
-    def one(n: int):
-        p = p_np[vstart[n]:vstart[n + 1]]
-        f = f_np[fstart[n]:fstart[n + 1]] - vstart[n]
-        return _repair.decimate_closed(p, f, reduction)
-
-    n_workers = max(1, min(int(workers or os.cpu_count() or 1), n_groups))
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        res = list(pool.map(one, sorted(range(n_groups), key=lambda n: vstart[n] - vstart[n + 1])))
-    order = sorted(range(n_groups), key=lambda n: vstart[n] - vstart[n + 1])
-    by_n = {n: r for n, r in zip(order, res)}
-    meshes = [(by_n[n][0], by_n[n][1]) for n in range(n_groups)]
-    p, f, _, vs, fs = DF.pack(meshes, dev)
-    return p, f, vs, fs, [by_n[n][2] for n in range(n_groups)]
 
 
 #: The CPU mesher's signature (plus ``device``): ``mesh_labelmap_gpu(labelmap, labels, ...)``.

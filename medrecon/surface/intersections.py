@@ -2,24 +2,33 @@
 
 Printers' slicers and mesh checkers (MeshLab's "select self intersecting faces", Netfabb,
 PrusaSlicer's repair) flag a surface whose triangles pass through each other: it is not a
-valid solid even when every edge has two triangles. This module finds such triangles without
-testing all pairs:
+valid solid even when every edge has two triangles. :func:`self_intersecting_faces` finds such
+triangles without testing all pairs:
 
 1. **Broad phase: a uniform grid of axis-aligned boxes.** Every triangle's bounding box is
-   entered into the grid cells it overlaps (cell size about twice the median edge, so a
-   cell holds a handful of triangles; a large decimated triangle enters several cells).
-   Candidate pairs are the triangles sharing a cell whose boxes overlap - a flat bounding
-   volume hierarchy of one level, built and queried with sorts only (no Python loop over
-   triangles).
-2. **Neighbours:** pairs sharing one vertex are tested for a fold (the edge opposite the shared
-   vertex crossing the other triangle), as MeshLab does; pairs sharing an edge count when they
-   are folded onto each other (normals more than ~172 degrees apart).
-3. **Narrow phase:** two triangles intersect when an edge of one crosses the other
-   (Moeller-Trumbore segment test, six edges per pair, vectorised). Exactly coplanar overlaps
-   are not counted (they do not occur on smoothed surfaces).
+   entered into the grid cells it overlaps (cell size about twice the median edge, grown until
+   there are at most ~4 entries per triangle, so memory is O(triangles) for any input; a large
+   decimated triangle enters several cells). One sort of the (cell, triangle) entries.
+2. **Pairs, compiled** (numba, ``nogil``: label threads run side by side): for every cell, the
+   triangles in it whose boxes overlap; a pair is tested once, in the cell that holds the lower
+   corner of the two boxes' overlap. Candidate pairs are never stored, so a speckled
+   multi-million-triangle label map needs no more memory than the entries.
+3. **Neighbours:** pairs sharing one vertex are tested for a fold (the edge opposite the shared
+   vertex crossing the other triangle) when their normals are more than 90 degrees apart, as
+   MeshLab does; pairs sharing an edge count when they are folded onto each other (normals
+   more than ~172 degrees apart).
+4. **Narrow phase:** two triangles intersect when an edge of one crosses the other
+   (Moeller-Trumbore segment test, six edges per pair). Exactly coplanar overlaps are not
+   counted (they do not occur on smoothed surfaces).
 
-For a two-million-triangle surface this takes a few seconds on one core; for the usual
-100k-1M triangles well under a second to two.
+``active=`` restricts the search to pairs with at least one active triangle (what the
+intersection relaxation and the guarded decimation re-check after moving a few vertices).
+Why numba: the pair loop is branchy scalar work (box test, shared vertices, up to six segment
+tests) that vectorised numpy could only do by materialising every candidate pair (what used
+to cost tens of seconds and, on a speckled label map, 74.5 GiB); pymeshlab has the test but
+needs a copy into its own mesh, holds the GIL and has no "active" subset; manifold3d and
+libigl do not report intersecting faces of one mesh cheaply. numba compiles once per machine
+(``cache=True``).
 """
 from __future__ import annotations
 
@@ -159,75 +168,66 @@ def _pairs_in_cells(key, tri_ids, lo, hi, f, m, max_shared, normals, sharp_cos, 
         act = act[left[act] >= d]
 
 
-def _segments_hit_triangles(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray,
-                            eps: float) -> np.ndarray:
-    """Vectorised Moeller-Trumbore: does segment p0-p1 cross triangle abc (interior, strict)?"""
-    d = p1 - p0
-    e1 = b - a
-    e2 = c - a
-    h = np.cross(d, e2)
-    det = np.einsum("ij,ij->i", e1, h)
-    ok = np.abs(det) > eps
-    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    s = p0 - a
-    u = inv * np.einsum("ij,ij->i", s, h)
-    q = np.cross(s, e1)
-    w = inv * np.einsum("ij,ij->i", d, q)
-    t = inv * np.einsum("ij,ij->i", e2, q)
-    tol = 1e-9
-    return ok & (u >= -tol) & (w >= -tol) & (u + w <= 1 + tol) & (t >= -tol) & (t <= 1 + tol)
+def _grid_entries(v: np.ndarray, f: np.ndarray, cell: float | None, per_tri: int = 4):
+    """Sorted (cell key, triangle) entries of the uniform grid, plus per-triangle boxes and
+    lower cells and the grid dims. At most ``per_tri`` entries per triangle (+64)."""
+    m = len(f)
+    tri = v[f]
+    lo, hi = tri.min(axis=1), tri.max(axis=1)
+    del tri
+    pad = 1e-6 * float(np.ptp(v, axis=0).max() or 1.0)
+    lo -= pad
+    hi += pad
+    if cell is None:
+        e = np.linalg.norm(v[f[:, 1]] - v[f[:, 0]], axis=1)
+        cell = 2.0 * float(np.median(e)) if np.any(e > 0) else 1.0
+        del e
+    cell = max(float(cell), 1e-9)
+    origin = lo.min(axis=0)
+    ext = float(np.max(hi.max(axis=0) - origin))
+    for _ in range(60):
+        c0 = np.floor((lo - origin) / cell).astype(np.int64)
+        c1 = np.floor((hi - origin) / cell).astype(np.int64)
+        per = (c1 - c0 + 1).prod(axis=1)
+        if per.sum() <= per_tri * m + 64 and (ext / cell + 2) ** 3 < 2 ** 62:
+            break
+        cell *= 1.5
+    dims = c1.max(axis=0) + 1
+    del c1
+    key, ids = _entries(lo, hi, origin, cell, dims, per)
+    order = np.argsort(key)
+    return key[order], ids[order], lo, hi, c0, dims
 
 
-def self_intersecting_faces(vertices: np.ndarray, faces: np.ndarray, *, batch: int = 200_000) -> np.ndarray:
+def self_intersecting_faces(vertices: np.ndarray, faces: np.ndarray, *, active: np.ndarray | None = None,
+                            cell: float | None = None) -> np.ndarray:
     """Boolean mask (M,) of triangles that intersect another triangle of the mesh.
 
     Pairs sharing no vertex: any edge of one crossing the other. Pairs sharing one vertex (a
-    fold around it): the edge opposite the shared vertex of one crossing the other. Pairs
-    sharing an edge are not tested. Vertices in any unit (mm for medrecon models).
+    fold around it): the edge opposite the shared vertex of one crossing the other, where their
+    normals are more than 90 degrees apart. Pairs sharing an edge: folded onto each other
+    (normals more than ~172 degrees apart). Vertices in any unit (mm for medrecon models).
+
+    ``active`` (M,) bool: only pairs with at least one active triangle are tested (a local
+    re-check after a few vertices moved); None: every pair.
     """
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    out = np.zeros(len(f), bool)
-    # neighbours around a shared vertex can only cross where the surface turns sharply:
-    # those pairs are kept only when their normals are more than 90 degrees apart
+    v = np.ascontiguousarray(vertices, dtype=np.float64)
+    f = np.ascontiguousarray(faces, dtype=np.int64)
+    m = len(f)
+    out = np.zeros(m, bool)
+    if m < 2:
+        return out
+    if active is not None:
+        active = np.ascontiguousarray(active, dtype=bool)
+        if not active.any():
+            return out
     fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
     fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
-    pairs = candidate_pairs(v, f, max_shared=1, normals=fn.astype(np.float32))
-    del fn
-    if len(pairs) == 0:
-        return out
+    key, ids, lo, hi, c0, dims = _grid_entries(v, f, cell)
     scale = float(np.ptp(v, axis=0).max()) or 1.0
     eps = 1e-14 * scale * scale
-    for s in range(0, len(pairs), batch):
-        p = pairs[s:s + batch]
-        fa, fb = f[p[:, 0]], f[p[:, 1]]
-        # position (0..2) in A and in B of a shared vertex, -1 when none
-        pos_a = np.full(len(p), -1)
-        pos_b = np.full(len(p), -1)
-        for i in range(3):
-            for j in range(3):
-                eq = fa[:, i] == fb[:, j]
-                pos_a[eq] = i
-                pos_b[eq] = j
-        ta = v[fa]
-        tb = v[fb]
-        hit = np.zeros(len(p), bool)
-        free = pos_a < 0
-        for (t1, t2) in ((ta, tb), (tb, ta)):
-            for i in range(3):
-                e0, e1 = t1[:, i], t1[:, (i + 1) % 3]
-                hit |= free & _segments_hit_triangles(e0, e1, t2[:, 0], t2[:, 1], t2[:, 2], eps)
-        one = ~free
-        if one.any():
-            idx = np.flatnonzero(one)
-            for (t1, t2, pos) in ((ta, tb, pos_a), (tb, ta, pos_b)):
-                k = pos[idx]
-                e0 = t1[idx, (k + 1) % 3]
-                e1 = t1[idx, (k + 2) % 3]
-                hit[idx] |= _segments_hit_triangles(e0, e1, t2[idx, 0], t2[idx, 1], t2[idx, 2], eps)
-        out[p[hit, 0]] = True
-        out[p[hit, 1]] = True
-    out |= folded_faces(v, f)
+    use_active = active is not None
+    _scan_cells(key, ids, lo, hi, c0, dims, v, f, fn, active if use_active else out, use_active, eps, out)
     return out
 
 
@@ -259,3 +259,133 @@ def self_intersection_qa(vertices: np.ndarray, faces: np.ndarray) -> dict[str, A
     """QA fields: ``self_intersecting_faces`` (count) and ``self_intersection_free`` (bool)."""
     n = int(self_intersecting_faces(vertices, faces).sum()) if len(faces) else 0
     return {"self_intersecting_faces": n, "self_intersection_free": n == 0}
+
+
+# --------------------------------------------------------------------------- compiled kernels
+def _njit(fn=None, **kw):
+    import numba
+
+    opts = dict(cache=True, nogil=True)
+    opts.update(kw)
+    return numba.njit(**opts)(fn) if fn is not None else (lambda g: numba.njit(**opts)(g))
+
+
+@_njit
+def _entries_kernel(lo, hi, origin, cell, dims, per, key, ids):  # pragma: no cover - compiled
+    k = 0
+    for t in range(lo.shape[0]):
+        a0 = int(np.floor((lo[t, 0] - origin[0]) / cell))
+        a1 = int(np.floor((lo[t, 1] - origin[1]) / cell))
+        a2 = int(np.floor((lo[t, 2] - origin[2]) / cell))
+        b0 = int(np.floor((hi[t, 0] - origin[0]) / cell))
+        b1 = int(np.floor((hi[t, 1] - origin[1]) / cell))
+        b2 = int(np.floor((hi[t, 2] - origin[2]) / cell))
+        for x in range(a0, b0 + 1):
+            for y in range(a1, b1 + 1):
+                for z in range(a2, b2 + 1):
+                    key[k] = (x * dims[1] + y) * dims[2] + z
+                    ids[k] = t
+                    k += 1
+    return k
+
+
+def _entries(lo, hi, origin, cell, dims, per):
+    n = int(per.sum())
+    key = np.empty(n, np.int64)
+    ids = np.empty(n, np.int32 if len(lo) < 2**31 else np.int64)
+    k = _entries_kernel(lo, hi, origin, float(cell), dims, per, key, ids)
+    return key[:k], ids[:k]
+
+
+@_njit(inline="always")
+def _seg_tri(v, s0, s1, a, b, c, eps):  # pragma: no cover - compiled
+    """Moeller-Trumbore: does segment v[s0]-v[s1] cross triangle v[a] v[b] v[c] (closed, tol 1e-9)?"""
+    tol = 1e-9
+    dx, dy, dz = v[s1, 0] - v[s0, 0], v[s1, 1] - v[s0, 1], v[s1, 2] - v[s0, 2]
+    e1x, e1y, e1z = v[b, 0] - v[a, 0], v[b, 1] - v[a, 1], v[b, 2] - v[a, 2]
+    e2x, e2y, e2z = v[c, 0] - v[a, 0], v[c, 1] - v[a, 1], v[c, 2] - v[a, 2]
+    hx, hy, hz = dy * e2z - dz * e2y, dz * e2x - dx * e2z, dx * e2y - dy * e2x
+    det = e1x * hx + e1y * hy + e1z * hz
+    if abs(det) <= eps:
+        return False
+    inv = 1.0 / det
+    sx, sy, sz = v[s0, 0] - v[a, 0], v[s0, 1] - v[a, 1], v[s0, 2] - v[a, 2]
+    u = inv * (sx * hx + sy * hy + sz * hz)
+    if u < -tol or u > 1.0 + tol:
+        return False
+    qx, qy, qz = sy * e1z - sz * e1y, sz * e1x - sx * e1z, sx * e1y - sy * e1x
+    w = inv * (dx * qx + dy * qy + dz * qz)
+    if w < -tol or u + w > 1.0 + tol:
+        return False
+    t = inv * (e2x * qx + e2y * qy + e2z * qz)
+    return t >= -tol and t <= 1.0 + tol
+
+
+@_njit(inline="always")
+def _pair_hits(v, f, fn, ta, tb, eps):  # pragma: no cover - compiled
+    ns = 0
+    pa = -1
+    pb = -1
+    for i in range(3):
+        for j in range(3):
+            if f[ta, i] == f[tb, j]:
+                ns += 1
+                pa = i
+                pb = j
+    dot = fn[ta, 0] * fn[tb, 0] + fn[ta, 1] * fn[tb, 1] + fn[ta, 2] * fn[tb, 2]
+    if ns == 0:
+        for i in range(3):
+            if _seg_tri(v, f[ta, i], f[ta, (i + 1) % 3], f[tb, 0], f[tb, 1], f[tb, 2], eps):
+                return True
+        for i in range(3):
+            if _seg_tri(v, f[tb, i], f[tb, (i + 1) % 3], f[ta, 0], f[ta, 1], f[ta, 2], eps):
+                return True
+        return False
+    if ns == 1:
+        if dot >= 0.0:
+            return False
+        if _seg_tri(v, f[ta, (pa + 1) % 3], f[ta, (pa + 2) % 3], f[tb, 0], f[tb, 1], f[tb, 2], eps):
+            return True
+        return _seg_tri(v, f[tb, (pb + 1) % 3], f[tb, (pb + 2) % 3], f[ta, 0], f[ta, 1], f[ta, 2], eps)
+    return dot < -0.99  # sharing an edge (or all three vertices): folded onto each other
+
+
+@_njit
+def _scan_cells(key, ids, lo, hi, c0, dims, v, f, fn, active, use_active, eps, out):  # pragma: no cover
+    n = key.shape[0]
+    s = 0
+    while s < n:
+        e = s + 1
+        while e < n and key[e] == key[s]:
+            e += 1
+        if e - s > 1:
+            run = True
+            if use_active:
+                run = False
+                for i in range(s, e):
+                    if active[ids[i]]:
+                        run = True
+                        break
+            if run:
+                k = key[s]
+                for i in range(s, e):
+                    a = ids[i]
+                    for j in range(i + 1, e):
+                        b = ids[j]
+                        if use_active and not (active[a] or active[b]):
+                            continue
+                        if out[a] and out[b]:
+                            continue
+                        if (lo[a, 0] > hi[b, 0] or lo[b, 0] > hi[a, 0] or lo[a, 1] > hi[b, 1]
+                                or lo[b, 1] > hi[a, 1] or lo[a, 2] > hi[b, 2] or lo[b, 2] > hi[a, 2]):
+                            continue
+                        # test each pair once: in the cell of the lower corner of the boxes' overlap
+                        cx = max(c0[a, 0], c0[b, 0])
+                        cy = max(c0[a, 1], c0[b, 1])
+                        cz = max(c0[a, 2], c0[b, 2])
+                        if (cx * dims[1] + cy) * dims[2] + cz != k:
+                            continue
+                        if _pair_hits(v, f, fn, a, b, eps):
+                            out[a] = True
+                            out[b] = True
+        s = e

@@ -9,18 +9,18 @@ Per structure (default, ``joint=False``):
 3. smooth with ``vtkWindowedSincPolyDataFilter`` using Slicer's mapping from the smoothing
    factor ``f``: pass band ``10**(-4 f)``, ``20 + 40 f`` iterations, non-manifold smoothing on,
    boundary and feature-edge smoothing off, coordinates normalised (``f = 0``: no smoothing);
-4. map index -> LPS millimetres with the volume affine, then wind the triangles so normals
-   point out of the structure (checked on the result, so a mirrored affine is handled);
-5. optionally restore the enclosed volume (``keep_volume``) by moving every vertex along its
-   normal by one common distance (this works for non-convex shapes, unlike a rescale about the
-   centroid);
-6. decimate (``fast_simplification``, target reduction 0..1) when asked. By default this runs
-   after smoothing, in LPS mm: measured on analytic phantoms it keeps the surface error at
-   about 0.05 voxel for 90 % reduction, where Slicer's order (decimate the staircase first,
-   ``decimate_first=True``) reaches 0.3-0.6 voxel, shrinks thin bone and can break
-   watertightness. Fins and degenerate triangles left by edge collapses are removed;
-7. QA (:mod:`medrecon.surface.qa`): the topology part runs in a thread while VTK smooths;
-   labels are meshed in parallel threads (VTK and numpy release the GIL).
+4. map index -> LPS millimetres with the volume affine;
+5. finish (:mod:`medrecon.surface.finish`, the chain the GPU mesher shares): wind the triangles
+   outward by the signed volume of the unsmoothed contour (a mirrored affine or a fold cannot
+   flip it), restore the enclosed volume when asked (``keep_volume``: one common normal offset,
+   which works for non-convex shapes), separate coincident points, relax self-intersections,
+   decimate (target reduction 0..1; closed and manifold: :mod:`medrecon.surface.decimate`) and
+   QA (:mod:`medrecon.surface.qa`). Decimation runs after smoothing, in LPS mm: measured on
+   analytic phantoms it keeps the surface error at about 0.05 voxel for 90 % reduction, where
+   Slicer's order (decimate the staircase first, ``decimate_first=True``) reaches 0.3-0.6 voxel,
+   shrinks thin bone and can break watertightness;
+6. the topology part of QA runs in a thread while VTK smooths; labels are meshed in parallel
+   threads (VTK, numpy and the numba kernels release the GIL).
 
 Joint mode (``joint=True``) meshes all labels at once with ``vtkSurfaceNets3D``: neighbouring
 structures share the same triangles on their common boundary (no gaps, no overlaps); the
@@ -45,18 +45,17 @@ from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D, vtkSurfaceNets3D, vtkWin
 from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
 
 from medrecon.errors import MeshError
-from medrecon.surface.meshops import _outward, _restore_volume, _signed_volume, separate_coincident  # noqa: F401
+from medrecon.surface.decimate import drop_fins as _drop_fins, simplify
+from medrecon.surface.finish import finish_surface
 from medrecon.surface.vtk_arrays import (_arrays_from_polydata, _image_from_array, _points_ijk,  # noqa: F401
                                           _polydata_from_arrays)
 from medrecon.surface import qa as _qa
-from medrecon.surface import repair as _repair
 from medrecon.labelmap import PALETTE, as_labelmap
-from medrecon.mesh import SurfaceModel
+from medrecon.mesh import SurfaceModel, signed_volume
 from medrecon.volume import Volume
+from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["build_surfaces", "mesh_mask", "smoothing_parameters", "DEFAULT_COLORS"]
-
-_SIMPLIFY_LOCK = threading.Lock()
 
 #: Colours used for labels that come without a colour (the one palette, :data:`medrecon.labelmap.PALETTE`).
 DEFAULT_COLORS = PALETTE
@@ -141,17 +140,8 @@ def iso_field(image: np.ndarray, mask: np.ndarray, sl: tuple[slice, ...], low: f
 
 
 def _decimate(points: np.ndarray, faces: np.ndarray, reduction: float) -> tuple[np.ndarray, np.ndarray]:
-    if reduction <= 0 or faces.shape[0] < 8:
-        return points, faces
-    import fast_simplification
-
-    with _SIMPLIFY_LOCK:  # fast-simplification keeps its mesh in global state: one call at a time
-        p, f = fast_simplification.simplify(points.astype(np.float64), faces.astype(np.int64),
-                                            target_reduction=float(reduction))
-    return _drop_fins(np.asarray(p, np.float64), np.asarray(f, np.int64))
-
-
-_drop_fins = _repair.drop_fins  # one implementation (surface/repair.py)
+    """Plain quadric decimation (Slicer's decimate-first order, on the staircase)."""
+    return simplify(points, faces, reduction)
 
 
 def _smooth_polydata(pd: vtkPolyData, factor: float) -> vtkPolyData:
@@ -207,10 +197,8 @@ def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, s
     along the normals by one common distance so that it encloses the voxel volume of the
     segmentation (``qa["volume_offset_mm"]``; hundredths of a voxel on smooth shapes).
 
-    After smoothing, triangles that smoothing pushed through each other (caps at the first and
-    last slice, sheets a voxel apart) are relaxed back towards the contour
-    (:func:`medrecon.surface.repair.relax_self_intersections`). Decimation keeps the surface
-    closed and manifold (:func:`medrecon.surface.repair.decimate_closed`).
+    After smoothing, :func:`medrecon.surface.finish.finish_surface` orients, restores the
+    volume, separates coincident points, relaxes self-intersections, decimates and runs QA.
 
     ``decimate="before"`` reproduces Slicer's order (decimate the staircase in index space,
     then smooth); ``"after"`` smooths the full-resolution surface and decimates it in LPS mm,
@@ -234,58 +222,29 @@ def _mesh_crop(sub: np.ndarray, origin_ijk: np.ndarray, affine: np.ndarray, *, s
         # topology depends on the faces only: work it out while VTK smooths (VTK frees the GIL)
         topo = _Background(_qa.topology_qa, faces, len(before_ijk))
     smoothed = _smooth_polydata(pd, smoothing) if smoothing > 0 else pd
-    pts_ijk = _points_ijk(smoothed)
-    lin, off = affine[:3, :3], affine[:3, 3]
-    pts_lps = pts_ijk @ lin.T.astype(np.float64) + off  # float32 @ float64 -> float64
-    if not _outward(pts_lps, faces):  # flying edges' winding, or a mirrored affine
-        faces = faces[:, ::-1]
-    faces = np.ascontiguousarray(faces, dtype=np.int64)
-    pre_volume = None
-    extra: dict[str, Any] = {}
-    n_intersecting: int | None = None
-    voxel_mm3 = float(abs(np.linalg.det(lin)))
-    if iso:
-        target = voxel_count * voxel_mm3
-        area = _qa.surface_area(pts_lps, faces)
-        vol0 = _signed_volume(pts_lps, faces)
-        pts_lps = _restore_volume(pts_lps, faces, target)
-        extra["volume_offset_mm"] = round(float((target - vol0) / area), 5) if area > 0 else 0.0
-        extra["surface"] = "intensity iso-surface"
-    elif keep_volume and smoothing > 0:
-        pre_volume = abs(_signed_volume(np.asarray(before_ijk, np.float64), faces)) * abs(np.linalg.det(lin))
-        pts_lps = _restore_volume(pts_lps, faces, pre_volume)
-    if smoothing > 0 or iso:
-        pts_lps, _ = separate_coincident(pts_lps, faces)
-        # last: smoothing (and the volume offset) may push triangles through each other
-        before_lps = np.asarray(before_ijk, np.float64) @ lin.T + off
-        pts_lps, relax = _repair.relax_self_intersections(pts_lps, before_lps, faces)
-        del before_lps
-        n_intersecting = relax["self_intersecting_faces"]
-        if relax["self_intersecting_faces_smoothed"]:
-            extra["self_intersections_relaxed"] = relax["self_intersecting_faces_smoothed"]
-    disp = 0.0
-    if with_qa and smoothing > 0:
-        moved = pts_lps - (before_ijk @ lin.T.astype(np.float64) + off)
-        disp = float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max()))
-        del moved
+    lin, off = affine[:3, :3].astype(np.float64), affine[:3, 3]
+    pts_lps = _points_ijk(smoothed) @ lin.T + off  # float32 @ float64 -> float64
+    before_lps = np.asarray(before_ijk, np.float64) @ lin.T + off
+    faces = np.array(faces, dtype=np.int64)  # own copy: VTK's array goes with the polydata
     if topo is not None:
         topo.wait()  # it reads VTK's face array: keep the polydata until it is done
-    del pd, smoothed, before_ijk, pts_ijk
-    if decimate != "before" and reduction > 0:
-        pts_lps, faces, dec = _repair.decimate_closed(pts_lps, faces, reduction)
-        extra["reduction_reached"] = dec["reduction"]
-        extra["decimation"] = dec["method"]
-        n_intersecting = None
-    info: dict[str, Any] = {}
-    if with_qa:
-        info = _qa.compute_qa(pts_lps, faces, voxel_volume_mm3=voxel_count * voxel_mm3,
-                              smoothing_displacement_mm=disp, topology=topo.result() if topo else None)
-        if pre_volume is not None:
-            info["volume_kept_mm3"] = round(float(pre_volume), 3)
-        if n_intersecting is None:
-            n_intersecting = int(_repair.self_intersecting_faces(pts_lps, faces).sum())
-        info["self_intersecting_faces"] = int(n_intersecting)
-        info.update(extra)
+    del pd, smoothed, before_ijk
+    voxel_mm3 = float(abs(np.linalg.det(lin)))
+    target = None
+    if iso:
+        target = voxel_count * voxel_mm3
+    elif keep_volume and smoothing > 0:
+        target = abs(signed_volume(before_lps, faces))
+    pts_lps, faces, info = finish_surface(
+        pts_lps, faces, before_lps, smoothed=smoothing > 0, reduction=reduction if decimate != "before" else 0.0,
+        target_volume_mm3=target, voxel_volume_mm3=voxel_count * voxel_mm3, with_qa=with_qa,
+        topology=topo.result if topo is not None else None)
+    if iso:
+        info["surface"] = "intensity iso-surface"
+    elif target is not None:
+        info.pop("volume_offset_mm", None)
+        if with_qa:
+            info["volume_kept_mm3"] = round(float(target), 3)
     return pts_lps, faces, info
 
 
@@ -401,20 +360,20 @@ class _MetaLabel:
 
 
 class _Progress:
-    """Calls ``progress(done, total, name)`` after each structure (nothing when None)."""
+    """Calls ``progress(ProgressEvent("meshing", done, total, message=name))`` after each structure."""
 
-    def __init__(self, progress: Callable[[int, int, str], None] | None, total: int):
+    def __init__(self, progress: ProgressFn | None, total: int):
         self.total = total
         self.progress = progress
 
     def step(self, done: int, name: str) -> None:
         if self.progress is not None:
-            self.progress(done, self.total, name)
+            self.progress(ProgressEvent("meshing", done, self.total, "structure", name))
 
 
 def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, smoothing: float = 0.5,
                    reduction: float = 0.0, joint: bool = False, keep_volume: bool = False,
-                   progress: Callable[[int, int, str], None] | None = None, qa: bool = True,
+                   progress: ProgressFn | None = None, qa: bool = True,
                    decimate_first: bool = False, workers: int | None = None,
                    affine: np.ndarray | None = None, intensity: Volume | np.ndarray | None = None,
                    windows: dict[int, tuple[float, float]] | None = None) -> list[SurfaceModel]:
@@ -440,7 +399,7 @@ def build_surfaces(labelmap: Volume, labels: dict[int, Any] | None = None, *, sm
         Mesh all labels together with surface nets so that neighbours share boundaries.
     keep_volume : bool
         Offset each smoothed surface along its normals to restore its pre-smoothing volume.
-    progress : callable(done, total, name), optional
+    progress : ``progress(ProgressEvent)`` (:mod:`medrecon.progress`), optional
         Called after each structure is meshed.
     qa : bool
         Fill each model's ``qa`` dict (triangle count, watertight, manifold, volumes, area,
@@ -567,7 +526,7 @@ def _joint_surfaces(arr: np.ndarray, aff: np.ndarray, todo: list[int], attrs: di
         used, inv = np.unique(f.ravel(), return_inverse=True)
         f_local = inv.reshape(-1, 3).astype(np.int64)
         p_local = pts_lps[used]
-        if _signed_volume(p_local, f_local) < 0:
+        if signed_volume(p_local, f_local) < 0:
             f_local = f_local[:, ::-1].copy()
         info: dict[str, Any] = {}
         if with_qa:

@@ -35,6 +35,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from medrecon.mesh import signed_volume  # the one signed volume (ground floor); re-exported
+
 __all__ = ["compute_qa", "topology_qa", "geometry_qa", "edge_stats", "surface_area", "signed_volume",
            "vertex_manifold", "welded_qa", "coincident_vertices", "surface_error"]
 
@@ -52,15 +54,6 @@ def surface_area(vertices: np.ndarray, faces: np.ndarray) -> float:
         return 0.0
     _, cr = _cross(np.asarray(vertices, np.float64), faces)
     return float(0.5 * np.sqrt(np.einsum("ij,ij->i", cr, cr)).sum())
-
-
-def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
-    """Enclosed volume; positive when faces are counter-clockwise seen from outside."""
-    if len(faces) == 0:
-        return 0.0
-    v = np.asarray(vertices, np.float64)
-    a, cr = _cross(v - v.mean(0), faces)
-    return float(np.einsum("ij,ij->i", a, cr).sum() / 6.0)
 
 
 def geometry_qa(vertices: np.ndarray, faces: np.ndarray) -> dict[str, Any]:

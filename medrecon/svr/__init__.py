@@ -14,20 +14,21 @@ Public API
 Methods: ``average`` (PSF back-projection), ``srr`` (edge-preserving super-resolution, prior
 weight from the estimated noise), ``svr`` (stack alignment + per-slice registration + robust
 SRR), ``inr`` (``svr`` then a hash-grid neural field with pose refinement; GPU recommended).
-Progress goes through ``progress(stage, done, total)``; nothing here draws to a terminal.
+Progress goes through ``progress(ProgressEvent)`` (:mod:`medrecon.progress`); nothing here draws to a terminal.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from medrecon.svr.evaluate import evaluate
 from medrecon.svr.forward import ForwardModel
 from medrecon.svr.reconstruct import METHODS, SVRResult, reconstruct
 from medrecon.svr.simulate import SimulatedStacks, simulate_stacks
 from medrecon.svr.stacks import SliceStack, StackError, stack_name
+from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["reconstruct", "reconstruct_files", "write_result", "simulate_stacks", "evaluate",
            "SVRResult", "SimulatedStacks", "ForwardModel", "SliceStack", "StackError", "METHODS",
@@ -65,16 +66,16 @@ def write_result(result: SVRResult, output: str | os.PathLike, inputs: Sequence 
 
 
 def reconstruct_files(paths: Sequence, output, method: str = "svr", spacing: float | None = None,
-                      mask=None, device: str = "auto",
-                      progress: Callable[[str, int, int], None] | None = None, **kwargs) -> SVRResult:
+                      mask=None, device: str = "auto", series: str | None = None,
+                      progress: ProgressFn | None = None, **kwargs) -> SVRResult:
     """Load each stack (any input :func:`medrecon.load` accepts), reconstruct, write outputs."""
     from medrecon.io.loader import load
 
     vols = []
     for p in paths:
         if progress:
-            progress("load stacks", len(vols), len(paths))
-        vols.append(load(str(p)))
+            progress(ProgressEvent("load stacks", len(vols), len(paths), "stack"))
+        vols.append(load(str(p), series=series))  # series: which one of a DICOM folder
     mvol = load(str(mask)) if mask is not None else None
     names = [stack_name(p) for p in paths]
     result = reconstruct(vols, method=method, spacing=spacing, mask=mvol, device=device,

@@ -4,7 +4,6 @@ explicit ``svr`` volume (the field learns the residual, so it starts from that v
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 import torch
@@ -12,8 +11,9 @@ import torch.nn.functional as F
 
 from medrecon.inr import NeuralField, RigidPoses, fit, maybe_compile
 from medrecon.svr.forward import ForwardModel
+from medrecon.progress import ProgressFn
 
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 
 
 def _pixels(fm: ForwardModel, ys, ws):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -18,8 +18,9 @@ from medrecon.svr.srr import (auto_lambda, backproject_average, estimate_noise, 
                               solve_srr)
 from medrecon.svr.stacks import SliceStack, StackError, check_compatible, make_grid
 from medrecon.volume import Volume
+from medrecon.progress import ProgressFn
 
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 METHODS = ("average", "srr", "svr", "inr")
 
 

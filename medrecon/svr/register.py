@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable
 
 import numpy as np
 import torch
 
 from medrecon.svr.forward import ForwardModel, gaussian_blur2d
 from medrecon.svr.srr import backproject_average, solve_srr
+from medrecon.progress import ProgressEvent, ProgressFn
 
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 
 
 def slice_ncc(fm: ForwardModel, x: torch.Tensor, ys, ws, poses=None) -> np.ndarray:
@@ -121,7 +121,7 @@ def register_slices(fm: ForwardModel, x: torch.Tensor, ys, ws, aa: torch.Tensor,
                 g["lr"] = lr[min(li, len(lr) - 1)] * 0.5 * (1 + math.cos(math.pi * (it + 1) / n_iter))
             done += 1
             if progress is not None and (it % 5 == 0 or it == n_iter - 1):
-                progress(stage, done, total)
+                progress(ProgressEvent(stage, done, total))
         with torch.no_grad():
             dd = d[gidx]
             aa, tr = _compose(aa, tr, dd[:, :3] * deg, dd[:, 3:], fm.center, False, pivots)
@@ -168,7 +168,7 @@ def align_stacks(fm: ForwardModel, ys, ws, aa, tr, search_deg: float = 45.0, ste
             for ci, c in enumerate(cands):
                 scores.append(score(c))
                 if progress is not None and ci % 20 == 0:
-                    progress(f"align stack {k}", ci + 1, len(cands))
+                    progress(ProgressEvent("align stack", ci + 1, len(cands), message=str(k)))
         best = int(np.argmax(scores))
         info[f"stack{k}_ncc_identity"] = base
         info[f"stack{k}_ncc_best_grid"] = scores[best]

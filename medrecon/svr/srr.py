@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 import torch
 
 from medrecon.svr.forward import ForwardModel
+from medrecon.progress import ProgressEvent, ProgressFn
 
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 
 
 def backproject_average(fm: ForwardModel, ys, ws, poses=None, rel_eps: float = 1e-3) -> torch.Tensor:
@@ -103,7 +103,7 @@ def solve_srr(fm: ForwardModel, ys, ws, x0: torch.Tensor, lam: float, delta: flo
             rr_new = float((r * r).sum())
             done += 1
             if progress is not None:
-                progress(stage, done, total)
+                progress(ProgressEvent(stage, done, total))
             if not rr_new > 1e-10 * rr0:  # converged (or nothing to fit)
                 break
             p = r + (rr_new / rr) * p
@@ -111,7 +111,7 @@ def solve_srr(fm: ForwardModel, ys, ws, x0: torch.Tensor, lam: float, delta: flo
         if nonneg:
             x = x.clamp_min(0)
     if progress is not None:
-        progress(stage, total, total)
+        progress(ProgressEvent(stage, total, total))
     return x
 
 

@@ -1,18 +1,16 @@
 """Small raster helpers shared by the preview and the QC montage (private).
 
 Images are ``(H, W, 3)`` ``uint8`` numpy arrays, row 0 at the top. PNG files are written by a
-few lines of zlib (no Pillow needed); text is drawn with VTK's FreeType text renderer, which
+the one encoder, :func:`medrecon.io.images.png_bytes`; text is drawn with VTK's FreeType text renderer, which
 works without any display.
 """
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from medrecon.io.atomic import atomic_write_bytes
+from medrecon.io.images import png_bytes, write_png  # noqa: F401 (the one PNG encoder)
 
 BACKGROUND = (24, 26, 30)
 FOREGROUND = (235, 235, 235)
@@ -23,28 +21,6 @@ def canvas(height: int, width: int, color=BACKGROUND) -> np.ndarray:
     img = np.empty((int(height), int(width), 3), np.uint8)
     img[:] = np.asarray(color, np.uint8)
     return img
-
-
-def png_bytes(img: np.ndarray) -> bytes:
-    """Encode an ``(H, W, 3)`` or ``(H, W, 4)`` uint8 array as a PNG file."""
-    img = np.ascontiguousarray(img, dtype=np.uint8)
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        raise ValueError(f"png_bytes needs (H, W, 3|4) uint8, got {img.shape}")
-    h, w, c = img.shape
-    raw = np.zeros((h, 1 + w * c), np.uint8)  # filter byte 0 (None) on every row
-    raw[:, 1:] = img.reshape(h, w * c)
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 6 if c == 4 else 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 9)) + chunk(b"IEND", b""))
-
-
-def write_png(img: np.ndarray, path: str | Path) -> Path:
-    """Write ``img`` as a PNG file atomically; return the path."""
-    return atomic_write_bytes(path, png_bytes(img))
 
 
 # --- drawing ------------------------------------------------------------------------------------

@@ -45,10 +45,9 @@ def _decimate(m: SurfaceModel, target: int) -> SurfaceModel:
     """Fewer triangles for display only (fast-simplification); the files on disk are untouched."""
     if m.n_triangles <= target:
         return m
-    import fast_simplification
+    from medrecon.surface.decimate import simplify
 
-    v, f = fast_simplification.simplify(m.vertices.astype(np.float32), m.faces.astype(np.int32),
-                                        target_reduction=1.0 - target / m.n_triangles)
+    v, f = simplify(m.vertices, m.faces, target_faces=target)
     return SurfaceModel(m.name, v, f, m.color, m.label, dict(m.qa))
 
 

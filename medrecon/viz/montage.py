@@ -151,6 +151,31 @@ def slice_panels(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | N
     return panels, centre, scales, values
 
 
+_TITLE = (15, True)   # font size, bold
+_NOTE = (12, False)
+
+
+def header_layout(width: int, title: str, note: str, gap: int = 8) -> tuple[int, int, list[tuple[int, int, int, int]]]:
+    """Where the montage's title and its orientation note go: ``(width, header height, [title box,
+    note box])`` with boxes ``(x0, y0, x1, y1)`` in pixels. The note sits right-aligned on the
+    title's line when both fit with a gap between them, else on a line of its own below (narrow
+    montages); the canvas widens when the title alone is wider."""
+    tm, nm = R.text_mask(title, *_TITLE), R.text_mask(note, *_NOTE)
+    (th, tw), (nh, nw) = tm.shape, nm.shape
+    width = max(int(width), tw + 2 * gap, nw + 2 * gap)
+    line = max(th, nh) + 2 * gap
+    if tw + nw + 3 * gap <= width:  # one line
+        head = max(34, line)
+        title_box = (gap, (head - th) // 2, gap + tw, (head - th) // 2 + th)
+        note_box = (width - gap - nw, (head - nh) // 2, width - gap, (head - nh) // 2 + nh)
+    else:  # two lines
+        title_box = (gap, gap, gap + tw, gap + th)
+        y = title_box[3] + gap // 2
+        note_box = (width - gap - nw, y, width - gap, y + nh)
+        head = note_box[3] + gap
+    return width, head, [title_box, note_box]
+
+
 def qc_montage(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | None,
                out_png: str | os.PathLike, panel_px: int = 400, fill_opacity: float = 0.18) -> Path:
     """Write a PNG with axial, coronal and sagittal slices and each label outlined in its colour.
@@ -185,20 +210,22 @@ def qc_montage(volume: Volume, labelmap: Volume, labels: Mapping[int, Any] | Non
         panels, centre, mm_per_px, values = slice_panels(volume, labelmap, labels, panel_px, fill_opacity)
     except SegmentationError as exc:
         raise SegmentationError(str(exc), path=out_png) from None
-    gap, head = 8, 34
+    gap = 8
     width = sum(p[1].shape[1] for p in panels) + gap * (len(panels) + 1)
     ph = max(p[1].shape[0] for p in panels)
     legend_cols = 3
     n_leg = max(1, len(values))
     legend_h = 14 + 22 * ((n_leg + legend_cols - 1) // legend_cols)
     width = max(width, 600)
+    pos = tuple(round(float(c), 1) for c in centre)
+    title = f"QC montage - slices through the labels' centre at LPS {pos} mm"
+    note = "radiological view: patient's R on the left (letters at the edges)"
+    width, head, boxes = header_layout(width, title, note, gap)
     strip = 30  # scale bars sit under the panels (thin panels have no room inside)
     out = R.canvas(head + ph + strip + legend_h + gap, width, (14, 15, 18))
-    pos = tuple(round(float(c), 1) for c in centre)
-    R.draw_text(out, f"QC montage - slices through the labels' centre at LPS {pos} mm", gap, head // 2,
-                size=15, bold=True, anchor="ml")
-    R.draw_text(out, "radiological view: patient's R on the left (letters at the edges)", width - gap, head // 2,
-                (170, 175, 185), 12, anchor="mr")
+    (tx, ty, _, _), (nx, ny, nx1, _) = boxes
+    R.draw_text(out, title, tx, ty, size=_TITLE[0], bold=_TITLE[1])
+    R.draw_text(out, note, nx, ny, (170, 175, 185), _NOTE[0], _NOTE[1])
     x = gap
     for name, tile, r, d in panels:
         mm_px = mm_per_px[name]

@@ -81,7 +81,7 @@ def test_cohort_mesh_config_from_recipe_cli_overrides():
     cfg = C.config_from_recipe("ct-bone-print", values, given={"threshold", "formats"})
     assert cfg.threshold == "200:" and cfg.preset is None  # typed source replaces the recipe's
     assert cfg.formats == ["obj"] and cfg.reduction == 0.5 and cfg.preview is False  # rest from the recipe
-    cfg2 = C.config_from_recipe("ct-bone-print", values, given={"no_preview"})
+    cfg2 = C.config_from_recipe("ct-bone-print", values, given={"preview"})
     assert cfg2.preset == "ct-bone" and cfg2.preview is True and cfg2.formats == ["stl", "3mf"]
 
 
@@ -236,7 +236,49 @@ def test_cohort_mesh_cli_reads_a_recipe(tmp_path):
     assert (out / "bone.stl").is_file() and not (out / "bone.3mf").exists()  # --formats beat the recipe's stl,3mf
     assert not (out / "preview.png").exists()  # preview: false from the recipe
     cfg = json.loads((out / "report.json").read_text())["config"]
-    assert cfg["reduction"] == 0.5 and cfg["largest"] is True and cfg["formats"] == ["stl"]
+    assert cfg["reduction"] == 0.5 and cfg["remove_table"] is True and cfg["keep_volume"] is True
+    assert cfg["largest"] is False and cfg["formats"] == ["stl"]
     with pytest.raises(SystemExit) as ex:
         main(["mesh", str(img), "-o", str(tmp_path / "o2"), "--config", str(tmp_path / "missing.yaml")])
     assert ex.value.code == 2
+
+
+def test_cohort_recipes_follow_the_printing_checklist():
+    """Issue 22: a CT recipe never uses `largest` (it keeps one bone and drops every separate one);
+    a recipe that makes printable formats removes the table and keeps the volume, and the
+    example in docs/cohort.md says the same."""
+    for p in C.list_recipes(RECIPES):
+        mesh = C.load_recipe(p, check_files=False).mesh
+        ct = str(mesh.get("preset", "")).startswith("ct-") or "threshold" in mesh
+        assert not (ct and mesh.get("largest")), p.name
+        if ct and {"stl", "3mf"} & set(mesh.get("formats", [])):
+            assert mesh.get("remove_table") and mesh.get("keep_volume"), p.name
+    doc = (RECIPES.parent / "docs" / "cohort.md").read_text()
+    example = doc.split("recipe: ct-bone-print", 1)[1].split("```", 1)[0]
+    assert "largest: true" not in example and "remove_table: true" in example
+
+
+def test_cohort_report_zero_failed_is_not_red(tmp_path):
+    """Issue 22: report.html showed "0 failed" in red; red only when a study failed."""
+    row = {"study_id": "s0", "status": "done", "timings": {"compute_s": 1.0}, "warnings": [],
+           "summary": [{"structure": "bone", "label": 1, "volume_mm3": 1000.0, "area_mm2": 5.0,
+                        "triangles": 100, "watertight": True}]}
+    _, html_p, _ = write_summary(tmp_path / "a", [row])
+    html = html_p.read_text()
+    assert "0 failed" in html and "class='bad'>0<" not in html
+    bad = {"study_id": "b", "status": "failed", "error": "x", "warnings": [], "summary": None}
+    _, html_p, _ = write_summary(tmp_path / "b", [row, bad])
+    assert "<b class='bad'>1</b> failed" in html_p.read_text()
+
+
+def test_cohort_eta_counts_down_while_a_study_runs():
+    """Issue 22: the ETA grew while one long study ran (elapsed / finished * remaining); it now
+    counts down from the last finished study, never below zero, and is None before any finished."""
+    from medrecon.cohort.progress import eta_seconds
+
+    assert eta_seconds(0, 5, 0.0, 0.0, 10.0) is None
+    # 2 studies finished after 20 s (10 s each), 3 to go: 30 s left at t=20, then counting down
+    etas = [eta_seconds(2, 3, 0.0, 20.0, now) for now in (20.0, 25.0, 40.0, 60.0, 500.0)]
+    assert etas == [30.0, 25.0, 10.0, 0.0, 0.0]
+    assert all(a >= b for a, b in zip(etas, etas[1:]))
+    assert eta_seconds(5, 0, 0.0, 50.0, 51.0) == 0.0

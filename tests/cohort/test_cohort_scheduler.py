@@ -81,3 +81,15 @@ def test_cohort_on_external_scheduler(small_cohort, recipe, tmp_path, good_synth
         if worker is not None:
             _stop(worker)
         _stop(sched)
+
+
+def test_worker_environ_divides_cores_and_keeps_glibc_mmap_threshold():
+    """Worker processes get the cores divided among them (no oversubscription when there are as
+    many workers as cores) and not Dask's MALLOC_TRIM_THRESHOLD_ (it doubled a study's CPU time)."""
+    from medrecon.cohort.runner import worker_environ
+
+    assert worker_environ(2, n_cores=2) == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                                            "OPENBLAS_NUM_THREADS": "1", "VTK_SMP_MAX_THREADS": "1"}
+    assert worker_environ(1, n_cores=8)["OMP_NUM_THREADS"] == "8"
+    assert worker_environ(3, n_cores=8)["VTK_SMP_MAX_THREADS"] == "2"
+    assert "MALLOC_TRIM_THRESHOLD_" not in worker_environ(4)

@@ -50,7 +50,7 @@ def test_neural_field_fits_a_smooth_function():
         p = torch.rand(512, 3) * 20 - 10
         return {"loss": ((f(p)[:, 0] - target(p)) ** 2).mean(), "it": it}
 
-    log = fit(step, f.parameters(), 150, lr=2e-2, progress=lambda s, d, t: calls.append((s, d, t)))
+    log = fit(step, f.parameters(), 150, lr=2e-2, progress=lambda ev: calls.append((ev.stage, ev.done, ev.total)))
     assert log.losses[-1] < 0.05 * log.losses[0]
     assert calls[-1] == ("fit", 150, 150) and len(calls) <= 101
     assert "it" in log.extras

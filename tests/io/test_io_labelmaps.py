@@ -67,7 +67,7 @@ def test_dicom_grid_reference_has_bones_named():
     assert {"vertebrae_T12", "rib_left_7", "rib_right_12", "humerus_left", "costal_cartilages"} <= names
     assert vol.shape == (512, 512, 20)
     # the file's own table and medrecon's built-in 'total' table agree on every id present
-    from medrecon.segment.labels import load_label_table
+    from medrecon.io.label_tables import load_label_table
 
     builtin = load_label_table("totalsegmentator")
     assert all(builtin[v].name == li.name for v, li in labels.items())

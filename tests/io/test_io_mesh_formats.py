@@ -16,12 +16,12 @@ def _tetra() -> SurfaceModel:
 
 
 def test_table_is_the_format_lists():
-    assert FORMATS == ("stl", "obj", "ply", "vtp", "glb", "3mf")
+    assert FORMATS == ("stl", "obj", "ply", "vtp", "glb", "3mf", "usdz")
     assert set(READ_EXTENSIONS) == {".stl", ".obj", ".ply", ".vtp", ".glb", ".gltf", ".3mf"}
-    assert [n for n, f in MESH_FORMATS.items() if not f.per_structure] == ["glb", "3mf"]
+    assert [n for n, f in MESH_FORMATS.items() if not f.per_structure] == ["glb", "3mf", "usdz"]
 
 
-@pytest.mark.parametrize("fmt", [n for n, f in MESH_FORMATS.items() if f.read and f.write])
+@pytest.mark.parametrize("fmt", [n for n, f in MESH_FORMATS.items() if f.can_read and f.can_write])
 @pytest.mark.parametrize("space", ["LPS", "RAS"])
 def test_round_trip(tmp_path, fmt, space):
     m = _tetra()

@@ -84,7 +84,7 @@ def test_texture_colour_matches_rendered_truth(mv_known_run):
 def test_outputs_and_report(mv_known_run):
     from helpers_gltf import assert_valid_gltf
 
-    from medrecon.texture import read_glb_json
+    from medrecon.io.meshes import read_glb_json
 
     res, out, truth, _ = mv_known_run
     for name in ("model.glb", "model.usdz", "model.obj", "model.mtl", "model.ply", "model.stl", "report.json",
@@ -93,7 +93,7 @@ def test_outputs_and_report(mv_known_run):
     assert_valid_gltf(out / "model.glb")
     g = read_glb_json(out / "model.glb")
     assert g["asset"]["generator"].startswith("medrecon")
-    assert g["asset"]["extras"]["medrecon"]["command"] == "multiview"
+    assert g["asset"]["extras"]["provenance"]["command"] == "multiview"
     mat = g["materials"][0]["pbrMetallicRoughness"]
     assert mat["metallicFactor"] == 0 and "baseColorTexture" in mat
     rep = json.loads((out / "report.json").read_text())
@@ -104,7 +104,7 @@ def test_outputs_and_report(mv_known_run):
     from pxr import Usd, UsdGeom
 
     stage = Usd.Stage.Open(str(out / "model.usdz"))
-    mesh = UsdGeom.Mesh(stage.GetPrimAtPath("/model/mesh"))
+    mesh = UsdGeom.Mesh(stage.GetPrimAtPath("/model/multiview"))
     assert len(mesh.GetFaceVertexCountsAttr().Get()) == len(res.faces)
 
 

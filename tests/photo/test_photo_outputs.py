@@ -12,7 +12,7 @@ from PIL import Image
 from helpers_gltf import assert_valid_gltf
 from medrecon.cli import main
 from medrecon.photo import PhotoOptions, run_photo
-from medrecon.texture import PBRMaterial, TexturedMesh, read_glb_json, view_to_lps, write_glb
+from medrecon.io.meshes import read_glb_json
 
 
 def _cli(args) -> int:
@@ -24,10 +24,11 @@ def _cli(args) -> int:
 
 
 def _viewer(mesh, path):
-    from medrecon.texture import sample_texture, to_surface_model
+    from medrecon.mesh import vertex_rgb
+    from medrecon.texture import to_surface_model
     from medrecon.viz.html import write_viewer
 
-    return write_viewer([to_surface_model(mesh)], path, title="photo", vertex_colors=[sample_texture(mesh)])
+    return write_viewer([to_surface_model(mesh)], path, title="photo", vertex_colors=[vertex_rgb(mesh)])
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_photo_glb_valid_textured_nonmetallic(torus_run):
     assert_valid_gltf(out / "model.glb")
     doc = read_glb_json(out / "model.glb")
     assert doc["asset"]["generator"].startswith("medrecon")
-    prov = doc["asset"]["extras"]["medrecon"]
+    prov = doc["asset"]["extras"]["provenance"]
     assert prov["command"] == "photo" and prov["parameters"]["method"] == "inflate"
     assert prov["inputs"][0]["name"] == "torus.png" and len(prov["inputs"][0]["sha256"]) == 64
     pbr = doc["materials"][0]["pbrMetallicRoughness"]
@@ -116,31 +117,6 @@ def test_photo_methods_glb_valid(tmp_path, method, photo_scene):
     res = run_photo(tmp_path / "in.png", tmp_path / "o", PhotoOptions(method=method, faces=8000, previews=False))
     assert res.qa["watertight"] and res.qa["positive_volume"]
     assert_valid_gltf(tmp_path / "o" / "model.glb")
-
-
-def test_photo_texture_module_glb_valid(tmp_path):
-    """The shared texture module alone: several meshes, RGBA texture, unlit material, no texture."""
-    v = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]], float)
-    f = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
-    uv = np.array([[0, 0], [1, 0], [0, 1], [0.5, 0.5]])
-    rgba = np.zeros((8, 8, 4), np.uint8)
-    rgba[..., 0], rgba[..., 3] = 200, 255
-    meshes = [TexturedMesh("a", view_to_lps(v), f, uv, rgba, PBRMaterial("m1", unlit=True)),
-              TexturedMesh("b", view_to_lps(v + 20), f, None, None, PBRMaterial("m2", base_color=(0.2, 0.4, 0.6))),
-              TexturedMesh("c", view_to_lps(v - 20), f, colors=np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255],
-                                                                        [128, 128, 128]], np.uint8))]
-    write_glb(meshes, tmp_path / "t.glb", asset={"generator": "medrecon test", "extras": {"medrecon": {"x": 1}}})
-    assert_valid_gltf(tmp_path / "t.glb")
-    doc = read_glb_json(tmp_path / "t.glb")
-    assert len(doc["meshes"]) == 3 and len(doc["images"]) == 1
-    col = doc["accessors"][doc["meshes"][2]["primitives"][0]["attributes"]["COLOR_0"]]
-    assert col["normalized"] and col["componentType"] == 5121
-    from medrecon.texture import write_ply
-
-    write_ply(meshes[2], tmp_path / "c.ply")
-    ply = trimesh.load(tmp_path / "c.ply", process=False)
-    assert np.array_equal(np.asarray(ply.visual.vertex_colors)[:, :3], meshes[2].colors)
-    assert doc["extensionsUsed"] == ["KHR_materials_unlit"]
 
 
 def test_photo_cli(tmp_path, photo_scene, capsys):

@@ -1,11 +1,16 @@
-"""Interrupted runs: `medrecon mesh` (and `cohort`) killed with SIGKILL at random moments leave no
-partial file under a visible name (every visible output parses completely), and a rerun into the
-same folder completes."""
+"""Interrupted runs: `medrecon mesh` (and `cohort`) killed with SIGKILL mid-run leave no partial
+file under a visible name (every visible output parses completely), and a rerun into the same
+folder completes.
+
+The kills are triggered by events, never by time: the test watches the output folder and kills
+the process when it has created or changed its k-th file there (visible outputs, hidden
+temporaries of a write in progress, the manifest), so a loaded machine only makes the runs
+slower, not the kills fewer (issue 22: every timed kill came after the run had finished)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -27,6 +32,40 @@ def _cmd(*args):
 
 def _env():
     return dict(os.environ, MEDRECON_NO_CACHE="1")
+
+
+def _snapshot(folder: Path) -> dict[str, int]:
+    """Every file under ``folder`` (hidden ones too) with its modification time (ns)."""
+    out = {}
+    for root, _, names in os.walk(folder):
+        for n in names:
+            with contextlib.suppress(OSError):
+                out[os.path.join(root, n)] = os.stat(os.path.join(root, n)).st_mtime_ns
+    return out
+
+
+def run_and_kill_at(cmd: list, folder: Path, k: int, timeout: float = 600) -> bool:
+    """Run ``cmd``; SIGKILL its process group as soon as it has created or changed ``k`` files
+    under ``folder`` (an event of the run itself). True if it was killed, False if it finished
+    first."""
+    before = _snapshot(folder)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
+                         start_new_session=True)
+    seen: set[str] = set()
+    t_end = time.monotonic() + timeout
+    try:
+        while p.poll() is None and time.monotonic() < t_end:
+            seen |= {n for n, m in _snapshot(folder).items() if before.get(n) != m}
+            if len(seen) >= k:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                return True
+            time.sleep(0.002)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    return False
 
 
 def check_complete(folder: Path) -> int:
@@ -71,23 +110,14 @@ def test_reliability_sigkill_mesh_leaves_no_partial_file(tmp_path):
     ph = P.sphere_phantom(10.0, spacing=(1.0, 1.0, 1.5), inside=600, outside=-50)
     src = tmp_path / "dicom"
     write_dicom_series(ph.volume, src)
-    t0 = time.monotonic()
     r = subprocess.run(_cmd("mesh", src, "-o", tmp_path / "ref", *ARGS), capture_output=True, env=_env(), timeout=600)
-    full = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     ref = {p.name for p in (tmp_path / "ref").iterdir() if not p.name.startswith(".")}
     assert check_complete(tmp_path / "ref") == len(ref)
-    rnd = random.Random(16)
     out = tmp_path / "killed"
     kills = 0
-    for i in range(5):
-        p = subprocess.Popen(_cmd("mesh", src, "-o", out, *ARGS), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
-        time.sleep(rnd.uniform(0.3 * full, 0.97 * full))  # imports take the first third
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            kills += 1
-        p.wait()
+    for k in (1, 2, 4, max(5, len(ref) // 2), max(6, len(ref) - 2)):  # early, in the middle, near the end
+        kills += run_and_kill_at(_cmd("mesh", src, "-o", out, *ARGS), out, k)
         check_complete(out)  # whatever is visible is whole
     assert kills >= 3
     r = subprocess.run(_cmd("mesh", src, "-o", out, *ARGS), capture_output=True, env=_env(), timeout=600)
@@ -103,15 +133,11 @@ def test_reliability_sigkill_cohort_then_rerun_completes(tmp_path):
         write_dicom_series(ph.volume, tmp_path / "studies" / s)
     args = ["cohort", tmp_path / "studies", "-o", tmp_path / "out", "--workers", "1", "--no-dashboard",
             "--progress", "plain"]
-    rnd = random.Random(7)
-    for delay in (rnd.uniform(4, 8), rnd.uniform(8, 14)):
-        p = subprocess.Popen(_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
-                             start_new_session=True)
-        time.sleep(delay)
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
+    kills = 0
+    for k in (1, 6):  # the manifest appears first; then study outputs
+        kills += run_and_kill_at(_cmd(*args), tmp_path / "out", k)
         check_complete(tmp_path / "out") if (tmp_path / "out").exists() else None
+    assert kills >= 1
     r = subprocess.run(_cmd(*args), capture_output=True, env=_env(), timeout=600)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     check_complete(tmp_path / "out")

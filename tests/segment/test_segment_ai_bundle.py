@@ -251,7 +251,7 @@ def test_unavailable_device_and_4d_input(tmp_path):
 def test_cli_segment_writes_labelmap_and_table(tmp_path, capsys):
     from medrecon.cli import main
     from medrecon.io.nifti import read_nifti, write_nifti
-    from medrecon.segment.labels import load_label_table
+    from medrecon.io.label_tables import load_label_table
 
     vol = oblique_free_phantom(seed=5)
     src = tmp_path / "ct.nii.gz"

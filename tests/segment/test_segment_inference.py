@@ -97,7 +97,7 @@ def test_progress_and_bad_arguments():
     conv = torch.nn.Conv3d(1, 2, 1)
     seen = []
     sliding_window_labels(torch.randn((1, 20, 20, 20)), conv, (10, 10, 10), overlap=0.0, device="cpu",
-                          progress=lambda d, t: seen.append((d, t)))
+                          progress=lambda ev: seen.append((ev.done, ev.total)))
     assert seen[-1] == (8, 8) and len(seen) == 2  # default batch of 4 windows
     with pytest.raises(ValueError, match="overlap"):
         sliding_window_labels(torch.randn((1, 8, 8, 8)), conv, (4, 4, 4), overlap=1.0, device="cpu")

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import shared_path
 from medrecon.errors import ConfigError
-from medrecon.segment.labels import (GROUPS, LabelInfo, load_label_table, select_structures,
-                                     write_slicer_ctbl)
+from medrecon.io.label_tables import load_label_table, write_slicer_ctbl
+from medrecon.labelmap import GROUPS, LabelInfo, select_structures
 
 
 def test_totalsegmentator_table_has_117_classes():

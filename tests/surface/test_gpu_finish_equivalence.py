@@ -2,7 +2,7 @@
 CPU fallback of the same PyTorch code (what runs on CUDA).
 
 Truth: the numpy/scipy implementations the CPU mesher uses (:mod:`medrecon.surface.qa`,
-:mod:`medrecon.surface.meshops`, :mod:`medrecon.surface.intersections`,
+:mod:`medrecon.surface.finish`, :mod:`medrecon.surface.intersections`,
 :mod:`medrecon.surface.repair`), surface by surface; the device versions take several surfaces
 at once. Surfaces are small smoothed contours of touching random blobs, with planted
 coincident points, planted intersections, an open surface and a pinched one.
@@ -17,7 +17,7 @@ from scipy import ndimage
 from medrecon.surface import device_finish as DF
 from medrecon.surface import gpu as G
 from medrecon.surface import intersections as I
-from medrecon.surface import meshops as MO
+from medrecon.surface import finish as FIN
 from medrecon.surface import qa as Q
 from medrecon.surface import repair as R
 
@@ -96,7 +96,7 @@ def test_separate_coincident_moves_what_numpy_moves():
     assert not DF.coincident_vertices(got, g).any()
     for n in range(3):
         pn = _split(p, vs, n).numpy()
-        want, k = MO.separate_coincident(pn, _local(faces, vs, fs, n))
+        want, k = FIN.separate_coincident(pn, _local(faces, vs, fs, n))
         assert k == int(moved[n])
         # moved along the same normals; where both sheets' normals agree, a random direction
         # (drawn in another order here): the same vertices moved, by at most 2 eps_mm
@@ -127,7 +127,7 @@ def test_folded_pair_is_found():
     # two triangles over one edge, folded flat onto each other
     p = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0.01, 0.9, 1e-4]], dtype=torch.float64)
     f = torch.tensor([[0, 1, 2], [1, 0, 3]])
-    want = I.folded_faces(p.numpy(), f.numpy())  # (numpy's self_intersecting_faces skips it: no box pairs)
+    want = I.self_intersecting_faces(p.numpy(), f.numpy())
     assert want.all()
     assert torch.equal(DF.self_intersecting_faces(p, f), torch.as_tensor(want))
 
@@ -150,7 +150,7 @@ def test_restore_volume_as_numpy():
     target = DF.signed_volumes(before, faces, g, 3).abs()
     got = DF.restore_volume(p, faces, g, 3, target)
     for n in range(3):
-        want = MO._restore_volume(_split(p, vs, n).numpy(), _local(faces, vs, fs, n), float(target[n]))
+        want = FIN.restore_volume(_split(p, vs, n).numpy(), _local(faces, vs, fs, n), float(target[n]))
         np.testing.assert_allclose(_split(got, vs, n).numpy(), want, rtol=0, atol=1e-9)
     np.testing.assert_allclose(DF.signed_volumes(got, faces, g, 3).numpy(), target.numpy(), rtol=1e-4)
 

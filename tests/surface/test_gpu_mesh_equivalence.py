@@ -182,7 +182,7 @@ def test_names_colours_subset_progress_and_meta():
     vol = Volume(lab, np.diag([1.0, 1.0, 2.0, 1.0]), {"kind": "labelmap"})
     seen = []
     models = G.build_surfaces_gpu(vol, {3: Info("liver", (255, 0, 0)), 1: Info("spleen", None), 9: Info("x", None)},
-                                  device="cpu", progress=lambda d, t, n: seen.append((d, t, n)))
+                                  device="cpu", progress=lambda ev: seen.append((ev.done, ev.total, ev.message)))
     assert [m.name for m in models] == ["spleen", "liver"]
     assert models[1].color == (1.0, 0.0, 0.0)
     assert seen == [(1, 2, "spleen"), (2, 2, "liver")]

@@ -231,7 +231,7 @@ def test_progress_callback_reports_each_structure():
     lab[1:4, 1:4, 1:4] = 1
     lab[5:9, 5:9, 5:9] = 2
     calls = []
-    build_surfaces(Volume(lab, np.eye(4)), None, progress=lambda d, t, n: calls.append((d, t, n)))
+    build_surfaces(Volume(lab, np.eye(4)), None, progress=lambda ev: calls.append((ev.done, ev.total, ev.message)))
     assert calls == [(1, 2, "label_1"), (2, 2, "label_2")]
 
 

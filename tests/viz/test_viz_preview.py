@@ -222,3 +222,37 @@ def test_panels_differ_from_a_blank_vtk_render():
     for name, img, _, _ in panels:
         changed = np.mean(np.any(np.abs(img.astype(int) - blank.astype(int)) > 8, axis=2))
         assert changed > 0.05, (name, changed)
+
+
+@pytest.mark.parametrize("shape", [(20, 20, 120), (120, 40, 30), (200, 200, 60)])
+def test_montage_title_never_overlaps_the_orientation_note(tmp_path, shape):
+    """Issue 22: on narrow montages (668 and 803 px wide) the title ran into the orientation note.
+    The layout keeps the two boxes apart at every width, and the rendered PNG has ink only inside
+    them in the header."""
+    from medrecon.viz.montage import header_layout
+
+    for width in (600, 668, 803, 1000, 1400):
+        w, head, (t, n) = header_layout(width, "QC montage - slices through the labels' centre at LPS "
+                                        "(-123.4, -56.7, 890.1) mm", "radiological view: patient's R on the "
+                                        "left (letters at the edges)")
+        apart = t[2] + 8 <= n[0] or t[3] <= n[1] or n[3] <= t[1]
+        assert apart, (width, t, n)
+        assert 0 <= t[0] and t[2] <= w and 0 <= n[0] and n[2] <= w and max(t[3], n[3]) <= head
+    arr = np.zeros(shape, np.float32)
+    lab = np.zeros(shape, np.uint8)
+    lab[4:-4, 4:-4, 4:-4] = 1
+    vol = Volume(arr, np.diag([1.0, 1.0, 1.0, 1.0]), {"modality": "CT"})
+    out = qc_montage(vol, Volume(lab, vol.affine), {1: ("bone", (1.0, 0.0, 0.0))}, tmp_path / "qc.png")
+    img = read_png(out)
+    _, centre, *_ = slice_panels(vol, Volume(lab, vol.affine), {1: ("bone", (1.0, 0.0, 0.0))})
+    pos = tuple(round(float(c), 1) for c in centre)
+    w, head, boxes = header_layout(img.shape[1] if img.shape[1] > 600 else 600,
+                                   f"QC montage - slices through the labels' centre at LPS {pos} mm",
+                                   "radiological view: patient's R on the left (letters at the edges)")
+    assert w == img.shape[1]
+    ink = np.any(img[:head] != np.array([14, 15, 18], np.uint8), axis=-1)
+    inside = np.zeros_like(ink)
+    for x0, y0, x1, y1 in boxes:
+        inside[y0:y1, x0:x1] = True
+        assert ink[y0:y1, x0:x1].any()  # each text is drawn where the layout put it
+    assert not (ink & ~inside).any()

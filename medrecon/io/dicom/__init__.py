@@ -8,7 +8,6 @@ maps (column, row, slice[, frame]) indices to LPS millimetres.
 """
 from __future__ import annotations
 
-from typing import Callable
 
 import numpy as np
 
@@ -19,11 +18,12 @@ from medrecon.io.dicom.pixels import read_frames, rescale
 from medrecon.io.dicom.scan import ScanResult, scan
 from medrecon.io.dicom.write import write_dicom_series
 from medrecon.volume import Volume
+from medrecon.progress import ProgressFn
 
 __all__ = ["DicomSeries", "scan_series", "load_dicom_series", "write_dicom_series"]
 
 
-def scan_series(source, progress: Callable[[int, int], None] | None = None) -> tuple[list[DicomSeries], ScanResult]:
+def scan_series(source, progress: ProgressFn | None = None) -> tuple[list[DicomSeries], ScanResult]:
     """Every series under ``source`` (folder, zip, file or list of files), headers only."""
     res = scan(source, progress=progress)
     series = group_frames(res.frames)
@@ -38,12 +38,52 @@ def scan_series(source, progress: Callable[[int, int], None] | None = None) -> t
         notes.append(f"{len(res.unreadable)} unreadable file(s) skipped")
     for s in series:
         s.warnings.extend(notes)
+        if s.is_volume:  # what load would refuse in the pixel data, from file sizes (issue 22)
+            problem = _pixel_problem(s)
+            if problem:
+                s.is_volume, s.reason = False, problem
     return series, res
+
+
+#: Transfer syntaxes whose pixel data are not encapsulated (fragments ending in a delimiter).
+_NOT_ENCAPSULATED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+
+
+def _pixel_problem(series) -> str | None:
+    """The first file of ``series`` whose pixel data ``load`` would find short, from sizes only
+    (no decoding): native data shorter than rows x columns x frames, or compressed data without
+    its closing delimiter (a truncated file). ``None`` when every plain file looks whole."""
+    import os
+
+    seen: set[str] = set()
+    for f in series.frames:
+        src = f.source
+        if src.member is not None or src.path in seen or src.path.lower().endswith(".gz"):
+            continue
+        seen.add(src.path)
+        try:
+            size = os.path.getsize(src.path)
+        except OSError as exc:
+            return f"{src.name}: cannot read file ({exc.strerror})"
+        if f.is_native and f.pixel_offset is not None:
+            need = f.frame_bytes * f.n_frames_in_file
+            if f.pixel_length is not None and f.pixel_length < need:
+                return f"{src.name}: pixel data shorter than the header says ({f.pixel_length} of {need} bytes)"
+            if f.pixel_offset + need > size:
+                return (f"{src.name}: file truncated: pixel data shorter than the header says "
+                        f"({max(0, size - f.pixel_offset)} of {need} bytes)")
+        elif f.transfer_syntax not in _NOT_ENCAPSULATED:
+            with open(src.path, "rb") as fh:
+                fh.seek(max(0, size - 1024))
+                tail = fh.read()
+            if b"\xfe\xff\xdd\xe0\x00\x00\x00\x00" not in tail:
+                return f"{src.name}: file truncated: the compressed pixel data end before their closing delimiter"
+    return None
 
 
 def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_gaps: bool = True,
                       workers: int | None = None,
-                      progress: Callable[[int, int], None] | None = None,
+                      progress: ProgressFn | None = None,
                       philips_scaling: str = "precise", allow_index_grid: bool = False) -> Volume:
     """Decode one series into a Volume (index -> LPS mm; CT in HU after rescale).
 
@@ -81,7 +121,10 @@ def load_dicom_series(series: DicomSeries, correct_tilt: bool = True, resample_g
 
 
 def _load(series, correct_tilt, resample_gaps, workers, progress, philips_scaling) -> Volume:
-    order = [i for pos in series.slices for i in pos]
+    n_pos, per = len(series.slices), series.n_per_position
+    # volume-major (every position of volume 0, then volume 1...): the (column, row, slice, volume)
+    # array is then a Fortran-ordered view of what was read, written out without another copy
+    order = [pos[t] for t in range(per) for pos in series.slices] if per > 1 else [pos[0] for pos in series.slices]
     frames = [series.frames[i] for i in order]
     stored = read_frames(frames, workers=workers, progress=progress)
     slopes = [f.slope for f in frames]
@@ -96,14 +139,13 @@ def _load(series, correct_tilt, resample_gaps, workers, progress, philips_scalin
             slopes, intercepts = [a for a, _ in si], [b for _, b in si]
     values = rescale(stored, slopes, intercepts)
     del stored
-    n_pos, per = len(series.slices), series.n_per_position
     f0 = series.frames[0]
     rows, cols = f0.rows, f0.cols
-    values = values.reshape((n_pos, per, rows, cols))
+    values = values.reshape((per, n_pos, rows, cols))
     if per == 1:
-        values = values[:, 0]
+        values = values[0]
     else:
-        values = np.moveaxis(values, 1, -1)  # (n_pos, rows, cols, T)
+        values = values.transpose(1, 2, 3, 0)  # (n_pos, rows, cols, T), a view
     warnings = [w for w in series.warnings if not w.startswith("Philips: precise")]
     if philips == "precise":
         warnings.append("Philips precise floating-point values (dcm2niix default): FP = (SV*RS+RI)/(RS*SS)")
@@ -166,20 +208,20 @@ def _load(series, correct_tilt, resample_gaps, workers, progress, philips_scalin
 
 
 def _demosaic(values: np.ndarray, mosaic) -> tuple[np.ndarray, np.ndarray]:
-    """Cut Siemens mosaic images into slices.
+    """Cut Siemens mosaic / UIH grid images into slices.
 
     ``values`` is (1, rows, cols[, T]); returns the (col, row, slice[, T]) array and its affine,
     converted from nibabel's (row, col, slice) index order to medrecon's (col, row, slice).
     """
-    from medrecon.io.dicom.group import mosaic_tiles
+    from medrecon.io.dicom.group import mosaic_grid
 
-    n, A_nib = mosaic
+    n, A_nib = mosaic[0], mosaic[1]
     img = values[0]
-    tiles = mosaic_tiles(n)
-    tr, tc = img.shape[0] // tiles, img.shape[1] // tiles
+    down, across = mosaic_grid(mosaic)
+    tr, tc = img.shape[0] // down, img.shape[1] // across
     out = np.empty((tc, tr, n) + img.shape[2:], dtype=img.dtype)
     for s in range(n):
-        r0, c0 = (s // tiles) * tr, (s % tiles) * tc
+        r0, c0 = (s // across) * tr, (s % across) * tc
         out[:, :, s] = np.swapaxes(img[r0:r0 + tr, c0:c0 + tc], 0, 1)
     A_nib = np.asarray(A_nib, dtype=np.float64)
     affine = A_nib[:, [1, 0, 2, 3]].copy()

@@ -46,7 +46,8 @@ class DicomSeries:
     slices: list[list[int]] = field(default_factory=list)  # frame indices per position (sorted)
     n_per_position: int = 1
     has_geometry: bool = True
-    mosaic: tuple | None = None   # (n_slices, 4x4 affine in (row, col, slice) order) for Siemens mosaics
+    mosaic: tuple | None = None   # (n_slices, 4x4 affine in (row, col, slice) order[, (tile rows, tile cols)]):
+    #                               a Siemens mosaic or a UIH grid
     index_grid: bool = False      # no patient geometry: loadable only on request, on an index grid
     pepolar_reversed: bool = False  # GE epi_pepolar volumes of reversed phase-encoding polarity
 
@@ -67,8 +68,8 @@ class DicomSeries:
         f0 = self.frames[0]
         out = [f0.cols, f0.rows, max(1, len(self.slices))]
         if self.mosaic is not None:
-            tiles = mosaic_tiles(self.mosaic[0])
-            out = [f0.cols // tiles, f0.rows // tiles, self.mosaic[0]]
+            down, across = mosaic_grid(self.mosaic)
+            out = [f0.cols // across, f0.rows // down, self.mosaic[0]]
         if self.n_per_position > 1:
             out.append(self.n_per_position)
         return out
@@ -122,14 +123,14 @@ class DicomSeries:
         }
 
     def label(self) -> str:
-        sn = self.series_number if self.series_number is not None else "-"
+        sn = f"series {self.series_number}" if self.series_number is not None else "no SeriesNumber,"
         extra = []
         if self.echo is not None:
             extra.append(f"TE={self.echo:g}")
         if len(self.image_type) > 2:
             extra.append("\\".join(self.image_type[2:]))
         e = f" [{', '.join(extra)}]" if extra else ""
-        return (f"#{self.index}: series {sn} {self.modality} '{self.description}'{e} "
+        return (f"#{self.index}: {sn} {self.modality} '{self.description}'{e} "
                 f"{'x'.join(map(str, self.size()))}" + ("" if self.is_volume else f" (not a volume: {self.reason})"))
 
 
@@ -138,18 +139,34 @@ def mosaic_tiles(n_slices: int) -> int:
     return int(np.ceil(np.sqrt(n_slices)))
 
 
+def mosaic_grid(mosaic: tuple) -> tuple[int, int]:
+    """(tiles down, tiles across) of a mosaic: a Siemens mosaic is square; a UIH grid is
+    ``ceil(sqrt(n))`` tiles across and as many rows of tiles as the slices need (20 -> 4 x 5)."""
+    if len(mosaic) > 2 and mosaic[2] is not None:
+        return int(mosaic[2][0]), int(mosaic[2][1])
+    t = mosaic_tiles(mosaic[0])
+    return t, t
+
+
 def _iop_cluster(frames: list[FrameHeader]) -> list[list[int]]:
     reps: list[np.ndarray | None] = []
     groups: list[list[int]] = []
+    exact: dict = {}  # an orientation met before (same bytes): its group, without comparing again
     for i, f in enumerate(frames):
+        key = None if f.iop is None else f.iop.tobytes()
+        if key in exact:
+            groups[exact[key]].append(i)
+            continue
         for g, rep in enumerate(reps):
             if (rep is None and f.iop is None) or (
                     rep is not None and f.iop is not None and np.max(np.abs(rep - f.iop)) <= IOP_TOL):
                 groups[g].append(i)
+                exact[key] = g
                 break
         else:
             reps.append(f.iop)
             groups.append([i])
+            exact[key] = len(groups) - 1
     return groups
 
 
@@ -268,43 +285,30 @@ def _split_pepolar(s: DicomSeries, n_orientations: int) -> list[DicomSeries]:
 def _analyse(s: DicomSeries, n_orientations: int) -> None:
     f0 = s.frames[0]
     if f0.samples_per_pixel != 1:
-        s.is_volume, s.reason = False, f"colour image ({f0.photometric}); only greyscale volumes are loaded"
+        s.is_volume, s.reason = False, (f"colour image ({f0.photometric}); only greyscale volumes are loaded (a "
+                                       "greyscale export of the series would be)")
     if f0.photometric == "MONOCHROME1":
         s.warnings.append("MONOCHROME1 (inverted display): values are kept as stored, not inverted")
     if _is_localizer(s.image_type):
-        s.is_volume, s.reason = False, "localizer (ImageType)"
+        s.is_volume, s.reason = False, ("localizer (ImageType LOCALIZER/SCOUT): planning images, not a "
+                                       "volume; choose the acquisition's own series")
     elif n_orientations > 1:
         s.is_volume = False
         s.reason = (f"localizer / mixed orientations: the series holds slices in {n_orientations} "
-                    f"different orientations")
+                    f"different orientations, which cannot be one volume (dcm2niix writes them image by "
+                    f"image); a series of parallel slices would load")
     if f0.mosaic and f0.extra.get("mosaic"):
         n_tiles, A = f0.extra["mosaic"]
         s.mosaic = (n_tiles, A)
         s.warnings.append(f"Siemens mosaic: {n_tiles} slices taken from the tiles (CSA header)")
     elif f0.extra.get("uih_grid"):
-        n_tiles = int(f0.extra["uih_grid"])
-        sp = f0.spacing_between or f0.slice_thickness
-        if f0.ipp is None or f0.iop is None or f0.pixel_spacing is None or not sp:
-            s.is_volume = False
-            s.reason = (f"UIH grid of {n_tiles} slices without " +
-                        ("SpacingBetweenSlices/SliceThickness: the slice spacing cannot be derived" if not sp
-                         else "ImagePositionPatient/Orientation/PixelSpacing: the grid cannot be derived"))
-        else:
-            # UIH: the position is that of the first tile (no Siemens mosaic shift, as dcm2niix);
-            # tiles follow the normal (row direction x column direction) at the slice spacing
-            r, c, n = normal_from_iop(f0.iop)
-            A = np.eye(4)
-            A[:3, 0] = c * f0.pixel_spacing[0]
-            A[:3, 1] = r * f0.pixel_spacing[1]
-            A[:3, 2] = n * sp
-            A[:3, 3] = f0.ipp
-            s.mosaic = (n_tiles, A)
-            s.warnings.append(f"UIH grid: {n_tiles} slices taken from the tiles (0065,1050)")
+        _uih_grid(s, f0)
     elif f0.mosaic:
         # a mosaic loaded as one 2D image would be a grid that is not the patient's: refuse
         s.is_volume = False
         s.reason = ("mosaic image (ImageType MOSAIC) without a readable Siemens CSA header: the number "
-                    "of slices and their geometry cannot be derived")
+                    "of slices and their geometry cannot be derived; loadable from files that keep the "
+                    "CSA header (0029,1010), which some anonymisers strip")
     if f0.ipp is None or f0.iop is None or f0.pixel_spacing is None or any(f.ipp is None for f in s.frames):
         s.has_geometry = False
         order = sorted(range(len(s.frames)), key=lambda i: (s.frames[i].instance or 0, s.frames[i].frame or 0))
@@ -312,7 +316,8 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
         if f0.extra.get("no_frame_positions"):
             s.is_volume = False
             s.reason = ("frames carry no per-frame position (no functional groups, no private positions): "
-                        "the slice grid cannot be derived")
+                        "the slice grid cannot be derived; loadable from files that keep their per-frame "
+                        "positions")
         elif len(s.frames) > 1 and s.is_volume:
             # never a silent index grid: loadable only when asked (allow_index_grid)
             s.is_volume = False
@@ -339,11 +344,16 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
     if len(counts) > 1:
         s.is_volume = False
         s.reason = (f"unequal number of images per slice position ({min(counts)} to {max(counts)}); "
-                    "cannot be stacked")
+                    "cannot be stacked; loadable when every position has the same number of images "
+                    "(a file missing, or two acquisitions in one series?)")
     per = max(counts)
 
     def within(i):
         f = s.frames[i]
+        if f.n_frames_in_file > 1 and f.frame is not None:
+            # enhanced / multi-frame objects: volumes in the order of the frames in the file (as
+            # dcm2niix: a Philips ASL file holds all label volumes, then all control volumes)
+            return (0.0, 0.0, f.instance or 0, f.frame)
         return (f.temporal if f.temporal is not None else 0.0,
                 f.trigger_time if f.trigger_time is not None else 0.0,
                 f.instance or 0, f.frame or 0)
@@ -363,3 +373,44 @@ def _analyse(s: DicomSeries, n_orientations: int) -> None:
     if f0.gantry_tilt and abs(f0.gantry_tilt) > 0.01 and not s.geometry.tilted and len(s.slices) > 1:
         s.warnings.append(f"GantryDetectorTilt says {f0.gantry_tilt:g} deg but the slice positions are "
                           "not sheared (nothing to correct)")
+
+
+def _uih_grid(s: DicomSeries, f0: FrameHeader) -> None:
+    """UIH grid ("VFRAME" saved by slice): ``n`` slices tiled ``ceil(sqrt(n))`` across; tile ``k``
+    lies at the ImagePositionPatient of item ``k`` of the private per-tile sequence (0065,1051)
+    (the position of the first tile when the file has one of its own; no Siemens mosaic shift, as
+    dcm2niix), tiles follow the normal at the spacing of those positions (else
+    SpacingBetweenSlices/SliceThickness)."""
+    n_tiles = int(f0.extra["uih_grid"])
+    across = mosaic_tiles(n_tiles)
+    down = -(-n_tiles // across)
+    positions = (f0.extra.get("grid") or {}).get("positions")
+    sp = f0.spacing_between or f0.slice_thickness
+    missing = [name for name, v in (("ImageOrientationPatient", f0.iop), ("PixelSpacing", f0.pixel_spacing),
+                                    ("ImagePositionPatient or per-tile positions (0065,1051)", f0.ipp))
+               if v is None]
+    if not missing and not positions and not sp:
+        missing.append("SpacingBetweenSlices/SliceThickness (the slice spacing)")
+    if missing:
+        s.is_volume = False
+        s.reason = (f"UIH grid of {n_tiles} slices without {', '.join(missing)}: the slice grid cannot be "
+                    "derived; loadable when the files carry them (dcm2niix needs them too)")
+        return
+    if f0.rows % down or f0.cols % across:
+        s.is_volume = False
+        s.reason = (f"UIH grid of {n_tiles} slices in a {f0.rows}x{f0.cols} image: not a whole number of "
+                    f"{down}x{across} tiles; loadable when the image holds whole tiles")
+        return
+    r, c, n = normal_from_iop(f0.iop)
+    A = np.eye(4)
+    A[:3, 0] = c * f0.pixel_spacing[0]
+    A[:3, 1] = r * f0.pixel_spacing[1]
+    if positions is not None and len(positions) == n_tiles and n_tiles > 1:
+        first, last = np.asarray(positions[0], float), np.asarray(positions[-1], float)
+        A[:3, 2] = (last - first) / (n_tiles - 1)
+        A[:3, 3] = first
+    else:
+        A[:3, 2] = n * sp
+        A[:3, 3] = f0.ipp
+    s.mosaic = (n_tiles, A, (down, across))
+    s.warnings.append(f"UIH grid: {n_tiles} slices taken from {down}x{across} tiles (0065,1050)")

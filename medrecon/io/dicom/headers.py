@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydicom.dataset import Dataset
 
 from medrecon.io.dicom.rawvalues import get_float, get_floats, get_int, get_str, get_strs
 from medrecon.io.dicom.source import Source
@@ -148,6 +147,7 @@ def _common(ds: Dataset, src: Source, offset: int | None, pixel_length: int | No
             "skip": ds.__dict__.get("_medrecon_skip", 0),
             "mosaic": _mosaic_geometry(ds) if "MOSAIC" in image_type else None,
             "uih_grid": uih_grid,
+            **({"grid": vendor.uih_grid_facts(ds, uih_grid)} if uih_grid else {}),
             "pe_dir": get_str(ds, "InPlanePhaseEncodingDirection").upper(),
             "pepolar": vendor.ge_pepolar(ds) if manufacturer.startswith("GE") else None,
             "philips_ss": vendor.philips_scale_slope(ds) if "PHILIPS" in manufacturer else None,
@@ -167,7 +167,7 @@ def _mosaic_geometry(ds: Dataset):
             logging.getLogger("nibabel").setLevel(logging.ERROR)
             from nibabel.nicom import dicomwrappers
 
-            w = dicomwrappers.wrapper_from_data(ds)
+            w = dicomwrappers.wrapper_from_data(ds.full() if hasattr(ds, "full") else ds)
             if not isinstance(w, dicomwrappers.MosaicWrapper):
                 return None
             n = int(w.n_mosaic)
@@ -197,6 +197,10 @@ def _classic_frames(ds: Dataset, common: dict, n_frames: int) -> list[FrameHeade
         trigger_time=get_float(ds, "TriggerTime"),
         stack_id=None,
     )
+    grid = common["extra"].get("grid")
+    if base["ipp"] is None and grid and grid.get("positions"):
+        # a UIH grid saved by slice: the first tile's position (0065,1051) places the grid
+        base["ipp"] = np.array(grid["positions"][0], dtype=np.float64)
     if n_frames <= 1:
         return [FrameHeader(frame=None, n_frames_in_file=1, **common, **base)]
     # multi-frame without functional groups (e.g. NM, US, old multi-frame CT, UIH VFRAME):

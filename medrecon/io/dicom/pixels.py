@@ -16,7 +16,7 @@ import multiprocessing as mp
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from medrecon.errors import DicomError
 from medrecon.io.dicom.headers import FrameHeader
 from medrecon.io.dicom.scan import read_dataset
 from medrecon.io.dicom.source import Source
+from medrecon.progress import ProgressEvent, ProgressFn
 
 __all__ = ["read_frames", "rescale", "fix_bits", "default_workers", "TRANSFER_SYNTAX_NAMES"]
 
@@ -114,6 +115,9 @@ def _read_native(fh: FrameHeader, frames: Sequence[FrameHeader]) -> np.ndarray:
     return arr[idx] if len(idx) != arr.shape[0] or idx != list(range(arr.shape[0])) else arr
 
 
+_PREADV = hasattr(os, "preadv")
+
+
 def _read_singles_into(frames, singles, shape, place) -> np.ndarray | None:
     """Native single-frame files read with ``readinto`` into one array (same checks and errors
     as :func:`_read_native`), BitsStored fixed once, then placed. When the files are all the
@@ -132,9 +136,16 @@ def _read_singles_into(frames, singles, shape, place) -> np.ndarray | None:
             raise DicomError(f"pixel data shorter than the header says ({fh.pixel_length} of {need} bytes)",
                              fh.source.name)
         try:
-            with open(fh.source.path, "rb") as f:
-                f.seek(fh.pixel_offset)
-                got = f.readinto(memoryview(buf[k]).cast("B"))
+            if _PREADV:  # one system call, no Python file object (thousands of small files)
+                fd = os.open(fh.source.path, os.O_RDONLY)
+                try:
+                    got = os.preadv(fd, [memoryview(buf[k]).cast("B")], fh.pixel_offset)
+                finally:
+                    os.close(fd)
+            else:  # pragma: no cover - platforms without preadv
+                with open(fh.source.path, "rb") as f:
+                    f.seek(fh.pixel_offset)
+                    got = f.readinto(memoryview(buf[k]).cast("B"))
         except OSError as exc:
             raise DicomError(f"cannot read file ({exc.strerror})", fh.source.name) from exc
         if got < need:
@@ -157,7 +168,8 @@ def _decode_with_pydicom(src: Source, frame_idx: Sequence[int | None], ts: str) 
         raise DicomError("not readable as DICOM any more", name)
     ds, _ = res
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise DicomError("no pixel data in file (truncated?)", name)
+        raise DicomError("no pixel data in file: the object has image attributes but no PixelData (cut "
+                         "short, or exported without pixels); loadable from a complete copy", name)
     tsname = TRANSFER_SYNTAX_NAMES.get(ts, ts)
     n = int(ds.get("NumberOfFrames", 1) or 1)
     out = []
@@ -248,7 +260,7 @@ def _fork_ok() -> bool:
 
 
 def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                progress: ProgressFn | None = None) -> np.ndarray:
     """Decode ``frames`` (in the given order) into one array of stored values.
 
     Returns an array shaped ``(n, rows, cols)`` (``(n, rows, cols, samples)`` for colour) holding
@@ -258,9 +270,11 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
     if not frames:
         raise DicomError("no frames to decode")
     checked = set()
-    for fr in frames:  # one check per file: nothing impossible reaches a codec or an allocation
-        if fr.source not in checked:
-            checked.add(fr.source)
+    for fr in frames:  # every distinct header checked: nothing impossible reaches a codec or an allocation
+        key = (fr.photometric, fr.samples_per_pixel, fr.rows, fr.cols, fr.bits_allocated, fr.bits_stored,
+               fr.high_bit, fr.transfer_syntax)
+        if key not in checked:
+            checked.add(key)
             check_codec_header(fr)
     f0 = frames[0]
     shape = (f0.rows, f0.cols) + ((f0.samples_per_pixel,) if f0.samples_per_pixel > 1 else ())
@@ -291,7 +305,7 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
         out[positions] = arr
         done += len(positions)
         if progress is not None:
-            progress(done, total)
+            progress(ProgressEvent("decoding", done, total, "frame"))
 
     singles = [(src, pos) for src, pos in native_jobs
                if len(pos) == 1 and frames[pos[0]].n_frames_in_file == 1 and frames[pos[0]].samples_per_pixel == 1]
@@ -302,7 +316,7 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
         whole = _read_singles_into(frames, singles, shape, place)
         if whole is not None:
             if progress is not None:
-                progress(total, total)
+                progress(ProgressEvent("decoding", total, total, "frame"))
             return whole
         done_src = {src for src, _ in singles}
         native_jobs = [j for j in native_jobs if j[0] not in done_src]

@@ -13,8 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import RawDataElement
+from medrecon.io.dicom.fastparse import KEYWORDS, TAG_VR, RawElem
 
 __all__ = ["raw_get", "get_str", "get_float", "get_int", "get_floats", "get_strs"]
 
@@ -28,9 +27,34 @@ def _tag(key) -> int:
         return key
     t = _TAGS.get(key)
     if t is None:
-        t = int(tag_for_keyword(key))
+        kt = KEYWORDS.get(key)
+        if kt is not None:
+            t = kt[0]
+        else:
+            from pydicom.datadict import tag_for_keyword
+
+            t = int(tag_for_keyword(key))
         _TAGS[key] = t
     return t
+
+
+def _is_raw(elem) -> bool:
+    """A raw element (ours, or pydicom's RawDataElement: pydicom is only asked when loaded)."""
+    if elem.__class__ is RawElem:
+        return True
+    import sys
+
+    mod = sys.modules.get("pydicom.dataelem")
+    return mod is not None and isinstance(elem, mod.RawDataElement)
+
+
+def _vr_of(tag: int) -> str:
+    vr = TAG_VR.get(tag)
+    if vr is None:
+        from pydicom.datadict import dictionary_VR
+
+        vr = dictionary_VR(tag)
+    return vr
 
 
 def _little(ds) -> bool:
@@ -38,6 +62,15 @@ def _little(ds) -> bool:
     if enc and enc[1] is not None:
         return bool(enc[1])
     return bool(getattr(ds, "is_little_endian", True) if getattr(ds, "is_little_endian", None) is not None else True)
+
+
+def _plain(v):
+    """pydicom's converted values as plain Python: a MultiValue (several values) becomes a list,
+    as the raw path gives it (an element converted earlier, e.g. by nibabel reading a Siemens CSA
+    header, must read the same as one still raw)."""
+    if v.__class__.__name__ == "MultiValue":
+        return list(v)
+    return v
 
 
 def raw_get(ds, key, default=None) -> Any:
@@ -50,18 +83,18 @@ def raw_get(ds, key, default=None) -> Any:
         elem = ds._dict.get(tag)
     except AttributeError:
         elem = ds.get(tag) if hasattr(ds, "get") else None
-        if elem is not None and hasattr(elem, "value") and not isinstance(elem, RawDataElement):
-            return elem.value
+        if elem is not None and hasattr(elem, "value") and not _is_raw(elem):
+            return _plain(elem.value)
     if elem is None:
         return default
-    if elem.__class__ is not RawDataElement and not isinstance(elem, RawDataElement):
-        return elem.value
+    if not _is_raw(elem):
+        return _plain(elem.value)
     vr = elem.VR
     if vr is None or vr in ("UN", ""):
         try:
-            vr = dictionary_VR(tag)
+            vr = _vr_of(tag)
         except KeyError:
-            return ds[tag].value
+            return _plain(ds[tag].value)
     raw = elem.value
     if raw is None:
         return default if vr not in _STR_VRS else ""
@@ -79,7 +112,7 @@ def raw_get(ds, key, default=None) -> Any:
         little = elem.is_little_endian if elem.is_little_endian is not None else _little(ds)
         vals = struct.unpack(("<" if little else ">") + fmt * n, raw[: n * size])
         return vals[0] if n == 1 else list(vals)
-    return ds[tag].value
+    return _plain(ds[tag].value)
 
 
 def get_str(ds, key, default: str = "") -> str:

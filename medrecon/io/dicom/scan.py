@@ -16,15 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from medrecon.errors import DicomError, InputError
 from medrecon.io.dicom.headers import FrameHeader, headers_from_dataset
 from medrecon.io.dicom.rawvalues import get_int, get_str
 from medrecon.io.dicom.sop_classes import NonImageObject, non_image_kind, sop_class_name, sop_class_of
 from medrecon.io.dicom.source import _GZ_MAGIC, Source
+from medrecon.progress import ProgressEvent
 
 __all__ = ["Source", "FrameHeader", "ScanResult", "discover", "scan", "read_dataset"]
 
@@ -54,7 +52,7 @@ class ScanResult:
 # discovery
 # --------------------------------------------------------------------------------------------
 def _is_zip(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() == ".zip" and zipfile.is_zipfile(path)
+    return path.suffix.lower() == ".zip" and path.is_file() and zipfile.is_zipfile(path)
 
 
 class _Found(list):
@@ -92,15 +90,15 @@ def discover(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[So
             for n in sorted(names):
                 if n.startswith(".") or n.upper() in _SKIP_NAMES:
                     continue
-                p = Path(root) / n
-                if os.path.islink(p) and os.path.exists(p) and not is_inside(p, path):
+                p = os.path.join(root, n)
+                if os.path.islink(p) and os.path.exists(p) and not is_inside(Path(p), path):
                     # symbolic links are not followed out of the input folder
-                    files.refused.append(str(p))
+                    files.refused.append(p)
                     continue
-                if _is_zip(p):
+                if n.lower().endswith(".zip") and _is_zip(Path(p)):
                     files.extend(discover(p))
                 else:
-                    files.append(Source(str(p)))
+                    files.append(Source(p))
         if not files and not files.refused:
             raise InputError("folder is empty (no files found)", path)
         return files
@@ -123,6 +121,9 @@ def discover(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[So
 # --------------------------------------------------------------------------------------------
 #: Read plain little-endian files with :mod:`medrecon.io.dicom.fastparse` (pydicom otherwise).
 FAST_HEADERS = True
+#: Take a file's header from the previous file of its series when only per-image values differ
+#: (:mod:`medrecon.io.dicom.template`).
+SERIES_TEMPLATE = True
 
 
 def _looks_like_image_dataset(ds: Dataset) -> bool:
@@ -130,6 +131,8 @@ def _looks_like_image_dataset(ds: Dataset) -> bool:
 
 
 def _parse(fp, force: bool, stop_before_pixels: bool) -> Dataset:
+    import pydicom  # only for files the fast reader leaves to pydicom (its import is costly)
+
     ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=force)
     # touch the tags we need so that lazily raised parsing errors surface here
     for t in (0x00280010, 0x0020000E):
@@ -165,6 +168,8 @@ def read_dataset(src: Source, stop_before_pixels: bool = True) -> tuple[Dataset,
                     if fast is not None:
                         return fast
                     fh.seek(0)
+                from pydicom.errors import InvalidDicomError
+
                 try:
                     ds = _parse(fh, force=not has_preamble, stop_before_pixels=stop_before_pixels)
                     offset = fh.tell() if stop_before_pixels else None
@@ -183,6 +188,8 @@ def read_dataset(src: Source, stop_before_pixels: bool = True) -> tuple[Dataset,
                 return ds, offset
     data = src.read_bytes()
     has_preamble = data[128:132] == b"DICM"
+    from pydicom.errors import InvalidDicomError
+
     try:
         ds = _parse(io.BytesIO(data), force=not has_preamble, stop_before_pixels=stop_before_pixels)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError,
@@ -251,16 +258,17 @@ NOT_DICOM_SUFFIXES = (
 )
 
 
-def read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
+def read_headers(src: Source, keep: list | None = None) -> tuple[list[FrameHeader], str, object]:
     """Headers of one candidate file (any parser failure, ``BaseException`` subclasses from
-    compiled parsers included, becomes a one-line :class:`DicomError` naming the file)."""
+    compiled parsers included, becomes a one-line :class:`DicomError` naming the file). The
+    dataset read is appended to ``keep`` when given."""
     from medrecon.io.limits import guard
 
     with guard(src.name, "corrupt or truncated DICOM file"):
-        return _read_headers(src)
+        return _read_headers(src, keep)
 
 
-def _read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
+def _read_headers(src: Source, keep: list | None = None) -> tuple[list[FrameHeader], str, object]:
     """Headers of one candidate file. Returns ``(frames, status, info)`` with status 'image',
     'non-image' (a DICOM object that is not an image, identified by SOP Class UID; ``info`` is a
     :class:`~medrecon.io.dicom.sop_classes.NonImageObject`), 'unreadable' (cannot be opened:
@@ -279,6 +287,8 @@ def _read_headers(src: Source) -> tuple[list[FrameHeader], str, object]:
     if res is None:
         return [], "not-dicom", None
     ds, offset = res
+    if keep is not None:
+        keep.append(ds)
     sop = sop_class_of(ds)
     kind = non_image_kind(sop, has_pixels="Rows" in ds)
     if kind is not None:
@@ -376,6 +386,10 @@ def _is_gz(path: str) -> bool:
         return False
 
 
+#: Geometry/rescale values already checked (files of one series repeat them).
+_CHECKED: set = set()
+
+
 def _check_frames(ds: Dataset, frames: list, name: str) -> None:
     """Refuse geometry and rescale values that would propagate NaN/inf or a singular grid, and
     a RescaleSlope of 0 (every voxel would be the intercept)."""
@@ -391,6 +405,8 @@ def _check_frames(ds: Dataset, frames: list, name: str) -> None:
         if key in seen:
             continue
         seen.add(key)
+        if key in _CHECKED:  # the same values passed in another file of this run
+            continue
         check_orientation(f.iop, name)
         check_finite(f.ipp, "ImagePositionPatient", name)
         check_finite(f.pixel_spacing, "PixelSpacing", name, positive=True)
@@ -399,6 +415,9 @@ def _check_frames(ds: Dataset, frames: list, name: str) -> None:
         if f.slice_thickness is not None:
             check_finite(f.slice_thickness, "SliceThickness", name)
         check_finite([f.slope, f.intercept], "RescaleSlope/RescaleIntercept", name)
+        if len(_CHECKED) > 4096:
+            _CHECKED.clear()
+        _CHECKED.add(key)
         if len(seen) > 64:
             break
     if get_float(ds, "RescaleSlope") == 0:
@@ -415,7 +434,9 @@ def _expects_pixels(ds: Dataset) -> bool:
     if not sop:
         return False
     try:
-        name = pydicom.uid.UID(str(sop)).name
+        from pydicom.uid import UID
+
+        name = UID(str(sop)).name
     except Exception:  # noqa: BLE001
         return False
     return "Image Storage" in name and "Presentation" not in name
@@ -425,8 +446,24 @@ def _expects_pixels(ds: Dataset) -> bool:
 PARALLEL_SCAN_MIN_FILES = 256
 
 
+def _read_series(srcs) -> "Iterator":
+    """``read_headers`` over ``srcs`` in order; a file laid out like the previous one of its series
+    takes its header from it (:mod:`medrecon.io.dicom.template`), the others are read in full."""
+    from medrecon.io.dicom.template import SeriesTemplate
+
+    tmpl = SeriesTemplate() if FAST_HEADERS and SERIES_TEMPLATE else None
+    for src in srcs:
+        res = tmpl.headers(src) if tmpl is not None else None
+        if res is None:
+            keep: list = []
+            res = read_headers(src, keep)
+            if tmpl is not None:
+                tmpl.learn(src, res[0], res[1], keep[0] if keep else None)
+        yield res
+
+
 def _read_chunk(srcs: list[Source]) -> list[tuple[list[FrameHeader], str, object]]:
-    return [read_headers(src) for src in srcs]
+    return list(_read_series(srcs))
 
 
 def _read_all(files: list[Source], progress, workers: int | None):
@@ -449,10 +486,10 @@ def _read_all(files: list[Source], progress, workers: int | None):
     parallel = (workers > 1 and len(files) >= PARALLEL_SCAN_MIN_FILES and sys.platform.startswith("linux")
                 and "fork" in mp.get_all_start_methods() and not mp.current_process().daemon)
     if not parallel:
-        for i, src in enumerate(files):
-            yield read_headers(src)
+        for i, res in enumerate(_read_series(files)):
+            yield res
             if progress is not None:
-                progress(i + 1, len(files))
+                progress(ProgressEvent("reading headers", i + 1, len(files), "file"))
         return
     from concurrent.futures import ProcessPoolExecutor
 
@@ -465,7 +502,7 @@ def _read_all(files: list[Source], progress, workers: int | None):
             yield from results
             done += len(chunk)
             if progress is not None:
-                progress(done, len(files))
+                progress(ProgressEvent("reading headers", done, len(files), "file"))
 
 
 def scan(source, progress=None, workers: int | None = None) -> ScanResult:

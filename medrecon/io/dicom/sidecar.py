@@ -127,6 +127,10 @@ def _csa_value(ds, key: str):
     import warnings
 
     ds = getattr(ds, "_ds", ds)  # a _Flat view: the CSA header lives in the dataset itself
+    if hasattr(ds, "has_group"):  # a header read without pydicom: no CSA header, no pydicom
+        if not ds.has_group(0x0029):
+            return None
+        ds = ds.full()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -153,14 +157,9 @@ def _siemens_positive(ds) -> int | None:
 def philips_scaling(ds) -> dict[str, float] | None:
     """Philips scale factors: RescaleSlope/Intercept (display), private scale slope (2005,100E),
     RealWorldValue slope/intercept; None when the private scale slope is absent."""
-    ss = None
-    for tag in ((0x2005, 0x100E),):
-        el = ds.get(tag)
-        if el is not None:
-            v = el.value
-            if isinstance(v, (bytes, bytearray)) and len(v) >= 4:
-                v = struct.unpack("<f", bytes(v[:4]))[0]
-            ss = _f(v[0] if isinstance(v, (list, tuple)) else v)
+    from medrecon.io.dicom.vendor import philips_scale_slope  # the one (2005,100E) reader
+
+    ss = philips_scale_slope(ds)
     pvt = None
     shared = ds.get("SharedFunctionalGroupsSequence")
     pf = ds.get("PerFrameFunctionalGroupsSequence")
@@ -172,10 +171,7 @@ def philips_scaling(ds) -> dict[str, float] | None:
     rs = _f(src.get("RescaleSlope"))
     ri = _f(src.get("RescaleIntercept"))
     if ss is None and pvt is not None:
-        el = pvt.get((0x2005, 0x100E))
-        if el is not None:
-            ss = _f(el.value if not isinstance(el.value, (bytes, bytearray))
-                    else struct.unpack("<f", bytes(el.value[:4]))[0])
+        ss = philips_scale_slope(pvt)
     if ss is None or ss == 0:
         return None
     rwv = ds.get("RealWorldValueMappingSequence")
@@ -298,8 +294,9 @@ def _echo_spacing(ds, recon_pe: int | None, accel: float | None) -> dict[str, fl
     elif man == "Siemens":
         el = ds.get((0x0019, 0x1028))  # BandwidthPerPixelPhaseEncode (Hz)
         bw = _f(el.value) if el is not None and not isinstance(el.value, (bytes, bytearray)) else None
-        if bw is None:
-            bw = _f(ds.get("BandwidthPerPixelPhaseEncode"))  # (0018,9058), enhanced MR
+        if bw is None:  # XA enhanced: private per-frame item (0021,11FE) -> (0021,1153)
+            el = ds.get((0x0021, 0x1153))
+            bw = _f(el.value) if el is not None and not isinstance(el.value, (bytes, bytearray)) else None
         if bw and recon_pe:
             ees = 1.0 / (bw * recon_pe)
     if ees is None or not recon_pe:
@@ -312,6 +309,13 @@ def _slice_timing(datasets: list, man: str) -> list[float] | None:
     if not datasets:
         return None
     ds0 = datasets[0]
+    if man == "UIH":
+        from medrecon.io.dicom.vendor import uih_grid_facts, uih_grid_slices
+
+        n = uih_grid_slices(ds0)
+        t = uih_grid_facts(ds0, n).get("times") if n else None
+        if t:  # one AcquisitionTime per tile (0065,1051)
+            return [_num_out(x - min(t)) for x in t]
     if man == "Siemens" and "MOSAIC" in [str(x).upper() for x in (ds0.get("ImageType") or [])]:
         el = ds0.get((0x0019, 0x1029))
         if el is not None and el.value is not None and not isinstance(el.value, (bytes, bytearray)):
@@ -386,7 +390,7 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
     put("MRAcquisitionType", _s(ds.get("MRAcquisitionType")))
     put("SeriesDescription", _s(ds.get("SeriesDescription")))
     put("ProtocolName", _s(ds.get("ProtocolName")))
-    put("ScanningSequence", _s(ds.get("ScanningSequence")))
+    put("ScanningSequence", _s(ds.get("ScanningSequence")) or _enhanced_scanning_sequence(ds))
     put("SequenceVariant", _s(ds.get("SequenceVariant")))
     put("ScanOptions", _s(ds.get("ScanOptions")))
     seq_name = _s(ds.get("SequenceName"))
@@ -460,6 +464,11 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
             if seq and "MRModifierSequence" in seq[0]:
                 accel = _f(seq[0].MRModifierSequence[0].get("ParallelReductionFactorInPlane"))
     sc.update(_echo_spacing(ds, recon_pe, accel))
+    if man == "UIH" and "TotalReadoutTime" not in sc:
+        seq = ds.get((0x0065, 0x1051))  # per-tile items: AcquisitionDuration (ms) of the readout, as dcm2niix
+        dur = _f(seq.value[0].get("AcquisitionDuration")) if seq is not None and seq.value else None
+        if dur:
+            sc["TotalReadoutTime"] = _num_out(dur / 1000.0)
     put("PixelBandwidth", _num_out(_f(ds.get("PixelBandwidth"))))
     sc.update(_phase_encoding(ds, 1 if polarity_reversed else None))
     st = _slice_timing(dss, man)
@@ -483,6 +492,17 @@ def sidecar_from_datasets(datasets: Iterable, *, image_type: Iterable[str] | Non
     sc["ConversionSoftware"] = CONVERSION_SOFTWARE
     sc["ConversionSoftwareVersion"] = str(_v)
     return sc
+
+
+def _enhanced_scanning_sequence(ds) -> str:
+    """ScanningSequence of an enhanced MR object, from EchoPulseSequence and
+    EchoPlanarPulseSequence (as dcm2niix): EP (gradient-echo EPI), SE\\EP, SE, GR, SE\\GR."""
+    echo = _s(ds.get("EchoPulseSequence")).upper()
+    epi = _s(ds.get("EchoPlanarPulseSequence")).upper() == "YES"
+    base = {"SPIN": "SE", "GRADIENT": "GR", "BOTH": "SE\\GR"}.get(echo, "")
+    if epi:
+        return "SE\\EP" if base == "SE" else "EP"
+    return base
 
 
 def _timing_value(ds, key: str):
@@ -536,6 +556,75 @@ def sidecar_for_series(series, philips_scaling: str | None = "precise") -> dict[
     extra: dict[str, Any] = {}
     if series.series_number is not None:
         extra["SeriesNumber"] = int(series.series_number)
+    if series.echo is not None and series.echo > 0:  # this series' echo (multi-echo enhanced objects)
+        extra["EchoTime"] = _num_out(series.echo / 1000.0)
+    extra.update(_series_timing(series, dss, firsts))
+    if series.mosaic is not None:  # a mosaic / UIH grid: the reconstructed matrix is one tile's
+        cols, rows = series.size()[:2]
+        rc = str(series.frames[0].extra.get("pe_dir") or "")
+        if rc in ("ROW", "COL"):
+            extra["ReconMatrixPE"] = rows if rc == "COL" else cols
     itype = list(series.image_type)
     return sidecar_from_datasets(dss, image_type=itype, polarity_reversed=series.pepolar_reversed,
                                  philips=philips, extra=extra)
+
+
+def _series_timing(series, dss: list, firsts: list) -> dict[str, Any]:
+    """SliceTiming and RepetitionTime facts that need more than the first file (see
+    :mod:`medrecon.io.dicom.slicetiming`): per-frame times of enhanced objects, the next volume's
+    mosaic times when the first volume's exceed TR, inference from the vendor's slice order, and
+    Philips' TR of a multi-dynamic series from (2005,10A0) (dynamic scan begin times)."""
+    from medrecon.io.dicom import slicetiming
+    from medrecon.io.dicom.scan import read_dataset
+
+    ds0 = dss[0]
+    man = manufacturer_short(str(ds0.get("Manufacturer", "")))
+    tr = _f(_timing_value(_Flat(ds0), "RepetitionTime"))
+    out: dict[str, Any] = {}
+    st = _slice_timing(dss, man)
+    if st and tr and max(st) >= tr / 1000.0 and series.mosaic is not None and len(series.slices) == 1:
+        st = None
+        for i in series.slices[0][1:3]:  # the first volume's times are not of one TR: the next volume's
+            res = read_dataset(series.frames[i].source, stop_before_pixels=True)
+            t = _slice_timing([res[0]], man) if res is not None else None
+            if t and max(t) < tr / 1000.0:
+                st = t
+                break
+        out["SliceTiming"] = st
+    if st is None and all(f.frame is not None for f in firsts) and firsts and firsts[0].n_frames_in_file > 1:
+        by_src: dict = {}
+        for f in firsts:
+            by_src.setdefault(f.source, []).append(f.frame)
+        if len(by_src) == 1:
+            t = slicetiming.frame_times(ds0, next(iter(by_src.values())))
+            st = out["SliceTiming"] = [_num_out(x) for x in t] if t else None
+    if st is None:
+        t = slicetiming.inferred_slice_timing(series, ds0, man)
+        if t:
+            out["SliceTiming"] = [_num_out(x) for x in t]
+    if "SliceTiming" in out and not out["SliceTiming"]:
+        del out["SliceTiming"]
+    if man == "Philips" and series.n_per_position > 1 and series.slices:
+        vols = [series.frames[i] for i in series.slices[0]]
+        last = read_dataset(vols[-1].source, stop_before_pixels=True) if vols[-1].source != vols[0].source else (ds0,)
+        t = [_philips_dynamic_time(ds, f.frame) for ds, f in ((ds0, vols[0]), (last[0] if last else None, vols[-1]))]
+        if None not in t and t[1] > t[0]:
+            out["RepetitionTime"] = _num_out((t[1] - t[0]) / (len(vols) - 1))
+    return out
+
+
+def _philips_dynamic_time(ds, frame: int | None) -> float | None:
+    """Philips dynamic scan begin time (2005,10A0), s: top level, or in the frame's private item."""
+    if ds is None:
+        return None
+    cands = [ds]
+    pf = ds.get("PerFrameFunctionalGroupsSequence") if frame is not None else None
+    if pf and frame < len(pf):
+        priv = pf[frame].get((0x2005, 0x140F))
+        if priv is not None and priv.value:
+            cands.insert(0, priv.value[0])
+    for c in cands:
+        el = c.get((0x2005, 0x10A0))
+        if el is not None and not isinstance(el.value, (bytes, bytearray)) and _f(el.value) is not None:
+            return _f(el.value)
+    return None

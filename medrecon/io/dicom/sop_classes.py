@@ -103,6 +103,13 @@ def sop_class_of(ds) -> str:
     return str(sop or "").strip()
 
 
+#: Image storage SOP classes met every day (CT, MR, their enhanced and legacy-converted forms,
+#: PET, NM, CR/DX, XA/RF, US, secondary capture); names checked against pydicom by the tests.
+_IMAGE_UIDS = frozenset("1.2.840.10008.5.1.4.1.1." + s for s in (
+    "1", "1.1", "2", "2.1", "2.2", "3.1", "4", "4.1", "4.3", "4.4", "6.1", "7", "7.1", "7.2", "7.3", "7.4",
+    "12.1", "12.2", "20", "128", "128.1", "130"))
+
+
 def is_segmentation(uid: str) -> bool:
     return str(uid) in SEGMENTATION_UIDS
 
@@ -124,6 +131,8 @@ def non_image_kind(uid: str, has_pixels: bool | None = None) -> str | None:
         non-image object of kind ``"unknown SOP class <uid>"``.
     """
     uid = str(uid or "").strip()
+    if uid in _IMAGE_UIDS:
+        return None  # the common image classes, answered without pydicom's UID dictionary
     if uid in _EXPLICIT:
         return _EXPLICIT[uid]
     if uid in SEGMENTATION_UIDS:

@@ -6,9 +6,12 @@ series as dcm2niix does, and scale Philips values.
   0 none, 1 all, 2 odd volumes (1-based: reverse first, then forward...), 3 even volumes. A
   reversed volume is stored mirrored along the phase-encoding axis; dcm2niix flips it back and
   gives it its own series (series number + 1000, unless every volume is reversed).
-* **UIH grid (mosaic)**: ``(0065,1050)`` NumberOfImagesInGrid slices tiled in a square grid;
-  unlike a Siemens mosaic the position (IPP) is that of the first tile (dcm2niix applies the
-  Siemens mosaic shift to Siemens only).
+* **UIH grid (mosaic)**: ``(0065,1050)`` NumberOfImagesInGrid slices tiled ``ceil(sqrt(n))``
+  across; unlike a Siemens mosaic the position (IPP) is that of the first tile (dcm2niix applies
+  the Siemens mosaic shift to Siemens only). Files saved "by slice" (ImageType ``VFRAME``) carry
+  no ImagePositionPatient of their own: the private sequence ``(0065,1051)`` holds one item per
+  tile with its ImagePositionPatient and AcquisitionTime; the b-value is ``(0065,1009)`` and the
+  gradient direction ``(0065,1037)``, in the image's (column, row, slice) axes.
 * **Per-frame positions in private tags** (e.g. UIH ``VFRAME`` multi-frame objects): a private
   sequence with one item per frame, each holding ImagePositionPatient.
 * **Derived images** (ImageType DERIVED, or TRACEW/ADC/FA/EXP/ISOTROPIC...): never a volume of the
@@ -23,7 +26,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["ge_pepolar", "pepolar_reversed", "uih_grid_slices", "private_frame_positions",
+__all__ = ["ge_pepolar", "pepolar_reversed", "uih_grid_slices", "uih_grid_facts", "private_frame_positions",
            "is_derived", "derived_key", "DERIVED_TOKENS", "philips_scale_slope", "philips_precise",
            "is_uih", "is_philips", "is_ge"]
 
@@ -103,6 +106,41 @@ def uih_grid_slices(ds) -> int | None:
     except (TypeError, ValueError):
         return None
     return n if n > 1 else None
+
+
+def _tm_seconds(v) -> float | None:
+    """DICOM TM ``HHMMSS.frac`` as seconds of the day."""
+    t = str(v or "").strip()
+    try:
+        return int(t[0:2]) * 3600 + int(t[2:4] or 0) * 60 + float(t[4:] or 0)
+    except ValueError:
+        return None
+
+
+def uih_grid_facts(ds, n_tiles: int) -> dict:
+    """What a UIH grid file says about its tiles: ``positions`` (ImagePositionPatient of each
+    tile, from the private per-tile sequence), ``times`` (their AcquisitionTime, s of the day),
+    ``bval`` (0065,1009) and ``bvec`` (0065,1037); missing facts are left out."""
+    out: dict = {}
+    pos = private_frame_positions(ds, n_tiles)
+    if pos is not None:
+        out["positions"] = [p.tolist() for p in pos]
+        for el in ds:
+            if el.tag.group % 2 == 1 and el.VR == "SQ" and el.value is not None and len(el.value) == n_tiles:
+                t = [_tm_seconds(it.get("AcquisitionTime")) for it in el.value]
+                if all(x is not None for x in t):
+                    out["times"] = t
+                break
+    b = _private(ds, 0x0065, 0x1009)
+    g = _private(ds, 0x0065, 0x1037)
+    try:
+        if b is not None and not isinstance(b, str):
+            out["bval"] = float(b[0] if isinstance(b, (list, tuple)) or type(b).__name__ == "MultiValue" else b)
+        if g is not None and not isinstance(g, str) and len(g) == 3:
+            out["bvec"] = [float(x) for x in g]
+    except (TypeError, ValueError):
+        pass
+    return out
 
 
 def private_frame_positions(ds, n_frames: int) -> list[np.ndarray] | None:

@@ -1,5 +1,6 @@
 """VTK XML PolyData (``.vtp``): one structure per file; FieldData ``SPACE``, ``Name``, ``Color``,
-``Generator`` and (optionally) ``Provenance``. Written and read with VTK."""
+``Generator`` and (optionally) ``Provenance``; point data ``RGB`` when the model has vertex colours
+or a texture (sampled per vertex). Written and read with VTK."""
 from __future__ import annotations
 
 import json
@@ -9,12 +10,19 @@ import numpy as np
 
 from medrecon.errors import InputError, MeshError
 from medrecon.io.atomic import atomic_path
+from medrecon.io.meshes.registry import WriteOptions, register_format
 from medrecon.labelmap import color_for
-from medrecon.mesh import SurfaceModel
-from medrecon.orientation import from_space
+from medrecon.mesh import SurfaceModel, vertex_rgb
+from medrecon.orientation import from_space, to_space
 from medrecon.version import generator
 
-__all__ = ["write_vtp", "read_vtp"]
+__all__ = ["write_vtp", "read_vtp", "write_vtp_file"]
+
+
+def write_vtp_file(models, path: Path, options: WriteOptions) -> list[Path]:
+    (m,) = models
+    write_vtp(m, to_space(m.vertices, options.space), Path(path), options.space, options.provenance)
+    return [Path(path)]
 
 
 def write_vtp(m: SurfaceModel, v: np.ndarray, path: Path, space: str, provenance: dict | None) -> None:
@@ -48,6 +56,10 @@ def write_vtp(m: SurfaceModel, v: np.ndarray, path: Path, space: str, provenance
     for c in m.color:
         col.InsertNextValue(float(c))
     fd.AddArray(col)
+    if m.vertex_colors is not None or m.has_texture:
+        rgb = ns.numpy_to_vtk(np.ascontiguousarray(vertex_rgb(m)), deep=True)
+        rgb.SetName("RGB")
+        pd.GetPointData().SetScalars(rgb)
     with atomic_path(path) as tmp:
         w = vtkXMLPolyDataWriter()
         w.SetFileName(str(tmp))
@@ -94,3 +106,7 @@ def read_vtp(path: Path) -> list[SurfaceModel]:
     color = tuple(np.asarray(color, float).ravel()[:3]) if color is not None and np.size(color) >= 3 else None
     v = from_space(v, str(space).upper())
     return [SurfaceModel(str(name), v, conn, color or color_for(0))]
+
+
+register_format("vtp", (".vtp",), write=write_vtp_file, read=read_vtp,
+                description="VTK XML PolyData, one file per structure (ParaView, 3D Slicer)")

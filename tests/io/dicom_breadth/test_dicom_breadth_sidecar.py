@@ -199,3 +199,24 @@ def test_sidecar_beside_cli_output_and_opt_out(tmp_path):
     run(["convert", str(src), "--series", "#1", "-o", str(tmp_path / "b.nii.gz"), "--no-sidecar"])
     assert (tmp_path / "b.nii.gz").exists() and not (tmp_path / "b.json").exists()
     shutil.rmtree(tmp_path)
+
+
+def test_xa_enhanced_fields_as_dcm2niix():
+    """Siemens XA enhanced MR: ScanningSequence from EchoPulseSequence/EchoPlanarPulseSequence,
+    echo spacing from the private per-frame BandwidthPerPixelPhaseEncode (0021,1153), SliceTiming
+    from each frame's FrameAcquisitionDateTime: the values dcm2niix wrote."""
+    import json
+
+    from medrecon.io.dicom import scan_series
+    from medrecon.io.dicom.sidecar import sidecar_for_series
+
+    folder = shared_path("dicom_enhanced_multiframe_dcm_qa_enh", "dicom", "Siemens_XA10")
+    ref = json.loads(shared_path("dicom_enhanced_multiframe_dcm_qa_enh", "ref_upstream",
+                                 "Siemens_REST1_w_SMS_PF7-8_6.json").read_text())
+    series, _ = scan_series(str(folder))
+    sc = sidecar_for_series(series[0])
+    assert sc["ScanningSequence"] == ref["ScanningSequence"] == "EP"
+    for key in ("EffectiveEchoSpacing", "TotalReadoutTime"):
+        assert abs(sc[key] - ref[key]) <= 1e-4 * ref[key], key
+    assert len(sc["SliceTiming"]) == len(ref["SliceTiming"])
+    assert max(abs(a - b) for a, b in zip(sc["SliceTiming"], ref["SliceTiming"])) < 1e-3
