@@ -18,9 +18,10 @@ every step works on the global numbering and sorts carry the surface number in t
   pairs in batches, so memory stays bounded.
 * :func:`relax_self_intersections`: smoothing undone around intersecting triangles, halving
   per round, re-checking only the surfaces that still had hits.
-* :func:`compute_qa`: the figures of :func:`medrecon.surface.qa.compute_qa` (topology from
-  sorted half-edge keys, fans and pieces by pointer-jumping connected components, volume, area,
-  bounding box, welded topology) for every surface at once; one list of dicts comes back.
+* :func:`compute_qa` (from :mod:`medrecon.surface.device_qa`): the figures of
+  :func:`medrecon.surface.qa.compute_qa` for every surface at once, one dict per surface.
+* :func:`finish_surfaces`: the one finishing chain (:func:`medrecon.surface.finish.finish_surface`
+  dispatches here when given tensors), these steps in its order; decimation on CPU threads.
 
 The numpy implementations stay the reference: ``tests/surface/test_gpu_finish_equivalence.py``
 checks the same coincident sets, the same intersecting triangles (planted intersections
@@ -32,15 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from medrecon.surface.device_qa import (_cross, _cross_terms, _group_bbox, _ones_group, _t,  # noqa: F401
+                                        compute_qa, coincident_vertices, face_groups, signed_volumes,
+                                        surface_areas, topology_qa, vertex_normals)
+
 __all__ = ["pack", "face_groups", "vertex_normals", "coincident_vertices", "separate_coincident",
            "signed_volumes", "surface_areas", "restore_volume", "self_intersecting_faces",
            "relax_self_intersections", "topology_qa", "compute_qa", "finish_surfaces"]
-
-
-def _t():
-    import torch
-
-    return torch
 
 
 # --------------------------------------------------------------------------- packing
@@ -59,69 +58,6 @@ def pack(meshes, device) -> tuple[Any, Any, Any, list[int], list[int]]:
     g = np.repeat(np.arange(len(meshes)), nv)
     return (torch.as_tensor(p, device=device), torch.as_tensor(f, device=device),
             torch.as_tensor(g, device=device), vstart, fstart)
-
-
-def face_groups(faces, vgroup):
-    """Surface number of each face (that of its first vertex)."""
-    return vgroup[faces[:, 0]] if faces.shape[0] else vgroup[:0]
-
-
-def _ones_group(n: int, device):
-    torch = _t()
-    return torch.zeros(n, dtype=torch.int64, device=device)
-
-
-# --------------------------------------------------------------------------- geometry
-def _cross(u, v):
-    """Row-wise cross product written out as numpy's ``np.cross`` computes it (no fused
-    multiply-add), so that degenerate triangles give exactly numpy's zero normals."""
-    torch = _t()
-    return torch.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1], u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
-                        u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], 1)
-
-
-def _cross_terms(points, faces):
-    a = points[faces[:, 0]]
-    return a, _cross(points[faces[:, 1]] - a, points[faces[:, 2]] - a)
-
-
-def vertex_normals(points, faces):
-    """Area-weighted unit vertex normals (zero where a vertex has no area around it); as
-    :func:`medrecon.mesh.vertex_normals`."""
-    torch = _t()
-    _, fn = _cross_terms(points, faces)
-    vn = torch.zeros_like(points)
-    for col in range(3):
-        vn.index_add_(0, faces[:, col], fn)
-    norm = torch.linalg.norm(vn, dim=1, keepdim=True)
-    return vn / torch.where(norm > 0, norm, torch.ones_like(norm))
-
-
-def _group_bbox(points, vgroup, n_groups: int):
-    torch = _t()
-    idx = vgroup[:, None].expand(-1, 3)
-    lo = torch.full((n_groups, 3), float("inf"), dtype=points.dtype, device=points.device)
-    hi = torch.full((n_groups, 3), float("-inf"), dtype=points.dtype, device=points.device)
-    return lo.scatter_reduce(0, idx, points, "amin"), hi.scatter_reduce(0, idx, points, "amax")
-
-
-def signed_volumes(points, faces, vgroup, n_groups: int):
-    """Enclosed volume per surface (G,) float64, positive for outward faces; each surface
-    centred on its bounding box first (as the numpy QA does, for precision)."""
-    torch = _t()
-    lo, hi = _group_bbox(points, vgroup, n_groups)
-    c = ((lo + hi) / 2)[vgroup]
-    a, cr = _cross_terms(points - c, faces)
-    out = torch.zeros(n_groups, dtype=torch.float64, device=points.device)
-    return out.index_add_(0, face_groups(faces, vgroup), (a * cr).sum(1).to(torch.float64)) / 6.0
-
-
-def surface_areas(points, faces, vgroup, n_groups: int):
-    """Total triangle area per surface (G,) float64."""
-    torch = _t()
-    _, cr = _cross_terms(points, faces)
-    out = torch.zeros(n_groups, dtype=torch.float64, device=points.device)
-    return out.index_add_(0, face_groups(faces, vgroup), 0.5 * torch.linalg.norm(cr, dim=1).to(torch.float64))
 
 
 def restore_volume(points, faces, vgroup, n_groups: int, target, active=None):
@@ -143,26 +79,6 @@ def restore_volume(points, faces, vgroup, n_groups: int, target, active=None):
 
 
 # --------------------------------------------------------------------------- coincident points
-def coincident_vertices(points, vgroup=None):
-    """(V,) bool: vertices whose float32 position equals another's of the same surface (as
-    :func:`medrecon.surface.qa.coincident_vertices`, all surfaces in one sort)."""
-    torch = _t()
-    n = points.shape[0]
-    out = torch.zeros(n, dtype=torch.bool, device=points.device)
-    if n < 2:
-        return out
-    g = _ones_group(n, points.device) if vgroup is None else vgroup
-    bits = (points.to(torch.float32) + 0.0).contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    k1 = g * (1 << 32) + bits[:, 0]
-    k2 = bits[:, 1] * (1 << 32) + bits[:, 2]
-    o = torch.sort(k2, stable=True).indices
-    o = o[torch.sort(k1[o], stable=True).indices]
-    same = (k1[o][1:] == k1[o][:-1]) & (k2[o][1:] == k2[o][:-1])
-    out[o[1:][same]] = True
-    out[o[:-1][same]] = True
-    return out
-
-
 def separate_coincident(points, faces, vgroup=None, n_groups: int | None = None, eps_mm: float = 1e-3):
     """Move apart distinct vertices of one surface that share a float32 position
     (:func:`medrecon.surface.finish.separate_coincident`): each by ``eps_mm`` along its own
@@ -210,8 +126,9 @@ def _candidate_pairs(points, faces, fsel, fgroup, normals, chunk: int, focus=Non
     """Pairs (a, b), a < b, of the faces ``fsel`` (global face numbers, one or more whole
     surfaces) whose boxes overlap and that share no vertex, one vertex where the normals are
     more than 90 degrees apart, or an edge where they are folded onto each other (the rules of
-    :func:`medrecon.surface.intersections.self_intersecting_faces`). Each pair comes once: it is taken in the grid cell that holds the low
-    corner of the two boxes' overlap. ``focus`` (F,) bool: only pairs with a face in it."""
+    :func:`medrecon.surface.intersections.self_intersecting_faces`). Each pair comes once: it
+    is taken in the grid cell that holds the low corner of the two boxes' overlap. ``focus``
+    (F,) bool: only pairs with a face in it."""
     torch = _t()
     dev = points.device
     f = faces[fsel]
@@ -355,27 +272,6 @@ def _narrow(points, faces, pairs, eps_pair):
     return hit
 
 
-def folded_faces(points, faces, cos_limit: float = -0.99):
-    """(F,) bool: faces folded onto a neighbour across a shared edge
-    (:func:`medrecon.surface.intersections.folded_faces`)."""
-    torch = _t()
-    out = torch.zeros(faces.shape[0], dtype=torch.bool, device=points.device)
-    if faces.shape[0] < 2:
-        return out
-    fn = _face_normals(points, faces)
-    a = faces.reshape(-1)
-    b = faces[:, [1, 2, 0]].reshape(-1)
-    n = int(points.shape[0]) + 1
-    key = torch.minimum(a, b) * n + torch.maximum(a, b)
-    ks, order = torch.sort(key, stable=True)
-    same = (ks[1:] == ks[:-1]).nonzero().squeeze(1)
-    fa, fb = order[same] // 3, order[same + 1] // 3
-    bad = (fn[fa] * fn[fb]).sum(1) < cos_limit
-    out[fa[bad]] = True
-    out[fb[bad]] = True
-    return out
-
-
 def self_intersecting_faces(points, faces, vgroup=None, n_groups: int | None = None, *,
                             groups=None, focus=None, chunk_faces: int = 2_000_000, pair_batch: int = 4_000_000):
     """(F,) bool: faces that cut through another face of the same surface
@@ -471,160 +367,6 @@ def relax_self_intersections(points, before, faces, vgroup=None, n_groups: int |
     return pts, info
 
 
-# --------------------------------------------------------------------------- topology
-def _components(n: int, u, v):
-    """Connected components of the graph on ``n`` nodes with edges (u, v): the smallest node of
-    each node's component (hooking of roots to the smaller root, then pointer jumping)."""
-    torch = _t()
-    parent = torch.arange(n, device=u.device)
-    for _ in range(200):
-        pu, pv = parent[u], parent[v]
-        diff = pu != pv
-        if not bool(diff.any()):
-            break
-        lo, hi = torch.minimum(pu, pv)[diff], torch.maximum(pu, pv)[diff]
-        parent = parent.scatter_reduce(0, hi, lo, "amin")
-        for _ in range(64):
-            pp = parent[parent]
-            if bool((pp == parent).all()):
-                break
-            parent = pp
-    return parent
-
-
-def topology_qa(faces, vgroup, n_groups: int) -> list[dict[str, Any]]:
-    """:func:`medrecon.surface.qa.topology_qa` of every surface (faces with global vertex
-    numbers; ``vertices`` counts every vertex of the surface, used or not)."""
-    torch = _t()
-    dev = faces.device
-    nv = vgroup.shape[0]
-    nvert = torch.bincount(vgroup, minlength=n_groups)
-    nf = faces.shape[0]
-    if nf == 0:
-        return [_empty_topology(int(x)) for x in nvert.tolist()]
-    fg = face_groups(faces, vgroup)
-    ntri = torch.bincount(fg, minlength=n_groups)
-    a = faces.reshape(-1)
-    b = faces[:, [1, 2, 0]].reshape(-1)
-    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
-    key = (lo * nv + hi) * 2 + (a > b).to(torch.int64)
-    ks, order = torch.sort(key)
-    edge = ks >> 1
-    dirn = ks & 1
-    h = ks.numel()
-    start = torch.ones(h, dtype=torch.bool, device=dev)
-    start[1:] = edge[1:] != edge[:-1]
-    starts = start.nonzero().squeeze(1)
-    counts = torch.diff(torch.cat([starts, torch.tensor([h], device=dev)]))
-    eg = vgroup[lo[order[starts]]]
-    nedge = torch.bincount(eg, minlength=n_groups)
-    not2 = torch.bincount(eg[counts != 2], minlength=n_groups)
-    over2 = torch.bincount(eg[counts > 2], minlength=n_groups)
-    two = starts[counts == 2]
-    same_dir = dirn[two] == dirn[two + 1]
-    bad_dir = torch.bincount(eg[counts == 2][same_dir], minlength=n_groups)
-    watertight = not2 == 0
-    edge_manifold = over2 == 0
-    oriented = watertight & (bad_dir == 0)
-    # fans: corners linked across every two-triangle edge; one component per fan
-    h1, h2 = order[two], order[two + 1]
-
-    def second(x):
-        return 3 * (x // 3) + (x % 3 + 1) % 3
-
-    same = a[h1] == a[h2]
-    u = torch.cat([h1, second(h1)])
-    v = torch.cat([torch.where(same, h2, second(h2)), torch.where(same, second(h2), h2)])
-    croot = _components(3 * nf, u, v)
-    fans = torch.bincount(vgroup[a[croot == torch.arange(3 * nf, device=dev)]], minlength=n_groups)
-    used = torch.zeros(nv, dtype=torch.bool, device=dev)
-    used[a] = True
-    nused = torch.bincount(vgroup[used], minlength=n_groups)
-    vertex_manifold = edge_manifold & (fans == nused)
-    # pieces: vertices linked by edges
-    vroot = _components(nv, a, b)
-    is_root = used & (vroot == torch.arange(nv, device=dev))
-    comps = torch.bincount(vgroup[is_root], minlength=n_groups)
-    rows = torch.stack([ntri, nvert, watertight.long(), oriented.long(), edge_manifold.long(),
-                        vertex_manifold.long(), comps, nvert - nedge + ntri], 1).tolist()
-    out = []
-    for t, n, w, o, em, vm, c, eu in rows:
-        if t == 0:
-            out.append(_empty_topology(n))
-            continue
-        out.append({"triangles": t, "vertices": n, "watertight": bool(w), "consistently_oriented": bool(o),
-                    "edge_manifold": bool(em), "vertex_manifold": bool(vm), "manifold": bool(em and vm),
-                    "components": c, "euler_characteristic": eu})
-    return out
-
-
-def _empty_topology(n: int) -> dict[str, Any]:
-    return {"triangles": 0, "vertices": n, "watertight": False, "consistently_oriented": False,
-            "edge_manifold": True, "vertex_manifold": True, "manifold": False, "components": 0,
-            "euler_characteristic": n}
-
-
-def _welded(points, faces, vgroup, n_groups: int, dup) -> dict[int, dict[str, Any]]:
-    """Welded topology (identical float32 positions merged) of the surfaces that have
-    coincident vertices (:func:`medrecon.surface.qa.welded_qa`)."""
-    torch = _t()
-    groups = torch.bincount(vgroup[dup], minlength=n_groups) > 0
-    if not bool(groups.any()):
-        return {}
-    bits = (points.to(torch.float32) + 0.0).contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    key = torch.stack([vgroup, bits[:, 0], bits[:, 1], bits[:, 2]], 1)
-    uniq, inv = torch.unique(key, dim=0, return_inverse=True)
-    wg = uniq[:, 0]
-    w = inv[faces]
-    w = w[(w[:, 0] != w[:, 1]) & (w[:, 1] != w[:, 2]) & (w[:, 0] != w[:, 2])]
-    w = w[groups[wg[w[:, 0]]]]
-    topo = topology_qa(w, wg, n_groups)
-    nuniq = torch.bincount(wg, minlength=n_groups)
-    ncoin = (torch.bincount(vgroup, minlength=n_groups) - nuniq).tolist()
-    out = {}
-    for q in groups.nonzero().squeeze(1).tolist():
-        t = topo[q]
-        out[q] = {"coincident_vertices": int(ncoin[q]), "watertight_welded": bool(t["watertight"]),
-                  "manifold_welded": bool(t["manifold"])}
-    return out
-
-
-def compute_qa(points, faces, vgroup, n_groups: int, *, voxel_volume_mm3=None,
-               smoothing_displacement_mm=None) -> list[dict[str, Any]]:
-    """:func:`medrecon.surface.qa.compute_qa` of every surface: one dict per surface, the same
-    fields and rounding. ``voxel_volume_mm3`` and ``smoothing_displacement_mm``: sequences
-    (one value per surface) or None."""
-    torch = _t()
-    topo = topology_qa(faces, vgroup, n_groups)
-    vol = signed_volumes(points, faces, vgroup, n_groups).tolist()
-    area = surface_areas(points, faces, vgroup, n_groups).tolist()
-    lo, hi = _group_bbox(points.to(torch.float64), vgroup, n_groups)
-    lo, hi = lo.tolist(), hi.tolist()
-    welded = _welded(points, faces, vgroup, n_groups, coincident_vertices(points, vgroup))
-    out = []
-    for q in range(n_groups):
-        d = dict(topo[q])
-        if d["triangles"] == 0 or d["vertices"] == 0:
-            d.update(mesh_volume_mm3=0.0, surface_area_mm2=0.0, bbox_mm=[[0.0] * 3, [0.0] * 3])
-        else:
-            d.update(mesh_volume_mm3=round(float(vol[q]), 3), surface_area_mm2=round(float(area[q]), 3),
-                     bbox_mm=[[round(float(x), 3) for x in lo[q]], [round(float(x), 3) for x in hi[q]]])
-        if d["triangles"] == 0:
-            d.update(coincident_vertices=0, watertight_welded=False, manifold_welded=False)
-        elif q in welded:
-            d.update(welded[q])
-        else:
-            d.update(coincident_vertices=0, watertight_welded=d["watertight"], manifold_welded=d["manifold"])
-        if voxel_volume_mm3 is not None:
-            vv = float(voxel_volume_mm3[q])
-            d["voxel_volume_mm3"] = round(vv, 3)
-            d["volume_diff_pct"] = round(100.0 * (d["mesh_volume_mm3"] - vv) / vv, 3) if vv > 0 else None
-        if smoothing_displacement_mm is not None:
-            d["smoothing_max_displacement_mm"] = round(float(smoothing_displacement_mm[q]), 4)
-        out.append(d)
-    return out
-
-
 # --------------------------------------------------------------------------- the chain, batched
 def finish_surfaces(points, faces, before, group, n_groups: int, *, smoothed: bool, reduction: float = 0.0,
                     target_volume_mm3=None, voxel_volume_mm3=None, with_qa: bool = True,
@@ -694,10 +436,8 @@ def _decimate_on_host(points, faces, group, ng: int, reduction: float, decimate,
     from concurrent.futures import ThreadPoolExecutor
 
     torch = _t()
-    if decimate is None:
-        from medrecon.surface.finish import CPU_STEPS
-
-        decimate = CPU_STEPS.decimate
+    if decimate is None:  # the chain's CPU step (finish.CPU_STEPS.decimate)
+        from medrecon.surface.decimate import decimate_closed as decimate
     vcount = torch.bincount(group, minlength=ng).tolist()
     fcount = torch.bincount(face_groups(faces, group), minlength=ng).tolist()
     vstart, fstart = np.r_[0, np.cumsum(vcount)], np.r_[0, np.cumsum(fcount)]
