@@ -1,38 +1,38 @@
 """End to end on one GPU: CT -> every structure of a whole-body network -> STL files on disk.
 
-Setup (written into ``--workdir``), two networks of the same graph and cost:
+Set-up (written into ``--workdir``, timed: ``setup_s``, meant to stay under 10 s on the GPU
+machine): a wholeBody_ct_segmentation-sized MONAI bundle (SegResNet, 105 output channels) and a
+512 x 512 x 300 int16 CT at 0.8 x 0.8 x 1.5 mm, uncompressed NIfTI. Two networks of the same
+graph and cost:
 
-* ``random``: a wholeBody_ct_segmentation-sized MONAI bundle (SegResNet, 105 channels, random
-  weights) on a 512 x 512 x 300 int16 CT-like NIfTI at 0.8 x 0.8 x 1.5 mm (smooth random
-  field), both from ``benchmarks/bench_segment_e2e.py``. Its label map is noise-like: about
-  2 triangles per voxel (1.9 M triangles on a 128 x 128 x 60 crop, so of the order of 150 M
-  for the whole CT, several GB of STL), far more than any real segmentation; run it with
-  ``--networks random --skip cpu`` to time the network inside the whole command;
-* ``confident``: the same bundle with its weights set to a 16-level intensity quantiser
+* ``confident`` (default): the bundle's weights set to a 16-level intensity quantiser
   (``bench_inference.make_confident``) on an anatomy-like CT (the 104 smooth structures of
-  ``bench_gpu_mesh.wholebody_labels`` at 16 HU levels): a label map of realistic complexity
-  (window seams included).
+  ``bench_gpu_mesh.wholebody_labels`` at 16 HU levels): a label map of realistic complexity;
+* ``random``: random weights on a smooth random field (``bench_segment_e2e``); its label map is
+  noise-like (of the order of 150 M triangles for the whole CT): ``--networks random``.
 
-Every timed run is a **fresh Python process**, timed by this script from process start to exit
-(interpreter start, imports, CUDA start-up, model load and all file I/O included: what a user
-waits for):
+Every timed run is a **fresh Python process**; ``wall_s`` is from the spawn (interpreter start,
+imports, CUDA start-up, model load, all file I/O) to its exit and ``last_stl_s`` from the spawn
+to the modification time of the last STL written (the goal: at most 3 s with the kernels from
+the on-disk cache):
 
-``lib-compiled-first``  load -> ``segment_volume(compile=True)`` -> GPU meshing of every
-                        structure -> binary STL per structure + report, with empty on-disk
-                        compile caches (TorchInductor's FX graph / AOTAutograd caches and
-                        Triton's kernel cache under ``--workdir``): the first-ever run;
-``lib-compiled-cached`` the same in new processes that find those caches filled (x2);
-``lib-eager``           the same without ``torch.compile``;
-``cli``                 ``python -m medrecon mesh CT --bundle B --device cuda --no-preview``
-                        (the command as shipped: eager segmentation; meshing on the GPU
-                        where the pipeline hands ``--device`` to the mesher).
+``cli-compiled-first``  ``python -m medrecon mesh CT --bundle B --device cuda --compile
+                        --no-preview`` with empty compile caches (TorchInductor's FX graph /
+                        AOTAutograd caches and Triton's kernels under ``--workdir``): the
+                        first-ever run on a machine;
+``cli-compiled-cached`` the same in new processes that find the caches filled (x ``--cached-runs``);
+``cli-eager``           the same with ``--no-compile``;
+``lib-compiled-cached`` the library calls of the command (load, ``segment_volume``,
+                        ``build_surfaces_gpu``, ``write_models``) with seconds per stage; it
+                        saves the label map for:
 
-Side by side, on the label map the eager run wrote (same machine): the CPU mesher
+Side by side on that label map, in this process: the CPU mesher
 (:func:`medrecon.surface.mesher.build_surfaces`: VTK discrete flying edges + windowed sinc per
 structure, threads on every core; the TotalSegmentator/Slicer-style CPU meshing) plus the same
-STL writer, and the GPU mesher on that label map inside one warm process, with agreement.
+STL writer, against the warm GPU mesher, with agreement.
 
-Run on a GPU machine from the repository root::
+Run on a GPU machine from the repository root (``benchmarks/prepare_gpu_machine.sh`` gives the
+one command that installs what the machine lacks and runs this and ``bench_gpu_mesh.py``)::
 
     python benchmarks/bench_gpu_e2e.py --workdir /tmp/e2e --out bench_gpu_e2e.json
 """
@@ -102,11 +102,25 @@ def child(args) -> None:
     Path(args.child_json).write_text(json.dumps(st, default=float))
 
 
-def spawn(name: str, cmd: list[str], env: dict, res: dict, child_json: Path | None = None) -> None:
+def spawn(name: str, cmd: list[str], env: dict, res: dict, child_json: Path | None = None,
+          outdir: Path | None = None) -> None:
+    t_wall = time.time()
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    entry = {"wall_s": wall, "rc": p.returncode}
+    entry: dict = {"wall_s": wall, "rc": p.returncode}
+    if outdir is not None:
+        stl = list(Path(outdir).glob("*.stl"))
+        if stl:
+            entry["last_stl_s"] = max(f.stat().st_mtime for f in stl) - t_wall
+            entry["stl_files"] = len(stl)
+            entry["stl_mb"] = sum(f.stat().st_size for f in stl) / 1e6
+        rep = Path(outdir) / "report.json"
+        if rep.exists():
+            try:
+                entry["report_timings_s"] = json.loads(rep.read_text()).get("timings_s")
+            except (ValueError, OSError):
+                pass
     if child_json is not None and child_json.exists():
         entry["stages"] = json.loads(child_json.read_text())
         child_json.unlink()
@@ -114,10 +128,11 @@ def spawn(name: str, cmd: list[str], env: dict, res: dict, child_json: Path | No
         entry["stderr_tail"] = p.stderr[-3000:]
     res[name] = entry
     stages = entry.get("stages", {})
-    print(f"{name}: {wall:.2f} s wall (rc {p.returncode})"
+    print(f"{name}: {wall:.2f} s wall, last STL at {entry.get('last_stl_s', float('nan')):.2f} s (rc {p.returncode})"
           + (f"; imports {stages['imports']:.2f}, load {stages['load']:.2f}, segment {stages['segment']:.2f}, "
              f"mesh {stages['mesh']:.2f}, write {stages['write']:.2f}; {stages['structures']} structures, "
-             f"{stages['triangles']:,} triangles, {stages['stl_mb']:.0f} MB STL" if stages else ""), flush=True)
+             f"{stages['triangles']:,} triangles, {stages['stl_mb']:.0f} MB STL" if stages else "")
+          + (f"; report timings {entry['report_timings_s']}" if entry.get("report_timings_s") else ""), flush=True)
     if p.returncode != 0:
         print(p.stderr[-3000:], flush=True)
 
@@ -127,14 +142,10 @@ def main() -> None:
     ap.add_argument("--workdir", default="/tmp/medrecon_gpu_e2e")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--out", help="JSON file for every figure")
-    ap.add_argument("--skip", default="", help="comma list of runs to skip (e.g. cli,cpu)")
+    ap.add_argument("--skip", default="", help="comma list of runs to skip: first, cached, eager, lib, cpu")
     ap.add_argument("--cached-runs", type=int, default=2)
-    ap.add_argument("--side-by-side", default="confident",
-                    help="networks whose label map is also meshed by the CPU mesher (side by side)")
-    ap.add_argument("--small", action="store_true", help="smoke test: 128 x 128 x 60 crop of the CT")
-    ap.add_argument("--networks", default="confident",
-                    help="bundles to run: random (random weights) and/or confident (same SegResNet, "
-                         "weights set to a 16-level intensity quantiser: anatomy-like label maps)")
+    ap.add_argument("--small", action="store_true", help="smoke test: 128 x 128 x 60 CT")
+    ap.add_argument("--networks", default="confident", help="confident and/or random (see above)")
     # child mode
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ct")
@@ -148,36 +159,30 @@ def main() -> None:
     if args.child:
         child(args)
         return
-
-    from bench_segment_e2e import ct_volume, wholebody_bundle
-
+    t_setup = time.perf_counter()
     from medrecon.io.volumes import save_volume
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
-    ct = work / "ct.nii.gz"
-    bundle = work / "wholebody_bundle"
-    t0 = time.perf_counter()
-    ct_anat = work / "ct_anatomy.nii.gz"
-    if not ct.exists():
-        v = ct_volume()
-        if args.small:
-            v = v.with_array(np.ascontiguousarray(v.array[192:320, 192:320, 120:180]))
-        save_volume(v, ct)
-    if not ct_anat.exists():
-        save_volume(anatomy_ct(args.small), ct_anat)
-    if not (bundle / "models" / "model.pt").exists():
-        wholebody_bundle(bundle)
-    confident = work / "wholebody_confident_bundle"
-    if not (confident / "models" / "model.pt").exists():
-        confident_bundle(confident)
-    print(f"setup: {time.perf_counter() - t0:.1f} s ({ct}, {bundle}, {confident})", flush=True)
+    nets = [n for n in args.networks.split(",") if n]
+    inputs = {}
+    for net in nets:
+        ct = work / f"ct_{net}{'_small' if args.small else ''}.nii"
+        bundle = work / f"wholebody_{net}_bundle"
+        if not ct.exists():
+            save_volume(anatomy_ct(args.small) if net == "confident" else random_ct(args.small), ct)
+        if not (bundle / "models" / "model.pt").exists():
+            (confident_bundle if net == "confident" else _random_bundle)(bundle)
+        inputs[net] = (ct, bundle)
+    setup_s = time.perf_counter() - t_setup
+    print(f"setup: {setup_s:.1f} s ({', '.join(str(c) for c, _ in inputs.values())})", flush=True)
     env = dict(os.environ)
     env.update(TORCHINDUCTOR_CACHE_DIR=str(work / "inductor_cache"), TORCHINDUCTOR_FX_GRAPH_CACHE="1",
                TORCHINDUCTOR_AUTOGRAD_CACHE="1", TRITON_CACHE_DIR=str(work / "triton_cache"),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
-    res: dict = {"machine": {"python": sys.version.split()[0], "cpu_count": os.cpu_count()}}
+    res: dict = {"machine": {"python": sys.version.split()[0], "cpu_count": os.cpu_count()},
+                 "setup_s": setup_s, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
     try:
         import torch
 
@@ -186,43 +191,53 @@ def main() -> None:
             res["machine"]["gpu"] = torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    cj = work / "child.json"
-    nets = [n for n in args.networks.split(",") if n]
-    for net in nets:
-        b, c = (bundle, ct) if net == "random" else (confident, ct_anat)
-        me = [sys.executable, str(Path(__file__).resolve()), "--child", "--ct", str(c), "--bundle", str(b),
-              "--device", args.device]
-        labels_npz = work / f"labels_eager_{net}.npz"
-        runs = [("lib-compiled-first", ["--compile"])] + \
-            [(f"lib-compiled-cached-{i + 1}", ["--compile"]) for i in range(args.cached_runs)] + \
-            [("lib-eager", ["--save-labels", str(labels_npz)]), ("lib-eager-no-qa", ["--no-qa"])]
-        for name, extra in runs:
-            if name.split("-")[1] in skip or name in skip:
-                continue
-            if name == "lib-compiled-first" and net != nets[0]:
-                name = "lib-compiled-other-weights"  # same network graph: the caches are already filled
-            spawn(f"{net}:{name}", me + ["--outdir", str(work / f"out_{net}_{name}"), "--child-json", str(cj),
-                                        *extra], env, res, cj)
-            if args.out:
-                Path(args.out).write_text(json.dumps(res, indent=2, default=float))
-        if "cli" not in skip:
-            out_cli = work / f"out_cli_{net}"
-            spawn(f"{net}:cli", [sys.executable, "-m", "medrecon", "mesh", str(c), "-o", str(out_cli),
-                                 "--bundle", str(b), "--device", args.device, "--no-preview"], env, res)
-            rep = out_cli / "report.json"
-            if rep.exists():
-                try:
-                    r = json.loads(rep.read_text())
-                    res[f"{net}:cli"]["report_timings"] = r.get("timings") or r.get("times") or r.get("stages")
-                except (ValueError, OSError):
-                    pass
+
+    def save() -> None:
         if args.out:
             Path(args.out).write_text(json.dumps(res, indent=2, default=float))
-        if "cpu" not in skip and net in args.side_by_side.split(",") and labels_npz.exists():
+
+    cj = work / "child.json"
+    for net in nets:
+        ct, bundle = inputs[net]
+        cli = [sys.executable, "-m", "medrecon", "mesh", str(ct), "--bundle", str(bundle), "--device", args.device,
+               "--no-preview", "-o"]
+        runs = [("cli-compiled-first", "first", ["--compile"])]
+        runs += [(f"cli-compiled-cached-{i + 1}", "cached", ["--compile"]) for i in range(args.cached_runs)]
+        runs += [("cli-eager", "eager", ["--no-compile"])]
+        for name, kind, extra in runs:
+            if kind in skip or (name == "cli-compiled-first" and net != nets[0]):
+                continue  # the caches serve every network of the same graph after the first
+            out = work / f"out_{net}_{name}"
+            spawn(f"{net}:{name}", cli + [str(out), *extra], env, res, outdir=out)
+            save()
+        labels_npz = work / f"labels_{net}.npz"
+        if "lib" not in skip:
+            comp = args.device.startswith("cuda")  # torch.compile: on the GPU only
+            me = [sys.executable, str(Path(__file__).resolve()), "--child", "--ct", str(ct), "--bundle", str(bundle),
+                  "--device", args.device, *(["--compile"] if comp else []), "--save-labels", str(labels_npz),
+                  "--child-json", str(cj)]
+            out = work / f"out_{net}_lib"
+            spawn(f"{net}:lib-{'compiled-cached' if comp else 'eager'}", me + ["--outdir", str(out)], env, res, cj,
+                  outdir=out)
+            save()
+        if "cpu" not in skip and labels_npz.exists():
             res[f"{net}:same_labelmap_mesh_only"] = mesh_side_by_side(labels_npz, work / f"out_cpu_mesher_{net}",
                                                                       args.device)
-    if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=2, default=float))
+            save()
+    save()
+
+
+def random_ct(small: bool = False):
+    from bench_segment_e2e import ct_volume
+
+    v = ct_volume()
+    return v.with_array(np.ascontiguousarray(v.array[192:320, 192:320, 120:180])) if small else v
+
+
+def _random_bundle(root: Path) -> Path:
+    from bench_segment_e2e import wholebody_bundle
+
+    return wholebody_bundle(root)
 
 
 def anatomy_ct(small: bool = False):

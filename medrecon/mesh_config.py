@@ -46,6 +46,9 @@ class MeshConfig(BaseModel):
     group: Optional[str] = option(None, "Structure group of the label table, with --labels or --bundle (bones, "
                                   "organs, ...; `medrecon mesh --help` lists them).")
     device: str = device_option()
+    compile: bool = option(False, "--bundle on a GPU: torch.compile the network (about twice as fast; the first run "
+                           "on a machine compiles for 20-30 s, later runs load the kernels from TorchInductor's "
+                           "on-disk cache, docs/gpu.md).", flags="--compile/--no-compile")
     structures: Optional[List[str]] = option(None, "Comma list of label values or names of the label table (e.g. 1,2 "
                                              "or femur_left,hip_left); checked before any inference.", sep=",")
     formats: List[str] = option(None, "Comma list of mesh formats (stl, 3mf, glb, ...; `medrecon mesh --help` "

@@ -92,7 +92,8 @@ def _segment(cfg: MeshConfig, volume: Volume, st: _Stages, labelmap: Volume | No
     select = dict(label_table=cfg.label_table, structures=cfg.structures, group=cfg.group, **common)
     if cfg.labels:
         return sources.from_labelmap(volume, cfg.labels, **select)
-    return sources.from_bundle(volume, cfg.bundle, device=cfg.device, progress=st.progress, **select)
+    return sources.from_bundle(volume, cfg.bundle, device=cfg.device, progress=st.progress, compile=cfg.compile,
+                               **select)
 
 
 def _check_settings_files(cfg: MeshConfig) -> None:

@@ -134,8 +134,9 @@ def from_labelmap(volume: Volume, path: str | Volume, *, label_table: str | dict
 def from_bundle(volume: Volume, bundle: str, *, device: str = "auto", label_table: str | None = None,
                 structures: list[str] | None = None, group: str | None = None,
                 min_component_mm3: float | None = None, largest: bool = False,
-                progress: ProgressFn | None = None) -> Segmentation:
-    """Segment with a local MONAI bundle; keep the selected structures it found.
+                progress: ProgressFn | None = None, compile: bool = False) -> Segmentation:
+    """Segment with a local MONAI bundle; keep the selected structures it found
+    (``compile``: ``torch.compile`` the network, see :func:`medrecon.segment.ai.segment_volume`).
 
     Raises
     ------
@@ -150,7 +151,7 @@ def from_bundle(volume: Volume, bundle: str, *, device: str = "auto", label_tabl
     table = (load_label_table(label_table) if label_table
              else labels_from_channel_def(channel_def(_read_json(meta_path), meta_path)))
     select_structures(table, structures, group)
-    lab, found_table = segment_volume(volume, bundle, device=device, progress=progress)
+    lab, found_table = segment_volume(volume, bundle, device=device, progress=progress, compile=compile)
     if not label_table:
         table = found_table
     selected = select_structures(table, structures, group)

@@ -27,12 +27,11 @@ faces ``(M, 3) int64``, counter-clockwise seen from outside after step 1)::
     decimate(points, faces, reduction) -> (points, faces, info)
     qa(points, faces, *, voxel_volume_mm3, smoothing_displacement_mm, topology) -> dict
 
-A device implementation (``surface/device_finish.py``: CUDA kernels for coincident points,
-intersection detection and QA) provides a :class:`Steps` with some fields replaced by functions
-of the same signatures (numpy in, numpy out; they may move data to the device inside);
-``finish_surface(..., steps=that)`` then runs the same chain with them. The CPU steps
-(:data:`CPU_STEPS`) are what CI runs and what both meshers use by default, so the two meshers
-give the same meshes through this one chain.
+The device implementation (``surface/device_finish.py``, PyTorch on CUDA or the CPU) runs
+the same steps in the same order on tensors, for many surfaces at once: ``finish_surface``
+dispatches to it when given tensors (the GPU mesher keeps its data on the device that way).
+The CPU steps (:data:`CPU_STEPS`) are what the CPU mesher uses; the equivalence of the two
+implementations is tested step by step (``tests/surface/test_gpu_finish_equivalence.py``).
 """
 from __future__ import annotations
 
@@ -143,9 +142,17 @@ def finish_surface(points: np.ndarray, faces: np.ndarray, before: np.ndarray, *,
                    reduction: float = 0.0, target_volume_mm3: float | None = None,
                    voxel_volume_mm3: float | None = None, with_qa: bool = True,
                    topology: dict | Callable[[], dict] | None = None, maybe_coincident: bool = True,
-                   displacement_mm: float | None = None, steps: Steps = CPU_STEPS
-                   ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                   displacement_mm: float | None = None, steps: Steps = CPU_STEPS,
+                   group: Any = None, n_groups: int | None = None) -> tuple[Any, Any, Any]:
     """Finish one structure's surface: orient, restore volume, separate, relax, decimate, QA.
+
+    **On the device**: given PyTorch tensors (``points``, ``faces``, ``before``; CUDA or CPU),
+    the chain runs on the tensors' device for every surface packed in them at once
+    (:func:`medrecon.surface.device_finish.finish_surfaces`: the same steps in this order, the
+    same ``info`` fields; only ``reduction > 0`` decimates on the CPU). Then ``group`` (V,) is
+    the surface of each vertex (vertices grouped by surface), ``n_groups`` their number,
+    ``target_volume_mm3`` / ``voxel_volume_mm3`` hold one value per surface, and the result
+    is ``(points, faces, (group, infos))``: tensors, and one info dict per surface.
 
     Parameters
     ----------
@@ -183,6 +190,13 @@ def finish_surface(points: np.ndarray, faces: np.ndarray, before: np.ndarray, *,
     points, faces, info
         Points (N', 3) float64 LPS mm, faces (M', 3) int64 outward, QA and chain figures.
     """
+    if type(points).__module__.split(".")[0] == "torch":  # dispatch by the tensors' device
+        from medrecon.surface.device_finish import finish_surfaces
+
+        p, f, g, infos = finish_surfaces(points, faces, before, group, int(n_groups), smoothed=smoothed,
+                                         reduction=reduction, target_volume_mm3=target_volume_mm3,
+                                         voxel_volume_mm3=voxel_volume_mm3, with_qa=with_qa, decimate=steps.decimate)
+        return p, f, (g, infos)
     points = np.asarray(points, np.float64)
     before = np.asarray(before, np.float64)
     faces = steps.orient(before, faces)

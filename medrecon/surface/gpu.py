@@ -19,9 +19,11 @@ produces what :func:`medrecon.surface.mesher.build_surfaces` produces (independe
    iteration for all labels at once (the operator is block diagonal, one block per label).
 4. Index -> LPS mm with the affine (float64), triangles wound outward (the table is outward in
    index space; a mirrored affine reverses them); area-weighted vertex normals on the device.
-5. Hand-off to the CPU: per-label float64 arrays, then the one finishing chain both meshers
-   share (:func:`medrecon.surface.finish.finish_surface`: winding, ``keep_volume``,
-   coincident-point separation, self-intersection relaxation, closed decimation, QA), in threads.
+5. The one finishing chain both meshers share (:func:`medrecon.surface.finish.finish_surface`:
+   winding, ``keep_volume``, coincident-point separation, self-intersection relaxation,
+   decimation, QA), given the tensors: it runs on the device for all labels at once
+   (:mod:`medrecon.surface.device_finish`); only decimation (``reduction > 0``) runs on CPU
+   threads. Points and faces come to host memory once, at the end, for the writers.
 
 Joint mode (surface nets) and Slicer's decimate-first order have no GPU version: those calls
 go to the CPU mesher unchanged.
@@ -29,7 +31,6 @@ go to the CPU mesher unchanged.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -37,6 +38,7 @@ import numpy as np
 
 from medrecon.errors import MeshError
 from medrecon.mesh import SurfaceModel
+from medrecon.surface import device_finish as DF
 from medrecon.surface.gpu_smooth import _laplacian_csr, sinc_coefficients, windowed_sinc  # noqa: F401
 from medrecon.volume import Volume
 from medrecon.devices import resolve_device as _resolve_device
@@ -294,38 +296,9 @@ def _empty_contour(dev) -> Contour:
 
 
 # --------------------------------------------------------------------------- smoothing
-def vertex_normals_torch(points, faces):
-    """Area-weighted unit vertex normals (V, 3) on the points' device; outward for outward
-    faces; zero where a vertex has no area around it."""
-    import torch
-
-    p0, p1, p2 = points[faces[:, 0]], points[faces[:, 1]], points[faces[:, 2]]
-    fn = torch.linalg.cross(p1 - p0, p2 - p0)
-    vn = torch.zeros_like(points)
-    for col in range(3):
-        vn.index_add_(0, faces[:, col], fn)
-    norm = torch.linalg.norm(vn, dim=1, keepdim=True)
-    return vn / torch.where(norm > 0, norm, torch.ones_like(norm))
-
-
-def _coincident_groups(points32, group, n_groups: int):
-    """Per surface: whether two of its vertices share one float32 position (as STL stores it).
-
-    Lexicographic sort of (surface, x, y, z) bit patterns on the device; the CPU's
-    :func:`~medrecon.surface.mesher.separate_coincident` then runs only where this says so."""
-    import torch
-
-    if points32.shape[0] < 2:
-        return torch.zeros(n_groups, dtype=torch.bool)
-    bits = (points32 + 0.0).contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF  # -0.0 -> 0.0
-    k1 = group * (1 << 32) + bits[:, 0]
-    k2 = bits[:, 1] * (1 << 32) + bits[:, 2]
-    o = torch.sort(k2, stable=True).indices
-    o = o[torch.sort(k1[o], stable=True).indices]
-    same = (k1[o][1:] == k1[o][:-1]) & (k2[o][1:] == k2[o][:-1])
-    hit = torch.zeros(n_groups, dtype=torch.bool, device=points32.device)
-    hit[group[o][1:][same]] = True
-    return hit.cpu()
+#: Area-weighted unit vertex normals on the points' device (the one implementation:
+#: :func:`medrecon.surface.device_finish.vertex_normals`).
+vertex_normals_torch = DF.vertex_normals
 
 
 # --------------------------------------------------------------------------- the mesher
@@ -343,8 +316,10 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     device : ``"auto"`` (CUDA when PyTorch sees it, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"``.
     timings : dict, optional
-        Filled with seconds per stage (``upload``, ``contour``, ``smooth``, ``to_host``,
-        ``host``: coincident points, keep-volume, decimation and QA on the CPU threads).
+        Filled with seconds per stage (``upload``, ``contour``, ``smooth``, ``finish``: the
+        finishing chain on the device - keep-volume, coincident points, self-intersection
+        relaxation, QA; decimation on CPU threads with ``reduction > 0`` - and ``to_host``: one
+        copy of all points and faces to host memory).
 
     ``joint=True``, ``decimate_first=True`` and the CPU mesher's other options (``cpu_only``,
     e.g. ``intensity=`` for intensity iso-surfaces) have no GPU version: such calls go to the CPU
@@ -367,7 +342,6 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
 
     import torch
 
-    from medrecon.mesh import signed_volume
     from medrecon.surface import mesher as M
     from medrecon.surface.finish import finish_surface
 
@@ -417,61 +391,46 @@ def build_surfaces_gpu(labelmap: Volume, labels: dict[int, Any] | None = None, *
     lps = pts.to(torch.float64) @ lin.T + off
     faces = con.faces if np.linalg.det(aff[:3, :3]) > 0 else con.faces[:, [0, 2, 1]]  # mirrored frame
     n_groups = len(todo)
-    disp = None
-    dup = torch.zeros(n_groups, dtype=torch.bool)
-    if smoothing > 0:
-        dup = _coincident_groups(lps.to(torch.float32), con.group, n_groups)
-        if qa and not keep_volume:
-            before = con.points.to(torch.float64) @ lin.T + off
-            d = torch.linalg.norm(lps - before, dim=1)
-            disp = torch.zeros(n_groups, dtype=torch.float64, device=dev).scatter_reduce(
-                0, con.group, d, "amax").cpu().numpy()
-            del before, d
+    voxel_mm3 = float(abs(np.linalg.det(aff[:3, :3])))
+    before = con.points.to(torch.float64) @ lin.T + off
+    target = None
+    if keep_volume and smoothing > 0:  # the unsmoothed contour's volume, in mm3
+        target = DF.signed_volumes(before, faces, con.group, n_groups).abs().tolist()
+    del pts, con.points
     sync()
     tm["smooth"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    # the one finishing chain; given tensors it runs on their device (surface/device_finish.py)
+    lps, faces, (group, infos) = finish_surface(
+        lps, faces, before, smoothed=smoothing > 0, reduction=reduction, target_volume_mm3=target,
+        voxel_volume_mm3=[int(counts[v]) * voxel_mm3 for v in todo], with_qa=qa, group=con.group,
+        n_groups=n_groups)
+    del before
+    sync()
+    tm["finish"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vcount = torch.bincount(group, minlength=n_groups)
+    vstart = [0] + torch.cumsum(vcount, 0).tolist()
+    fcount = torch.bincount(DF.face_groups(faces, group), minlength=n_groups)
+    fstart = [0] + torch.cumsum(fcount, 0).tolist()
+    vs_t = torch.as_tensor(vstart[:-1], device=dev)
+    local = faces - vs_t[DF.face_groups(faces, group)][:, None] if faces.shape[0] else faces
     lps_np = lps.cpu().numpy()
-    faces_np = faces.cpu().numpy()
-    before_np = con.points.cpu().numpy()
+    faces_np = local.cpu().numpy()
     tm["to_host"] = time.perf_counter() - t0
-    del lps, faces, pts, con.points
-    voxel_mm3 = float(abs(np.linalg.det(aff[:3, :3])))
-    lin_np, off_np = aff[:3, :3], aff[:3, 3]
-    vstart, fstart = con.vstart, con.fstart
-
-    def one(n: int) -> SurfaceModel:
-        v = todo[n]
+    models: list[SurfaceModel] = []
+    for n, v in enumerate(todo):
         name, color = attrs[v]
-        p = lps_np[vstart[n]:vstart[n + 1]]
-        f = faces_np[fstart[n]:fstart[n + 1]] - vstart[n]
-        b_lps = before_np[vstart[n]:vstart[n + 1]].astype(np.float64) @ lin_np.T + off_np
-        target = abs(signed_volume(b_lps, f)) if keep_volume and smoothing > 0 else None
-        p, f, info = finish_surface(  # the CPU mesher's own finishing chain (surface/finish.py)
-            p, f, b_lps, smoothed=smoothing > 0, reduction=reduction, target_volume_mm3=target,
-            voxel_volume_mm3=int(counts[v]) * voxel_mm3, with_qa=qa, maybe_coincident=bool(dup[n]),
-            displacement_mm=float(disp[n]) if disp is not None else None)
+        info: dict[str, Any] = {}
         if qa:
+            info = dict(infos[n])
             if target is not None:
                 info.pop("volume_offset_mm", None)
-                info["volume_kept_mm3"] = round(float(target), 3)
+                info["volume_kept_mm3"] = round(float(target[n]), 3)
             info = {"label": v, **info, "device": str(dev)}
-        return SurfaceModel(name, p, f, color, v, info)
-
-    t0 = time.perf_counter()
-    n_workers = max(1, min(int(workers or os.cpu_count() or 1), n_groups))
-    models: list[SurfaceModel] = []
-    # biggest surfaces first so that the threads finish together; results in label order
-    order = sorted(range(n_groups), key=lambda n: vstart[n] - vstart[n + 1])
-    if n_workers == 1:
-        done = {n: one(n) for n in order}
-    else:
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            futs = {n: pool.submit(one, n) for n in order}
-            done = {n: futs[n].result() for n in range(n_groups)}
-    for n in range(n_groups):
-        models.append(done[n])
-        prog.step(n + 1, models[-1].name)
-    tm["host"] = time.perf_counter() - t0
+        models.append(SurfaceModel(name, lps_np[vstart[n]:vstart[n + 1]], faces_np[fstart[n]:fstart[n + 1]],
+                                   color, v, info))
+        prog.step(n + 1, name)
     return models
 
 

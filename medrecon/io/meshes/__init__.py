@@ -48,6 +48,7 @@ Examples
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -208,8 +209,11 @@ def write_models(models: Sequence[SurfaceModel] | SurfaceModel, outdir: str | Pa
         if not fmt.per_structure:
             written += _run(fmt, models, outdir / f"{safe_filename(scene_name, 'models')}{fmt.extensions[0]}", opts)
             continue
-        for m, stem in zip(models, stems):
-            written += _run(fmt, [m], outdir / f"{stem}{fmt.extensions[0]}", opts)
+        # one file per structure, in threads (numpy and file writes release the GIL); same order
+        with ThreadPoolExecutor(max_workers=max(1, min(len(models), os.cpu_count() or 1, 16))) as pool:
+            for paths in pool.map(lambda m, stem: _run(fmt, [m], outdir / f"{stem}{fmt.extensions[0]}", opts),
+                                  models, stems):
+                written += paths
     return written
 
 
