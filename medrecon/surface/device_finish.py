@@ -62,19 +62,27 @@ def pack(meshes, device) -> tuple[Any, Any, Any, list[int], list[int]]:
 
 def restore_volume(points, faces, vgroup, n_groups: int, target, active=None):
     """Move each surface's vertices along their normals by one distance so that it encloses
-    ``target[g]`` (as :func:`medrecon.surface.finish.restore_volume`: up to three Newton
-    steps on V(d) ~ V + A d). ``active`` (G,) bool: surfaces to touch (default all)."""
+    ``target[g]`` (as :func:`medrecon.surface.finish.restore_volume`: Newton steps on
+    V(d) ~ V + A d along the normals and area of the input, at most two after the first).
+    ``active`` (G,) bool: surfaces to touch (default all)."""
     torch = _t()
-    pts = points
     act = torch.ones(n_groups, dtype=torch.bool, device=points.device) if active is None else active.clone()
-    for _ in range(3):
+    vol = signed_volumes(points, faces, vgroup, n_groups)
+    area = surface_areas(points, faces, vgroup, n_groups)
+    act &= (area > 0) & (target > 0) & ((target - vol).abs() > 1e-6 * target)
+    if not bool(act.any()):
+        return points
+    safe_area = torch.where(area > 0, area, torch.ones_like(area))
+    normals = vertex_normals(points, faces)
+    d = torch.where(act, (target - vol) / safe_area, torch.zeros_like(vol))
+    pts = points + d[vgroup, None] * normals
+    for _ in range(2):
         vol = signed_volumes(pts, faces, vgroup, n_groups)
-        area = surface_areas(pts, faces, vgroup, n_groups)
-        act &= (area > 0) & (target > 0) & ((target - vol).abs() > 1e-6 * target)
+        act &= (target - vol).abs() > 1e-6 * target
         if not bool(act.any()):
             break
-        d = torch.where(act, (target - vol) / torch.where(area > 0, area, torch.ones_like(area)), torch.zeros_like(vol))
-        pts = pts + d[vgroup, None] * vertex_normals(pts, faces)
+        d = d + torch.where(act, (target - vol) / safe_area, torch.zeros_like(vol))
+        pts = points + d[vgroup, None] * normals
     return pts
 
 

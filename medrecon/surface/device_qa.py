@@ -61,8 +61,8 @@ def vertex_normals(points, faces):
     torch = _t()
     _, fn = _cross_terms(points, faces)
     vn = torch.zeros_like(points)
-    for col in range(3):
-        vn.index_add_(0, faces[:, col], fn)
+    # corners in face order (f0c0, f0c1, f0c2, f1c0, ...), the summation order of the numpy version
+    vn.index_add_(0, faces.reshape(-1), fn.repeat_interleave(3, dim=0))
     norm = torch.linalg.norm(vn, dim=1, keepdim=True)
     return vn / torch.where(norm > 0, norm, torch.ones_like(norm))
 
