@@ -7,11 +7,13 @@ import sys
 
 import numpy as np
 import pydicom
+import pytest
 import trimesh
 
 import medrecon
 
 
+@pytest.mark.slow  # measured: 20 s CPU alone (issue 22: the fast tier stays under 3 min)
 def test_demo_cli_end_to_end(tmp_path):
     out = tmp_path / "demo"
     r = subprocess.run([sys.executable, "-m", "medrecon", "demo", "-o", str(out)], capture_output=True, text=True,

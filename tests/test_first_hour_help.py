@@ -113,6 +113,7 @@ def test_cuda_on_a_cpu_only_torch_says_why_and_how(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # measured: 8 s CPU alone (issue 22: the fast tier stays under 3 min)
 def test_third_party_warnings_stay_off_the_terminal():
     code = ("from medrecon.cli import _quiet_third_party, _safe_warnings\n"
             "_safe_warnings(); _quiet_third_party()\n"
@@ -127,6 +128,7 @@ def test_third_party_warnings_stay_off_the_terminal():
     assert "medrecon says hello" in r.stderr
 
 
+@pytest.mark.slow  # measured: 8 s CPU alone (issue 22: the fast tier stays under 3 min)
 def test_segment_prints_its_colour_table_and_shows_progress(tmp_path):
     spec = importlib.util.spec_from_file_location("fh_seg_bundle", ROOT / "tests/segment/test_segment_ai_bundle.py")
     mod = importlib.util.module_from_spec(spec)

@@ -211,6 +211,7 @@ def _assert_closed_as_written(stl_path):
     assert mesh.is_watertight and mesh.is_winding_consistent, stl_path
 
 
+@pytest.mark.slow  # measured: 5 s CPU alone (issue 22: the fast tier stays under 3 min)
 @pytest.mark.realdata
 def test_real_ct_bone_totalsegmentator(tmp_path):
     dicom = shared_path(*TS, "example_ct_dicom")
@@ -244,6 +245,7 @@ def test_real_ct_bone_totalsegmentator(tmp_path):
     assert np.mean(near_bone & near_soft) > 0.97
 
 
+@pytest.mark.slow  # measured: 27 s CPU alone (issue 22: the fast tier stays under 3 min)
 @pytest.mark.realdata
 def test_real_ge_head_ct_bone_matches_dcm2niix_geometry(tmp_path):
     dicom = shared_path("ct_head_ge_gantry_tilt_variable_spacing", "dicom")

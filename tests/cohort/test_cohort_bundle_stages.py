@@ -48,6 +48,7 @@ def _threshold_bundle(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # measured: 13 s CPU alone (issue 22: the fast tier stays under 3 min)
 @pytest.mark.parametrize("gpus", ["0"])  # "none" runs the same tasks untagged (slow to repeat: MONAI import)
 def test_cohort_bundle_recipe_split_stages(small_cohort, tmp_path, good_synthetic, gpus):
     """``gpus="0"``: the local cluster adds one worker tagged ``GPU`` and pinned with

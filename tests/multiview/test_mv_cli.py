@@ -27,6 +27,7 @@ def small_set(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # measured: 31 s CPU alone (issue 22: the fast tier stays under 3 min)
 def test_multiview_cli_known_cameras_signed(small_set, mv_credentials, tmp_path):
     from medrecon.provenance import c2pa_read
 

@@ -9,6 +9,10 @@ import pytest
 from conftest import chamfer_f, similarity_to_truth
 
 
+# measured: the module's run takes 70 s CPU (issue 22: the fast tier stays under 3 min)
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def mv_known_run(mv_photo_set, mv_credentials, tmp_path_factory):
     from medrecon.multiview.pipeline import MultiviewOptions, reconstruct_multiview

@@ -25,6 +25,7 @@ def mv_video(tmp_path_factory):
     return path, set(blurred), S.truth_cameras(cams, names)
 
 
+@pytest.mark.slow  # measured: 15 s CPU alone (issue 22: the fast tier stays under 3 min)
 def test_keyframes_are_sharp_and_register(mv_video, tmp_path):
     from medrecon.multiview.cameras import pose_errors, run_sfm
     from medrecon.multiview.ingest import ingest_video

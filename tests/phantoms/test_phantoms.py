@@ -16,6 +16,7 @@ def _ellipsoid_surface_points(axes, rot, center, n=1200):
     return loc.reshape(-1, 3) @ rot.T + np.asarray(center)
 
 
+@pytest.mark.slow  # measured: 6 s CPU alone (issue 22: the fast tier stays under 3 min)
 def test_ellipsoid_sdf_matches_brute_force():
     axes, center, ang = (30.0, 20.0, 12.0), (1.0, 2.0, 3.0), (10, 20, 30)
     e = P.Ellipsoid(center, axes, ang)

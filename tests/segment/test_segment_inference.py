@@ -28,8 +28,8 @@ def _reference(net, x, roi, bs, **kw):
 
 CASES = [
     # shape, roi, overlap, mode, batch, padding_mode
-    ((40, 37, 33), (16, 16, 16), 0.25, "constant", 3, "constant"),
-    ((20, 45, 18), (24, 16, 16), 0.5, "gaussian", 2, "constant"),
+    pytest.param((40, 37, 33), (16, 16, 16), 0.25, "constant", 3, "constant", marks=pytest.mark.slow),  # 10 s CPU
+    pytest.param((20, 45, 18), (24, 16, 16), 0.5, "gaussian", 2, "constant", marks=pytest.mark.slow),  # 7 s CPU
     ((10, 12, 40), (16, 16, 16), 0.25, "constant", 1, "constant"),   # smaller than the window: padded
     ((12, 30, 30), (16, 16, 16), 0.6, "gaussian", 4, "replicate"),
 ]

@@ -146,6 +146,7 @@ def test_otsu_thresholds_separate_modes():
         otsu_threshold(np.full(100, 3.0))
 
 
+@pytest.mark.slow  # measured: 19 s CPU alone (issue 22: the fast tier stays under 3 min)
 @pytest.mark.realdata
 def test_mr_brain_and_head_on_a_real_t1():
     from medrecon.io.nifti import read_nifti

@@ -290,6 +290,7 @@ def test_qa_detects_defects():
     assert not q["edge_manifold"] and not q["manifold"]
 
 
+@pytest.mark.slow  # measured: 5 s CPU alone (issue 22: the fast tier stays under 3 min)
 @pytest.mark.realdata
 def test_real_totalsegmentator_labels_one_named_mesh_per_label(shared_data):
     import nibabel as nib

@@ -148,6 +148,7 @@ def _philips_1301(tmp_path) -> Path:
     return out
 
 
+@pytest.mark.slow  # measured: 5 s CPU alone (issue 22: the fast tier stays under 3 min)
 def test_philips_precise_scaling_default_matches_dcm2niix(tmp_path):
     src = _philips_1301(tmp_path)
     ref_nii = run_dcm2niix(src, tmp_path / "d2n")[0]  # dcm2niix default: -p y (precise float)
