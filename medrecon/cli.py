@@ -91,7 +91,7 @@ def convert(
 
 def _mesh_default(name: str):
     """A ``mesh`` option's default, read from the one place it is defined (``MeshConfig``)."""
-    from medrecon.pipeline import MeshConfig
+    from medrecon.mesh_pipeline import MeshConfig
 
     return MeshConfig.model_fields[name].get_default(call_default_factory=True)
 
@@ -139,7 +139,7 @@ def mesh(
     obj_axes: str = typer.Option("LPS", "--obj-axes", help="OBJ axes: LPS (3D Slicer) or YUP (Blender and other Y-up tools)."),
 ) -> None:
     """Segment (preset, threshold, label map or MONAI bundle) and write one mesh per structure."""
-    from medrecon.pipeline import MeshConfig, run_mesh
+    from medrecon.mesh_pipeline import MeshConfig, run_mesh
 
     _check_device(device)
 

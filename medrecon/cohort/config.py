@@ -20,7 +20,7 @@ file) are taken relative to the recipe file. String settings may use the placeho
 when it is a folder, else the folder holding it) and ``{study_id}``; they are filled in per
 study (for example ``labels: "{study_dir}/segmentations"`` for TotalSegmentator outputs).
 
-The settings are validated by the pipeline's own model (:class:`medrecon.pipeline.MeshConfig`),
+The settings are validated by the pipeline's own model (:class:`medrecon.mesh_pipeline.MeshConfig`),
 so a recipe that loads here is a recipe ``medrecon mesh`` accepts.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ _FILE_FIELDS = ("labels", "label_table", "bundle", "preset")
 
 
 def _mesh_fields() -> tuple[str, ...]:
-    from medrecon.pipeline import MeshConfig
+    from medrecon.mesh_pipeline import MeshConfig
 
     return tuple(n for n in MeshConfig.model_fields if n not in ("input", "outdir"))
 
@@ -125,7 +125,7 @@ def validate_settings(settings: Mapping[str, Any], where: str | Path | None = No
     ConfigError
         Unknown setting, invalid value, unknown preset/label table; the message names ``where``.
     """
-    from medrecon.pipeline import MeshConfig
+    from medrecon.mesh_pipeline import MeshConfig
 
     bad = [k for k in settings if k in ("input", "outdir")]
     if bad:
@@ -274,7 +274,7 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
     preset by the content of its packaged YAML, so editing a preset or replacing model weights
     invalidates finished studies.
     """
-    from medrecon.pipeline import MeshConfig
+    from medrecon.mesh_pipeline import MeshConfig
 
     try:  # canonical form: explicit defaults and omitted ones hash alike
         full = MeshConfig(**{**dict(settings), "input": "<input>", "outdir": "<outdir>"}).model_dump()
@@ -301,7 +301,7 @@ def config_from_recipe(recipe: str | os.PathLike, cli_values: Mapping[str, Any],
     Giving a segmentation source on the command line (``--preset``, ``--threshold``,
     ``--labels``, ``--bundle``) replaces the recipe's source.
     """
-    from medrecon.pipeline import MeshConfig
+    from medrecon.mesh_pipeline import MeshConfig
 
     settings = dict(load_recipe(recipe).mesh)
     typed = {_CLI_TO_FIELD.get(n, n) for n in given}
