@@ -55,7 +55,7 @@ RECIPE = {"preset": "ct-bone", "formats": ["stl"], "preview": False}
 
 
 def bench_serial_python(root: Path, out: Path) -> float:
-    from medrecon.pipeline import MeshConfig, run_mesh
+    from medrecon.mesh_pipeline import MeshConfig, run_mesh
 
     t0 = time.perf_counter()
     for d in sorted(root.iterdir()):
@@ -74,7 +74,7 @@ def bench_serial_shell(root: Path, out: Path, limit: int) -> tuple[float, int, s
         if r.returncode != 0:  # CLI broken mid-refactor: the same work through a fresh interpreter
             how = "python -c run_mesh (CLI failed: " + (r.stderr.strip().splitlines() or ["?"])[-1][:80] + ")"
             subprocess.run([sys.executable, "-c",
-                            "import sys; from medrecon.pipeline import MeshConfig, run_mesh; "
+                            "import sys; from medrecon.mesh_pipeline import MeshConfig, run_mesh; "
                             "run_mesh(MeshConfig(input=sys.argv[1], outdir=sys.argv[2], preset='ct-bone', "
                             "preview=False))", str(d / "ct.nii.gz"), str(out / d.name)], check=True)
     return (time.perf_counter() - t0) / len(studies), len(studies), how

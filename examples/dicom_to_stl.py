@@ -17,7 +17,7 @@ from rich.console import Console
 import medrecon
 from medrecon.cli_display import StageProgress
 from medrecon.io.meshes import write_models
-from medrecon.pipeline import MeshConfig, run_mesh
+from medrecon.mesh_pipeline import MeshConfig, run_mesh
 from medrecon.segment.presets import apply_preset
 from medrecon.surface import build_surfaces
 

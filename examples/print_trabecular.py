@@ -29,7 +29,7 @@ def main() -> None:
 
     from medrecon.io.meshes import write_models
     from medrecon.phantoms.trabecular import trabecular_ct_phantom
-    from medrecon.pipeline import print_check
+    from medrecon.mesh_pipeline import print_check
     from medrecon.surface import build_surfaces
 
     ph = trabecular_ct_phantom(tuple(args.size))

@@ -157,7 +157,7 @@ def _mesh(ctx: typer.Context, **values) -> None:
     else:
         cfg = MeshConfig(**kw)
     from medrecon.cli_display import StageProgress, print_warnings, structure_summary
-    from medrecon.pipeline import run_mesh
+    from medrecon.mesh_pipeline import run_mesh
 
     with StageProgress(console) as bar:
         result = run_mesh(cfg, progress=bar)

@@ -3,7 +3,7 @@
 Nothing is downloaded: the phantom (:func:`medrecon.phantoms.head_ct_phantom`: skull with
 diploe, jaws with 32 enamel-capped teeth, cervical spine, brain, sinuses; realistic HU, noise,
 partial volume) is written with :func:`medrecon.io.dicom.write.write_dicom_series`, read back
-through the normal DICOM loader, and meshed twice with :func:`medrecon.pipeline.run_mesh`:
+through the normal DICOM loader, and meshed twice with :func:`medrecon.mesh_pipeline.run_mesh`:
 ``ct-bone`` (with previews, HTML viewer and a 3D Slicer scene) and ``ct-teeth``.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from medrecon.pipeline import MeshConfig, MeshResult, Progress, run_mesh
+from medrecon.mesh_pipeline import MeshConfig, MeshResult, Progress, run_mesh
 
 __all__ = ["run_demo"]
 
@@ -28,7 +28,7 @@ def run_demo(outdir: str | Path = "medrecon-demo", *, progress: Progress | None 
         Output folder: ``dicom/`` (the CT series), ``bone/`` and ``teeth/`` (meshes, report.json,
         previews).
     progress : callable(stage, done, total), optional
-        Stage progress of both mesh runs (see :func:`medrecon.pipeline.run_mesh`).
+        Stage progress of both mesh runs (see :func:`medrecon.mesh_pipeline.run_mesh`).
     log : callable(str), optional
         Told what is being written; quiet when None.
     spacing : (3,) mm

@@ -4,7 +4,7 @@ Each field carries its type, default and help; the ``mesh`` command's options ar
 (:mod:`medrecon.cli_options`), ``--config`` recipes are validated by it and the user guide's
 table of every ``mesh`` option is generated from it (``scripts/gen_option_tables.py``). This
 module imports only pydantic at import time, so building the command line stays fast; the
-pipeline (:mod:`medrecon.pipeline`) runs a config.
+pipeline (:mod:`medrecon.mesh_pipeline`) runs a config.
 
 Examples
 --------

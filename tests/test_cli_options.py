@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "vtk", "vtkmodules", "pydicom", "SimpleITK", "numpy", "monai", "medrecon.pipeline",
+HEAVY = ("torch", "vtk", "vtkmodules", "pydicom", "SimpleITK", "numpy", "monai", "medrecon.mesh_pipeline",
          "medrecon.io.loader", "pydantic")
 
 
@@ -31,7 +31,7 @@ def test_importing_the_cli_and_listing_commands_imports_no_heavy_stack():
     # what `medrecon --help` builds: every command listed, none built from a model
     assert _modules_after("from medrecon.cli import build_command; build_command(None)") == []
     # `medrecon mesh --help` builds mesh from its model: pydantic and the format list, not the pipeline
-    assert not {"torch", "vtk", "vtkmodules", "pydicom", "SimpleITK", "medrecon.pipeline"} & set(
+    assert not {"torch", "vtk", "vtkmodules", "pydicom", "SimpleITK", "medrecon.mesh_pipeline"} & set(
         _modules_after("from medrecon.cli import build_command; build_command('mesh')"))
 
 

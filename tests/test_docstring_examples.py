@@ -17,7 +17,7 @@ import medrecon.mesh
 from medrecon.io.loader import load, load_series
 from medrecon.io.meshes import write_mesh, write_models
 from medrecon.io.meshes.common import safe_filename
-from medrecon.pipeline import mesh_volume, run_mesh
+from medrecon.mesh_pipeline import mesh_volume, run_mesh
 from medrecon.texture import pad_texture
 from medrecon.volume import Volume
 

@@ -48,7 +48,7 @@ def test_find_table_keeps_every_bone_piece():
 
 
 def test_remove_table_through_the_pipeline(tmp_path):
-    from medrecon.pipeline import run_mesh
+    from medrecon.mesh_pipeline import run_mesh
 
     vol = body_ct()
     src = tmp_path / "ct.nii.gz"
@@ -101,7 +101,7 @@ def test_series_number_that_does_not_exist_is_refused(tmp_path):
 
 
 def test_joint_with_reduction_or_keep_volume_is_refused():
-    from medrecon.pipeline import MeshConfig
+    from medrecon.mesh_pipeline import MeshConfig
 
     with pytest.raises(ConfigError, match="--joint"):
         MeshConfig(input="x", outdir="y", labels="l.nii.gz", joint=True, reduction=0.5)

@@ -15,7 +15,7 @@ from medrecon.surface.qa import surface_error
 from medrecon.errors import ConfigError, InputError, SegmentationError
 from medrecon.io.dicom.write import write_dicom_series
 from medrecon.labelmap import labelmap_on_grid
-from medrecon.pipeline import MeshConfig, run_mesh
+from medrecon.mesh_pipeline import MeshConfig, run_mesh
 from medrecon.volume import Volume
 
 TS = ("ct_abdomen_totalsegmentator_refseg",)
@@ -420,7 +420,7 @@ def test_mesh_volume_on_data_then_write(tmp_path):
     writing is a separate step."""
     from medrecon.labelmap import LabelInfo
     from medrecon.phantoms import sphere_phantom
-    from medrecon.pipeline import mesh_volume, write_mesh_result
+    from medrecon.mesh_pipeline import mesh_volume, write_mesh_result
 
     vol = sphere_phantom(radius=8.0, spacing=(1.0, 1.0, 1.0)).volume
     lab = vol.with_array((vol.array > 200).astype(np.uint8), kind="labelmap")

@@ -98,7 +98,7 @@ def test_print_internal_error_is_one_line_exit_2(tmp_path, small_ct):
     # a bug: a library function raising a plain exception (real code path, broken input object)
     env = {"PYTHONPATH": str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     (tmp_path / "sitecustomize.py").write_text(textwrap.dedent("""
-        import medrecon.pipeline as p
+        import medrecon.mesh_pipeline as p
         def boom(*a, **k):
             raise ZeroDivisionError("line one\\nline two")
         p.run_mesh = boom

@@ -126,7 +126,7 @@ def parse_gpus(value: str | Iterable[int] | None) -> list[int]:
 def plan(studies: list[Study], base_settings: Mapping[str, Any], outdir: Path, previous: Mapping[str, dict], *,
          resume: bool = True, rerun_failed: bool = False) -> list[PlanItem]:
     """Decide per study what this run does (see :class:`PlanItem`)."""
-    from medrecon.pipeline import MeshConfig
+    from medrecon.mesh_pipeline import MeshConfig
     from medrecon.cohort.tasks import read_marker
 
     items: list[PlanItem] = []

@@ -50,13 +50,13 @@ def warm_up(segment: bool = False) -> float:
     import medrecon.io.loader  # noqa: F401
     import medrecon.io.meshes  # noqa: F401
     import medrecon.io.volumes  # noqa: F401
-    import medrecon.pipeline  # noqa: F401
+    import medrecon.mesh_pipeline  # noqa: F401
     import medrecon.report  # noqa: F401
     import medrecon.segment.sources  # noqa: F401
     import medrecon.surface  # noqa: F401
     import medrecon.surface.mesher  # noqa: F401
     import nibabel  # noqa: F401
-    from medrecon.pipeline import MeshConfig
+    from medrecon.mesh_pipeline import MeshConfig
 
     MeshConfig(input="x", outdir="y", preset="ct-bone")  # pulls in the mesh writers' format parser
     return time.perf_counter() - t0
@@ -160,7 +160,7 @@ def read_marker(folder: str | os.PathLike) -> dict | None:
 
 
 def _mesh(job: dict, settings: dict, staging: Path):
-    from medrecon.pipeline import MeshConfig, run_mesh
+    from medrecon.mesh_pipeline import MeshConfig, run_mesh
 
     cfg = MeshConfig(**{**settings, "outdir": str(staging)})
     return run_mesh(cfg)
@@ -281,13 +281,13 @@ def mesh_stage(job: dict, seg: dict) -> dict:
     """CPU stage: mesh the bundle's label map (named by the bundle) and publish the study.
 
     Data in memory all the way: the image decoded by :func:`load_stage` and the label map of
-    :func:`segment_stage` go to :func:`medrecon.pipeline.mesh_volume` (no NIfTI round trip, no
+    :func:`segment_stage` go to :func:`medrecon.mesh_pipeline.mesh_volume` (no NIfTI round trip, no
     second decode); only the outputs are written."""
     if seg.get("status") == "failed":
         return seg
     from medrecon.io.volumes import save_volume
     from medrecon.labelmap import LabelInfo
-    from medrecon.pipeline import mesh_volume, write_mesh_result
+    from medrecon.mesh_pipeline import mesh_volume, write_mesh_result
 
     _event(job, "start", "mesh")
     t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from medrecon.cohort.manifest import Manifest
 from medrecon.cohort.runner import parse_duration, parse_gpus, run
 from medrecon.cohort.summary import outliers, write_summary
 from medrecon.errors import ConfigError, InputError
-from medrecon.pipeline import MeshConfig
+from medrecon.mesh_pipeline import MeshConfig
 
 RECIPES = Path(__file__).resolve().parents[2] / "configs"
 

@@ -16,7 +16,7 @@ from medrecon.io.meshes.gltf import srgb_to_linear
 from medrecon.io.meshes.threemf import BED_CENTER_MM
 from medrecon.mesh import SurfaceModel
 from medrecon.phantoms.trabecular import trabecular_ct_phantom
-from medrecon.pipeline import print_check
+from medrecon.mesh_pipeline import print_check
 from medrecon.surface import build_surfaces
 
 BED = 200.0  # PrusaSlicer's default printer: 200 x 200 mm bed

@@ -241,7 +241,7 @@ def test_device_resolution():
 
 
 def test_mesher_for_device_and_pipeline_wiring(tmp_path):
-    from medrecon.pipeline import run_mesh
+    from medrecon.mesh_pipeline import run_mesh
     from medrecon.surface import build_surfaces as cpu_build
 
     assert G.mesher_for_device("cpu") is cpu_build

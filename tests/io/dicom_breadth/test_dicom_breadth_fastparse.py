@@ -183,7 +183,7 @@ def test_convert_of_a_plain_series_imports_no_heavy_module(tmp_path):
     series = make_series(tmp_path / "s", n_files=12, size=16, n_slices=6)
     code = ("import sys; from medrecon.io.loader import convert; convert(sys.argv[1], sys.argv[2]); "
             "print(','.join(m for m in ('pydicom', 'nibabel', 'scipy', 'vtk', 'SimpleITK', 'torch', "
-            "'medrecon.pipeline') if m in sys.modules))")
+            "'medrecon.mesh_pipeline') if m in sys.modules))")
     root = str(Path(__file__).resolve().parents[3])
     env = dict(os.environ, MEDRECON_NO_CACHE="1", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, "-c", code, str(series), str(tmp_path / "x.nii.gz")],
