@@ -4,7 +4,8 @@ converted by medrecon and by dcm2niix on the same machine, side by side.
     .venv/bin/python benchmarks/bench_dicom_many.py [--files 2000] [--repeat 3] [--keep DIR]
 
 Measured (wall clock, median of ``--repeat`` runs, each in a fresh process so nothing is warm
-except the OS file cache, which is warmed once before timing):
+except the OS file cache, which is warmed once before timing, and medrecon's byte code, compiled
+once before timing as an installed package has it, even where ``PYTHONDONTWRITEBYTECODE`` is set):
 
 * ``dcm2niix``: ``dcm2niix -b y -z n -o OUT SERIES`` (NIfTI + JSON, uncompressed);
 * ``medrecon convert``: ``python -m medrecon convert SERIES -o OUT/x.nii`` with the header cache off
@@ -92,19 +93,31 @@ _CPU: dict[str, list[float]] = {}
 
 
 def _run(cmd: list[str], env: dict | None = None, label: str | None = None) -> float:
-    """Wall-clock seconds of ``cmd``; its CPU seconds go to ``_CPU[label]``."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    dt = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if r.returncode != 0:
-        raise SystemExit(f"command failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    """Wall-clock seconds of ``cmd``; its CPU seconds (user + system of that child, from
+    ``os.wait4``) go to ``_CPU[label]``."""
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        _, status, ru = os.wait4(p.pid, 0)
+        dt = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)}\n"
+                             f"{err.read().decode(errors='replace')[-2000:]}")
     if label is not None:
-        _CPU.setdefault(label, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        _CPU.setdefault(label, []).append(ru.ru_utime + ru.ru_stime)
     return dt
+
+
+def _fresh_env(**extra) -> dict:
+    """The environment of a timed medrecon process: this checkout first on the path, and byte code
+    written and reused as in an installed package (``PYTHONDONTWRITEBYTECODE`` would make every
+    process compile medrecon's sources again, which no installation does)."""
+    env = dict(os.environ, **extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
 
 
 def main(argv=None) -> int:
@@ -124,13 +137,14 @@ def main(argv=None) -> int:
         print(f"built {args.files} files in {time.perf_counter() - t:.1f} s: {series}")
     for p in series.iterdir():  # warm the OS file cache once for everybody
         p.read_bytes()
+    load0 = os.getloadavg()
     py = sys.executable
-    env_nocache = dict(os.environ, MEDRECON_NO_CACHE="1")
+    env_nocache = _fresh_env(MEDRECON_NO_CACHE="1")
+    subprocess.run([py, "-m", "compileall", "-q", str(ROOT / "medrecon")], stdout=subprocess.DEVNULL, check=True)
     small = work / "small40"
     small.mkdir()
     for p in sorted(series.iterdir())[:40]:
         shutil.copy(p, small / p.name)
-    env_nocache["PYTHONPATH"] = str(ROOT) + os.pathsep + env_nocache.get("PYTHONPATH", "")
     res: dict[str, list[float]] = {"dcm2niix": [], "medrecon convert": [], "medrecon loader (library, fresh process)": [],
                                    "medrecon info + convert": []}
     loader = ("import sys; from medrecon.io.loader import convert; convert(sys.argv[1], sys.argv[2])")
@@ -151,7 +165,7 @@ def main(argv=None) -> int:
         res.setdefault("40 files: medrecon info", []).append(
             _run([py, "-m", "medrecon", "info", str(small)], env=env_nocache, label="40 files: medrecon info"))
         cache = work / f"cache{r}"
-        env_cache = dict(os.environ, MEDRECON_CACHE_DIR=str(cache))
+        env_cache = _fresh_env(MEDRECON_CACHE_DIR=str(cache))
         out = work / f"mri{r}"
         t_info = _run([py, "-m", "medrecon", "info", str(series)], env=env_cache)
         t_conv = _run([py, "-m", "medrecon", "convert", str(series), "-o", str(out / "x.nii")], env=env_cache)
@@ -176,7 +190,8 @@ def main(argv=None) -> int:
     base_small = statistics.median(res["40 files: dcm2niix convert"])
     cpu_base = statistics.median(_CPU["dcm2niix"])
     cpu_small = statistics.median(_CPU["40 files: dcm2niix convert"])
-    print(f"\n{args.files} files, 128x128 int16, {os.cpu_count()} CPUs, load {os.getloadavg()}")
+    print(f"\n{args.files} files, 128x128 int16, {os.cpu_count()} CPUs, load average at start "
+          f"{' '.join(f'{x:.2f}' for x in load0)}, at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'what':44s} {'median s':>9s} {'runs':>24s} {'vs dcm2niix':>12s} {'CPU s':>7s} {'CPU vs':>7s}")
     for k, v in res.items():
         m = statistics.median(v)

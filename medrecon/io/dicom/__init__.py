@@ -16,11 +16,19 @@ from medrecon.io.dicom.geometry import axis_codes, resample_stack
 from medrecon.io.dicom.group import DicomSeries, group_frames
 from medrecon.io.dicom.pixels import read_frames, rescale
 from medrecon.io.dicom.scan import ScanResult, scan
-from medrecon.io.dicom.write import write_dicom_series
 from medrecon.volume import Volume
 from medrecon.progress import ProgressFn
 
 __all__ = ["DicomSeries", "scan_series", "load_dicom_series", "write_dicom_series"]
+
+
+def __getattr__(name):
+    """``write_dicom_series`` on first use: reading a series does not import the writer."""
+    if name == "write_dicom_series":
+        from medrecon.io.dicom.write import write_dicom_series
+
+        return write_dicom_series
+    raise AttributeError(f"module 'medrecon.io.dicom' has no attribute {name!r}")
 
 
 def scan_series(source, progress: ProgressFn | None = None) -> tuple[list[DicomSeries], ScanResult]:

@@ -84,6 +84,14 @@ class StackGeometry:
         return A
 
 
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of finite values without its NaN check, which imports ``numpy.ma`` (a cost
+    every cold ``info`` and ``convert`` would pay)."""
+    s = np.sort(x)
+    m = s.size // 2
+    return float(s[m]) if s.size % 2 else float((s[m - 1] + s[m]) / 2)
+
+
 def analyse_positions(positions: np.ndarray, iop: np.ndarray, pixel_spacing: tuple[float, float],
                       fallback_spacing: float | None = None) -> StackGeometry:
     """Sort unique slice positions along the normal and analyse gaps and tilt.
@@ -116,7 +124,7 @@ def analyse_positions(positions: np.ndarray, iop: np.ndarray, pixel_spacing: tup
                               if fallback_spacing else "single slice: slice spacing unknown, 1 mm assumed"])
     gaps = np.diff(d)
     smallest = float(np.min(gaps))
-    med = float(np.median(gaps))
+    med = _median(gaps)
     tol = max(SPACING_RTOL * med, SPACING_ATOL)
     uniform = bool(np.all(np.abs(gaps - med) <= tol))
     # tilt: in-plane drift growing with d (fit a line through the drift in mm)

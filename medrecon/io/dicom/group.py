@@ -211,12 +211,19 @@ def group_frames(frames: list[FrameHeader]) -> list[DicomSeries]:
                 continue
             seen.add(ident)
         unique.append(f)
+    types: dict[tuple, tuple] = {}  # (modality, ImageType) -> (type key, localizer): computed once per kind
+    spacings: dict = {}  # PixelSpacing -> its rounded key, computed once per value
     for f in unique:
-        ps = tuple(round(x, 4) for x in f.pixel_spacing) if f.pixel_spacing else None
-        key = (f.series_uid, f.series_number, f.rows, f.cols, ps, _type_key(f), _echo_of(f),
+        ps = spacings.get(f.pixel_spacing, spacings)
+        if ps is spacings:
+            ps = spacings[f.pixel_spacing] = tuple(round(x, 4) for x in f.pixel_spacing) if f.pixel_spacing else None
+        tk = types.get((f.modality, f.image_type))
+        if tk is None:
+            tk = types[(f.modality, f.image_type)] = (_type_key(f), _is_localizer(f.image_type))
+        key = (f.series_uid, f.series_number, f.rows, f.cols, ps, tk[0], _echo_of(f),
                f.stack_id, f.samples_per_pixel, f.mosaic)
         by_key.setdefault(key, []).append(f)
-        if not _is_localizer(f.image_type):
+        if not tk[1]:
             by_uid.setdefault(f.series_uid, []).append(f)
     # how many slice orientations each SeriesInstanceUID holds (localizer frames aside)
     orientations_per_uid = {uid: len(_iop_cluster(fr)) for uid, fr in by_uid.items()}

@@ -12,10 +12,8 @@
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -255,6 +253,8 @@ def check_codec_header(fh: FrameHeader) -> None:
 def _fork_ok() -> bool:
     """Process pools only on Linux (fork) and never inside a daemonic worker process, which
     may not have children (e.g. when medrecon itself runs in a multiprocessing pool)."""
+    import multiprocessing as mp  # imported only where a pool may start (its import is not free)
+
     return (sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
             and not mp.current_process().daemon)
 
@@ -334,6 +334,8 @@ def read_frames(frames: Sequence[FrameHeader], workers: int | None = None,
                 chunk = positions[s:s + step]
                 jobs.append((src, [frames[p].frame for p in chunk], frames[chunk[0]].transfer_syntax, chunk))
         if workers > 1 and n_codec >= PARALLEL_MIN_FRAMES and len(jobs) > 1 and _fork_ok():
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
             from concurrent.futures.process import BrokenProcessPool
 
             ctx = mp.get_context("fork")

@@ -63,6 +63,43 @@ class _Found(list):
         self.refused: list[str] = []
 
 
+def _walk(folder: str, top: Path, files: "_Found") -> None:
+    """The files under ``folder`` in ``os.walk`` order (its files by name, then each sub-folder by
+    name), from directory entries (no stat call per file): hidden names, DICOMDIR and folders
+    medrecon wrote its outputs to are left out, symbolic links to folders are not followed and
+    symbolic links to files outside ``top`` are refused."""
+    from medrecon.io.limits import is_inside, is_output_dir
+
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    dirs = []
+    for e in entries:
+        n = e.name
+        try:
+            is_dir = e.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if not n.startswith(".") and not e.is_symlink() and not is_output_dir(e.path):
+                dirs.append(e.path)
+            continue
+        if n.startswith(".") or n.upper() in _SKIP_NAMES:
+            continue
+        p = e.path
+        if e.is_symlink() and os.path.exists(p) and not is_inside(Path(p), top):
+            files.refused.append(p)  # symbolic links are not followed out of the input folder
+            continue
+        if n.lower().endswith(".zip") and _is_zip(Path(p)):
+            files.extend(discover(p))
+        else:
+            files.append(Source(p))
+    for d in dirs:
+        _walk(d, top, files)
+
+
 def discover(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Source]:
     """List candidate files (not yet checked to be DICOM) under ``source``.
 
@@ -84,21 +121,7 @@ def discover(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[So
         from medrecon.io.limits import is_inside, is_output_dir
 
         files = _Found()
-        for root, dirs, names in os.walk(path):
-            # hidden folders and folders medrecon wrote its outputs to are never read as input
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_output_dir(os.path.join(root, d)))
-            for n in sorted(names):
-                if n.startswith(".") or n.upper() in _SKIP_NAMES:
-                    continue
-                p = os.path.join(root, n)
-                if os.path.islink(p) and os.path.exists(p) and not is_inside(Path(p), path):
-                    # symbolic links are not followed out of the input folder
-                    files.refused.append(p)
-                    continue
-                if n.lower().endswith(".zip") and _is_zip(Path(p)):
-                    files.extend(discover(p))
-                else:
-                    files.append(Source(p))
+        _walk(str(path), path, files)
         if not files and not files.refused:
             raise InputError("folder is empty (no files found)", path)
         return files
@@ -468,7 +491,6 @@ def _read_chunk(srcs: list[Source]) -> list[tuple[list[FrameHeader], str, object
 
 def _read_all(files: list[Source], progress, workers: int | None):
     """``read_headers`` over ``files`` (in order), in parallel for large folders."""
-    import multiprocessing as mp
     import sys
 
     if workers is None:
@@ -483,8 +505,11 @@ def _read_all(files: list[Source], progress, workers: int | None):
         except OSError:  # pragma: no cover
             idle = workers
         workers = max(1, min(workers, int(idle) + 1))
-    parallel = (workers > 1 and len(files) >= PARALLEL_SCAN_MIN_FILES and sys.platform.startswith("linux")
-                and "fork" in mp.get_all_start_methods() and not mp.current_process().daemon)
+    parallel = workers > 1 and len(files) >= PARALLEL_SCAN_MIN_FILES and sys.platform.startswith("linux")
+    if parallel:  # multiprocessing is imported only where a pool may start (its import is not free)
+        import multiprocessing as mp
+
+        parallel = "fork" in mp.get_all_start_methods() and not mp.current_process().daemon
     if not parallel:
         for i, res in enumerate(_read_series(files)):
             yield res

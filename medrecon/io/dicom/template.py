@@ -14,7 +14,7 @@ equal headers.
 """
 from __future__ import annotations
 
-import copy
+import math
 import os
 
 import numpy as np
@@ -37,12 +37,9 @@ def _as_float(v):
 
 
 def _ipp(v):
-    if not isinstance(v, list) or len(v) != 3 or "" in v:
+    if not isinstance(v, list) or len(v) != 3 or "" in v or not all(math.isfinite(x) for x in v):
         raise ValueError("position")
-    a = np.array(v, dtype=np.float64)
-    if not np.all(np.isfinite(a)):
-        raise ValueError("position")
-    return a
+    return np.array(v, dtype=np.float64)
 
 
 #: tag -> (FrameHeader field, decoder) of the per-image values taken from the new file.
@@ -87,43 +84,81 @@ class SeriesTemplate:
             size=os.path.getsize(src.path), head=np.frombuffer(head + pixhead, dtype=np.uint8), n=len(head) + len(pixhead),
             starts=np.asarray(starts, dtype=np.int64)[order], ends=np.asarray(ends, dtype=np.int64)[order],
             tags=[tags[i] for i in order], vrs=[vrs[i] for i in order], frame=frames[0])
+        t["raw"] = bytes(head + pixhead)
+        t["starts_l"], t["ends_l"] = t["starts"].tolist(), t["ends"].tolist()
         if len(self._by_size) > 8:
             self._by_size.clear()
         self._by_size[t["size"]] = t
 
     def headers(self, src):
-        """The frame headers of ``src`` from the template, or None (read it in full)."""
+        """The frame headers of ``src`` from the template, or None (read it in full).
+
+        One ``os.read`` of the header bytes. When the elements that differed from the template
+        in the previous file are known, the rest is compared as plain byte ranges (no array is
+        made); otherwise, or when a byte outside them differs, the differing bytes are located
+        with numpy and checked element by element."""
         if not self._by_size or src.member is not None:
             return None
         try:
-            with open(src.path, "rb") as fh:
-                t = self._by_size.get(os.fstat(fh.fileno()).st_size)
+            fd = os.open(src.path, os.O_RDONLY)
+            try:
+                t = self._by_size.get(os.fstat(fd).st_size)
                 if t is None:
                     return None
-                buf = fh.read(t["n"])
+                buf = os.read(fd, t["n"])
+            finally:
+                os.close(fd)
         except OSError:
             return None
         if len(buf) != t["n"]:
             return None
-        diff = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) != t["head"])
-        fr = copy.copy(t["frame"])
+        head, starts, ends = t["raw"], t["starts_l"], t["ends_l"]
+        known = t.get("known")  # (element indices that differed last time, the byte ranges between them)
+        if known is not None and all(buf[a:b] == head[a:b] for a, b in known[1]):
+            idx = [i for i in known[0] if buf[starts[i]:ends[i]] != head[starts[i]:ends[i]]]
+        else:
+            idx = self._differing(t, buf)
+            if idx is None:
+                return None
+            spans, a = [], 0
+            for i in idx:
+                spans.append((a, starts[i]))
+                a = ends[i]
+            spans.append((a, t["n"]))
+            t["known"] = (idx, spans)
+        base = t["frame"]
+        fr = object.__new__(type(base))
+        fr.__dict__.update(base.__dict__)
         fr.source = src
         fr.extra = dict(fr.extra)
-        if diff.size:
-            idx = np.searchsorted(t["starts"], diff, side="right") - 1
-            if (idx < 0).any() or (diff >= t["ends"][np.maximum(idx, 0)]).any():
-                return None  # a difference outside every value: another layout
-            for i in sorted(set(idx.tolist())):
-                tag, vr = t["tags"][i], t["vrs"][i]
-                if tag in MAPPED:
-                    if vr is None or vr == "SQ":
-                        return None
-                    value = _convert(vr, buf[t["starts"][i]:t["ends"][i]])
-                    name, dec = MAPPED[tag]
-                    try:
-                        setattr(fr, name, dec(value))
-                    except (TypeError, ValueError):
-                        return None
-                elif tag in _READ_TAGS or (tag >> 16) % 2 == 1 or vr == "SQ":
-                    return None  # a value the header reader uses (or may use): read in full
+        for i in idx:
+            m = MAPPED.get(t["tags"][i])
+            if m is None:
+                continue  # a value the header reader never reads
+            name, dec = m
+            try:
+                setattr(fr, name, dec(_convert(t["vrs"][i], buf[starts[i]:ends[i]])))
+            except (TypeError, ValueError):
+                return None
         return [fr], "image", None
+
+    @staticmethod
+    def _differing(t, buf) -> list[int] | None:
+        """Indices of the elements whose values differ from the template's (all of them per-image
+        values of :data:`MAPPED` or values the header reader never reads), or None."""
+        diff = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) != t["head"])
+        if not diff.size:
+            return []
+        idx = np.searchsorted(t["starts"], diff, side="right") - 1
+        if (idx < 0).any() or (diff >= t["ends"][np.maximum(idx, 0)]).any():
+            return None  # a difference outside every value: another layout
+        out = []
+        for i in sorted(set(idx.tolist())):
+            tag, vr = t["tags"][i], t["vrs"][i]
+            if tag in MAPPED:
+                if vr is None or vr == "SQ":
+                    return None
+            elif tag in _READ_TAGS or (tag >> 16) % 2 == 1 or vr == "SQ":
+                return None  # a value the header reader uses (or may use): read in full
+            out.append(i)
+        return out

@@ -191,3 +191,31 @@ def test_convert_of_a_plain_series_imports_no_heavy_module(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "", f"imported: {r.stdout.strip()}"
     assert (tmp_path / "x.nii.gz").exists() and (tmp_path / "x.json").exists()
+
+
+def test_info_on_a_small_folder_imports_no_pydicom(tmp_path):
+    """Cold start of ``medrecon info``: the command line itself (``medrecon.cli.main``) listing a
+    small plain folder in a fresh process loads neither pydicom, SciPy, VTK, SimpleITK nor
+    PyTorch, and still finds the series (deterministic: checks ``sys.modules``, no timing)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+    from bench_dicom_many import make_series
+
+    series = make_series(tmp_path / "s", n_files=12, size=16, n_slices=6)
+    code = ("import sys, json\nfrom medrecon.cli import main\ntry:\n    main(['info', '--json', sys.argv[1]])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(json.dumps(sorted(m for m in ('pydicom', 'scipy', 'vtk', 'SimpleITK', 'torch', 'nibabel', "
+            "'medrecon.pipeline', 'medrecon.io.dicom.write', 'multiprocessing') if m in sys.modules)))")
+    root = str(Path(__file__).resolve().parents[3])
+    env = dict(os.environ, MEDRECON_NO_CACHE="1", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", code, str(series)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    *table, loaded = r.stdout.strip().splitlines()
+    assert json.loads(loaded) == []
+    rows = json.loads("\n".join(table))
+    assert len(rows) == 1 and rows[0]["n_files"] == 12 and rows[0]["is_volume"]
+    assert rows[0]["size"][:3] == [16, 16, 6] and rows[0]["modality"] == "MR"
