@@ -405,7 +405,7 @@ def anonymize(
 def svr(
     stacks: List[Path] = typer.Argument(..., help="Thick-slice stacks: NIfTI/NRRD files or DICOM series folders."),
     output: Path = typer.Option(..., "-o", "--output", help="Output volume (.nii.gz/.nrrd); poses+weights JSON beside it."),
-    method: str = typer.Option("svr", "--method", help="average, srr, svr (motion correction) or inr (neural field, GPU)."),
+    method: str = typer.Option("svr", "--method", help="average, srr, svr (motion correction), inr (neural field, GPU) or single (one thick stack made isotropic)."),
     spacing: Optional[float] = typer.Option(None, "--spacing", help="Output voxel size in mm (default: in-plane pixel size)."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="Region-of-interest mask (any grid)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),

@@ -74,6 +74,7 @@ class Recipe(BaseModel):
     recipe: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     description: str = ""
     mesh: dict[str, Any] = Field(default_factory=dict)
+    svr: Optional[dict[str, Any]] = Field(None, description="slice-to-volume stage before meshing (medrecon.svr.stage)")
     source: Optional[str] = Field(None, description="file the recipe was read from (set by load_recipe)")
 
 
@@ -127,6 +128,9 @@ def validate_settings(settings: Mapping[str, Any], where: str | Path | None = No
     """
     from medrecon.pipeline import MeshConfig
 
+    if "svr" in settings:  # the slice-to-volume stage (not a mesh setting)
+        _svr_stage(settings["svr"], where)
+        settings = {k: v for k, v in settings.items() if k != "svr"}
     bad = [k for k in settings if k in ("input", "outdir")]
     if bad:
         raise ConfigError(f"a recipe must not set {', '.join(bad)} (given per run / per study)", where)
@@ -194,6 +198,8 @@ def load_recipe(path: str | os.PathLike, *, check_files: bool = True) -> Recipe:
         raise ConfigError("invalid recipe: " + validation_message(exc), p) from None
     rec.mesh = _resolve(rec.mesh, p.resolve().parent)
     validate_settings(rec.mesh, p, check_files=check_files)
+    if rec.svr is not None:
+        rec.svr = _svr_stage(rec.svr, p)
     rec.source = str(p)
     return rec
 
@@ -221,12 +227,34 @@ def recipe_settings(config: str | os.PathLike | Recipe | Mapping[str, Any] | Non
     if config is None:
         return {"preset": "ct-bone", "formats": ["stl"], "preview": False}
     if isinstance(config, Recipe):
-        return dict(config.mesh)
+        return _with_svr(config)
     if isinstance(config, Mapping):
         settings = dict(config.get("mesh", config)) if "recipe" in config else dict(config)
+        if "recipe" in config and config.get("svr") is not None:
+            settings["svr"] = config["svr"]
         validate_settings(settings, "settings")
         return settings
-    return dict(load_recipe(config).mesh)
+    return _with_svr(load_recipe(config))
+
+
+def _with_svr(rec: Recipe) -> dict[str, Any]:
+    """A recipe's settings: its mesh settings, plus ``svr`` (the stage's settings) when it has one."""
+    out = dict(rec.mesh)
+    if rec.svr is not None:
+        out["svr"] = dict(rec.svr)
+    return out
+
+
+def _svr_stage(value: Any, where) -> dict[str, Any]:
+    """Validate a recipe's ``svr:`` block with :class:`medrecon.svr.stage.SVRStage`."""
+    from medrecon.svr.stage import SVRStage
+
+    try:
+        return SVRStage(**(value or {})).model_dump()
+    except ValidationError as exc:
+        raise ConfigError("invalid svr stage: " + validation_message(exc), where) from None
+    except TypeError as exc:
+        raise ConfigError(f"invalid svr stage: {exc}", where) from None
 
 
 def study_settings(base: Mapping[str, Any], overrides: Mapping[str, Any] | None, study_path: str,
@@ -276,10 +304,14 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
     """
     from medrecon.pipeline import MeshConfig
 
+    svr = settings.get("svr")
+    settings = {k: v for k, v in settings.items() if k != "svr"}
     try:  # canonical form: explicit defaults and omitted ones hash alike
         full = MeshConfig(**{**dict(settings), "input": "<input>", "outdir": "<outdir>"}).model_dump()
     except ConfigError:
         full = dict(settings)
+    if svr is not None:
+        full["svr"] = svr
     d = {k: v for k, v in full.items() if k not in ("input", "outdir", "labels")}
     for f in ("label_table", "bundle", "preset"):
         if isinstance(d.get(f), str) and _looks_like_file(f, d[f]):
