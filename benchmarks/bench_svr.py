@@ -227,12 +227,31 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     grid = (gt.affine, gt.shape)
     th = 12.0 if args.smoke else 3.0
-    sim = simulate_stacks(gt, th, noise_sigma=0.01, seed=0, device=dev)
+    sims: dict = {}
 
-    def run(method, stacks=None, **kw):
-        def f():
+    def sim_of(key):
+        """Stacks simulated on first use (a CPU part that runs a few cases simulates only those)."""
+        if key not in sims:
             t0 = time.perf_counter()
-            r = reconstruct(stacks or sim.stacks, method, device=dev, grid=kw.pop("grid", grid), **kw)
+            kw = {"still": dict(seed=0), "motion": dict(rot_deg=3.0, trans_mm=3.0, mask=gm, seed=1),
+                  "hard": dict(rot_deg=8.0, trans_mm=8.0, mask=gm, seed=2, corrupt_fraction=0.1),
+                  "single": dict(seed=3, axes=[2])}[key]
+            thick = (16.0 if args.smoke else 4.0) if key == "single" else th
+            sims[key] = simulate_stacks(gt, thick, noise_sigma=0.01, device=dev, **kw)
+            out.setdefault("simulate_s", {})[key] = time.perf_counter() - t0
+        return sims[key]
+
+    def want(*names):
+        return only is None or any(n in only for n in names)
+
+    def run(method, key="still", **kw):
+        def f():
+            sim = sim_of(key)
+            extra = {"stack_masks": sim.masks} if sim.masks is not None else {}
+            if kw.pop("oracle", False):
+                extra["initial_poses"] = (sim.axis_angle, sim.translation)
+            t0 = time.perf_counter()
+            r = reconstruct(sim.stacks, method, device=dev, grid=kw.pop("grid", grid), **extra, **kw)
             d = {"seconds": time.perf_counter() - t0, "timings": r.timings, "device": dev,
                  "lambda": r.params.get("lambda"), "noise_sigma_est": r.params.get("noise_sigma_est")}
             if r.volume.shape == gt.shape and np.allclose(r.volume.affine, gt.affine):
@@ -247,7 +266,7 @@ def main(argv=None):
         return r
 
     def cubic():
-        mean, singles = cubic_baseline(sim.stacks, gt)
+        mean, singles = cubic_baseline(sim_of("still").stacks, gt)
         d = evaluate(mean, gt.array, gm)
         d["single_stack_psnr"] = [evaluate(s, gt.array, gm)["psnr"] for s in singles]
         return d
@@ -260,32 +279,29 @@ def main(argv=None):
         part("inr", run("inr", motion_correction=False))
         strip("inr")
     # (2) motion +/-3 deg / +/-3 mm
-    msim = simulate_stacks(gt, th, noise_sigma=0.01, rot_deg=3.0, trans_mm=3.0, mask=gm, seed=1, device=dev)
-    mk = {"stacks": msim.stacks, "stack_masks": msim.masks}
-    part("motion_uncorrected_srr", run("srr", **mk))
+    part("motion_uncorrected_srr", run("srr", "motion"))
     strip("motion_uncorrected_srr")
-    part("motion_oracle_srr", run("srr", initial_poses=(msim.axis_angle, msim.translation), **mk))
+    part("motion_oracle_srr", run("srr", "motion", oracle=True))
     strip("motion_oracle_srr")
     variants = [("motion_svr", {})]
     if gpu:  # what moves the figure (one change at a time from the default)
         variants += [("motion_svr_outer3", {"n_outer": 3}), ("motion_svr_outer10", {"n_outer": 10}),
                      ("motion_svr_no_coarse", {"svr_options": {"coarse": 1}}),
+                     ("motion_svr_no_loo", {"svr_options": {"loo": False}}),
                      ("motion_svr_no_robust", {"svr_options": {"robust": False}})]
     for name, kw in variants:
-        part(name, run("svr", **mk, **kw))
+        part(name, run("svr", "motion", **kw))
         r = strip(name)
         if r is not None:
-            res[name]["pose_errors"] = pose_error(r, msim)
+            res[name]["pose_errors"] = pose_error(r, sim_of("motion"))
             save()
     # (3) hard motion: +/-8 deg / +/-8 mm, 10 % of the slices corrupted
-    hsim = simulate_stacks(gt, th, noise_sigma=0.01, rot_deg=8.0, trans_mm=8.0, mask=gm, seed=2, device=dev,
-                           corrupt_fraction=0.1)
-    hk = {"stacks": hsim.stacks, "stack_masks": hsim.masks}
-    part("hard_oracle_srr", run("srr", initial_poses=(hsim.axis_angle, hsim.translation), **hk))
+    part("hard_oracle_srr", run("srr", "hard", oracle=True))
     strip("hard_oracle_srr")
-    part("hard_svr", run("svr", **hk))
+    part("hard_svr", run("svr", "hard"))
     r = strip("hard_svr")
     if r is not None:
+        hsim = sim_of("hard")
         good = np.setdiff1d(np.arange(len(r.slice_weights)), hsim.corrupted)
         res["hard_svr"]["pose_errors_clean_slices"] = pose_error(r, hsim, good)
         w = np.asarray(r.slice_weights)
@@ -296,24 +312,28 @@ def main(argv=None):
         res["hard_svr"]["corrupted_weights"] = [round(float(v), 3) for v in w[hsim.corrupted]]
         save()
     # (4) one axial 4 mm stack
-    ssim1 = simulate_stacks(gt, 16.0 if args.smoke else 4.0, noise_sigma=0.01, seed=3, device=dev, axes=[2])
 
     def cubic_single():
-        _, singles = cubic_baseline(ssim1.stacks, gt)
+        _, singles = cubic_baseline(sim_of("single").stacks, gt)
         return evaluate(singles[0], gt.array, gm)
 
     part("single_cubic", cubic_single)
     opts = {"iterations": 30} if args.smoke else None
-    part("single", run("single", stacks=ssim1.stacks, single_options=opts))
+    part("single", run("single", "single", single_options=opts))
     strip("single")
     # cost: svr on the automatic grid at 1 mm (the CLI's default), three stacks with motion
-    part("svr_1mm_auto_grid", run("svr", grid=None, spacing=4.0 if args.smoke else 1.0, **mk))
+    part("svr_1mm_auto_grid", run("svr", "motion", grid=None, spacing=4.0 if args.smoke else 1.0))
     strip("svr_1mm_auto_grid")
     save()
 
 
 def device(args) -> None:
-    """GPU machine: the gpu part, and the cpu part pinned to cores 0-1 at the same time."""
+    """GPU machine: the gpu part, and two 2-core CPU parts (taskset) at the same time.
+
+    Cores 0-1: the single-stack method; cores 2-3: svr on the motion stacks (the 2-core cost
+    figures); the gpu part runs on the other cores. CPU parts still running after
+    BENCH_SVR_CPU_WAIT seconds (default 540) are stopped; their JSON keeps what finished.
+    """
     import subprocess
 
     outdir = Path(args.out or os.environ.get("OUT", "."))
@@ -321,18 +341,23 @@ def device(args) -> None:
     py = sys.executable
     me = str(Path(__file__).resolve())
     extra = ["--smoke"] if args.smoke else []
-    ncpu = os.cpu_count() or 4
-    cpu = subprocess.Popen(["taskset", "-c", "0,1", py, me, "--part", "cpu", "--threads", "2",
-                            "--out", str(outdir / "bench_svr_cpu2.json")] + extra,
-                           stdout=open(outdir / "bench_svr_cpu2.log", "w"), stderr=subprocess.STDOUT)
-    gpu = subprocess.run(["taskset", "-c", f"2-{ncpu - 1}", py, me, "--part", "gpu",
+    ncpu = os.cpu_count() or 8
+    t0 = time.perf_counter()
+    cpus = []
+    for cores, only, name in (("0,1", "single_cubic,single", "cpu2_single"), ("2,3", "motion_svr", "cpu2_svr")):
+        cpus.append(subprocess.Popen(["taskset", "-c", cores, py, me, "--part", "cpu", "--threads", "2",
+                                      "--only", only, "--out", str(outdir / f"bench_svr_{name}.json")] + extra,
+                                     stdout=open(outdir / f"bench_svr_{name}.log", "w"), stderr=subprocess.STDOUT))
+    gpu = subprocess.run(["taskset", "-c", f"4-{ncpu - 1}", py, me, "--part", "gpu",
                           "--out", str(outdir / "bench_svr_gpu.json")] + extra)
-    try:
-        cpu.wait(timeout=float(os.environ.get("BENCH_SVR_CPU_WAIT", "420")))
-    except subprocess.TimeoutExpired:
-        cpu.kill()
-        print("cpu part stopped at the time limit; its JSON holds the figures finished by then")
-    print("gpu rc", gpu.returncode, "cpu rc", cpu.returncode)
+    limit = float(os.environ.get("BENCH_SVR_CPU_WAIT", "540"))
+    for c in cpus:
+        try:
+            c.wait(timeout=max(1.0, limit - (time.perf_counter() - t0)))
+        except subprocess.TimeoutExpired:
+            c.kill()
+            print("a cpu part was stopped at the time limit; its JSON holds the figures finished by then")
+    print("gpu rc", gpu.returncode, "cpu rc", [c.returncode for c in cpus], f"{time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

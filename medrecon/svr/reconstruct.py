@@ -164,7 +164,7 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
     lam : float or "auto"
         Prior weight (intensities scaled to ~[0, 1] internally); "auto" follows the noise.
     n_outer : int
-        Registration/reconstruction cycles for ``svr`` (all but the last on a 2x coarser grid).
+        Registration/reconstruction cycles for ``svr`` (all but the last two on a 2x coarser grid).
     svr_options : dict, optional
         Overrides for :func:`medrecon.svr.register.svr_loop` (``coarse``, ``n_fine``,
         ``robust``, ``ncc_threshold``).

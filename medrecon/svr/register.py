@@ -98,8 +98,8 @@ def register_slices(fm: ForwardModel, x: torch.Tensor, ys, ws, aa: torch.Tensor,
     done = 0
     for li, (sig, stride, n_iter) in enumerate(levels):
         tg = _targets(fm, ys, ws, sig, stride)
-        with torch.no_grad():
-            vbs = [fm.blurred(x, k, sig) for k in range(len(fm.stacks))]
+        with torch.no_grad():  # x: one volume, or one per stack (leave-one-stack-out)
+            vbs = [fm.blurred(x[k] if isinstance(x, (list, tuple)) else x, k, sig) for k in range(len(fm.stacks))]
         d = torch.zeros(G, 6, device=fm.device, dtype=fm.dtype, requires_grad=True)
         opt = torch.optim.Adam([d], lr=lr[min(li, len(lr) - 1)])
         for it in range(n_iter):
@@ -274,7 +274,7 @@ def slice_em_weights(pw, ws, ncc: np.ndarray, ncc_threshold: float = 0.5, n_iter
 
 def svr_loop(fm: ForwardModel, ys, ws, x0, poses, lam, delta, sigma, n_outer: int = 6,
              progress: Progress | None = None, ncc_threshold: float = 0.5, coarse: int = 2,
-             n_fine: int = 1, robust: bool = True):
+             n_fine: int = 2, robust: bool = True, loo: bool = True):
     """Stack alignment, then ``n_outer`` cycles of slice-to-volume registration, robust weights
     (EM pixel and slice inlier probabilities, NCC exclusion) and robust SRR.
 
@@ -307,7 +307,15 @@ def svr_loop(fm: ForwardModel, ys, ws, x0, poses, lam, delta, sigma, n_outer: in
             levels, lrs = ((2.0, 2, 15), (0.0, 2, 15)), (0.4, 0.2)
         else:
             levels, lrs = ((0.0, 2, 20),), (0.15,)
-        aa, tr = register_slices(m, x, ys, ws, aa, tr, levels=levels, lr=lrs, progress=progress,
+        target = x
+        if loo and len(fm.stacks) > 2:
+            # register each stack's slices to a volume made from the *other* stacks: a slice's own
+            # (mis-placed) contribution no longer holds it where it is
+            target = []
+            for k in range(len(fm.stacks)):
+                wk = [w if j != k else torch.zeros_like(w) for j, w in enumerate(ws_r)]
+                target.append(solve_srr(m, ys, wk, x, lam, delta, (aa, tr), n_reweight=1, cg_iter=4))
+        aa, tr = register_slices(m, target, ys, ws, aa, tr, levels=levels, lr=lrs, progress=progress,
                                  stage=f"register slices ({it + 1}/{n_outer})")
         with torch.no_grad():
             pred = m(x, (aa, tr))
