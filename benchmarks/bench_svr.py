@@ -334,7 +334,11 @@ def device(args) -> None:
     figures); the gpu part runs on the other cores. CPU parts still running after
     BENCH_SVR_CPU_WAIT seconds (default 540) are stopped; their JSON keeps what finished.
     """
+    import shutil
     import subprocess
+
+    def pin(cores: str) -> list[str]:  # without taskset the parts still run with 2 torch threads
+        return ["taskset", "-c", cores] if shutil.which("taskset") else []
 
     outdir = Path(args.out or os.environ.get("OUT", "."))
     outdir.mkdir(parents=True, exist_ok=True)
@@ -345,10 +349,10 @@ def device(args) -> None:
     t0 = time.perf_counter()
     cpus = []
     for cores, only, name in (("0,1", "single_cubic,single", "cpu2_single"), ("2,3", "motion_svr", "cpu2_svr")):
-        cpus.append(subprocess.Popen(["taskset", "-c", cores, py, me, "--part", "cpu", "--threads", "2",
+        cpus.append(subprocess.Popen(pin(cores) + [py, me, "--part", "cpu", "--threads", "2",
                                       "--only", only, "--out", str(outdir / f"bench_svr_{name}.json")] + extra,
                                      stdout=open(outdir / f"bench_svr_{name}.log", "w"), stderr=subprocess.STDOUT))
-    gpu = subprocess.run(["taskset", "-c", f"4-{ncpu - 1}", py, me, "--part", "gpu",
+    gpu = subprocess.run(pin(f"4-{ncpu - 1}") + [py, me, "--part", "gpu",
                           "--out", str(outdir / "bench_svr_gpu.json")] + extra)
     limit = float(os.environ.get("BENCH_SVR_CPU_WAIT", "540"))
     for c in cpus:

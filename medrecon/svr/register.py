@@ -312,9 +312,14 @@ def svr_loop(fm: ForwardModel, ys, ws, x0, poses, lam, delta, sigma, n_outer: in
             # register each stack's slices to a volume made from the *other* stacks: a slice's own
             # (mis-placed) contribution no longer holds it where it is
             target = []
-            for k in range(len(fm.stacks)):
+            K = len(fm.stacks)
+            for k in range(K):
                 wk = [w if j != k else torch.zeros_like(w) for j, w in enumerate(ws_r)]
-                target.append(solve_srr(m, ys, wk, x, lam, delta, (aa, tr), n_reweight=1, cg_iter=4))
+                sub = None
+                if progress is not None:
+                    def sub(_stage, done, total, k=k, name=f"reference volumes ({it + 1}/{n_outer})"):
+                        progress(name, k * total + done, K * total)
+                target.append(solve_srr(m, ys, wk, x, lam, delta, (aa, tr), n_reweight=1, cg_iter=4, progress=sub))
         aa, tr = register_slices(m, target, ys, ws, aa, tr, levels=levels, lr=lrs, progress=progress,
                                  stage=f"register slices ({it + 1}/{n_outer})")
         with torch.no_grad():

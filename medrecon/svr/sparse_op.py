@@ -36,7 +36,6 @@ def build_interp(fm, k: int, poses) -> tuple[sparse.csr_matrix, np.ndarray]:
         pix = np.flatnonzero(np.moveaxis(np.asarray(s.mask) > 0, 2, 0))
     else:
         pix = np.arange(ns * nx * ny)
-    rows = []
     shape = np.array(fm.grid_shape)
     strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
     per = max(1, 2_000_000 // max(1, nx * ny))
@@ -68,7 +67,6 @@ def build_interp(fm, k: int, poses) -> tuple[sparse.csr_matrix, np.ndarray]:
                 cols[:, c] = np.where(ok, ix * strides[0] + iy * strides[1] + iz, 0)
                 vals[:, c] = np.where(ok, wx * wy * wz, 0.0)
                 c += 1
-    del rows
     nvox = int(np.prod(shape))
     itype = np.int32 if nvox < 2 ** 31 - 1 else np.int64
     S = sparse.csr_matrix((vals.ravel(), cols.ravel().astype(itype), np.arange(0, 8 * n + 1, 8, dtype=itype)),
