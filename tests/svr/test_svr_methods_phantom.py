@@ -63,7 +63,7 @@ def test_svr_reduces_motion_of_a_few_degrees():
     gt, m = phantom(n=48, voxel=1.5, smooth=1.5)
     sim = simulate_stacks(gt, 3.0, noise_sigma=0.01, rot_deg=3, trans_mm=2, mask=m, seed=1)
     grid = (gt.affine, gt.shape)
-    res = reconstruct(sim.stacks, "svr", grid=grid, device="cpu", stack_masks=sim.masks, n_outer=2)
+    res = reconstruct(sim.stacks, "svr", grid=grid, device="cpu", stack_masks=sim.masks)
     still = reconstruct(sim.stacks, "srr", grid=grid, device="cpu", stack_masks=sim.masks)
     pts = np.array([s.affine[:3, :3] @ np.array([(s.shape[0] - 1) / 2, (s.shape[1] - 1) / 2, k]) + s.affine[:3, 3]
                     for s in sim.stacks for k in range(s.shape[2])])

