@@ -89,3 +89,22 @@ def test_single_stack_method_beats_cubic_interpolation():
     assert evaluate(res.volume, gt, m)["psnr"] > evaluate(cubic, gt.array, m)["psnr"] + 0.5
     with pytest.raises(Exception, match="exactly one stack"):
         reconstruct(simulate_stacks(gt, 4.0, n_stacks=2).stacks, "single", device="cpu")
+
+
+@pytest.mark.slow
+def test_example_demo_writes_the_output_it_is_given(tmp_path):
+    """``examples/svr_reconstruct.py --demo -o X`` writes X (and X's JSON), not only the figure."""
+    import importlib.util
+    from pathlib import Path
+
+    from medrecon.io.loader import load
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "svr_reconstruct.py"
+    spec = importlib.util.spec_from_file_location("svr_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "demo.nii.gz"
+    mod.main(["--demo", "-o", str(out), "--figure", str(tmp_path / "fig.png")])
+    assert out.is_file() and (tmp_path / "demo.json").is_file() and (tmp_path / "fig.png").is_file()
+    v = load(str(out))
+    assert v.array.ndim == 3 and float(np.asarray(v.array).max()) > 0
