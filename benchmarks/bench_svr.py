@@ -10,8 +10,17 @@ reconstruction uses. Peer: mean of the three stacks interpolated with cubic B-sp
 (scipy.ndimage, order 3) onto the ground-truth grid, computed in the same run. (NeSVoR itself
 cannot be installed here: it needs its CUDA extensions / SVoRT weights; not compared.)
 
-    python benchmarks/bench_svr.py --part cpu --out bench_svr_cpu.json    # CPU: cubic, average, srr
-    python benchmarks/bench_svr.py --part gpu --out $OUT/bench_svr_gpu.json  # GPU: all GPU figures
+    python benchmarks/bench_svr.py --cache          # once, here: writes benchmarks/_svr_data/gt_1301.npz
+    python benchmarks/bench_svr.py --part cpu --out bench_svr_cpu.json    # 2 threads: every CPU figure
+    python benchmarks/bench_svr.py --part gpu --out $OUT/bench_svr_gpu.json  # GPU: every GPU figure
+    python benchmarks/bench_svr.py --part device --out $OUT   # GPU machine: gpu part + cpu part
+                                                              # pinned to 2 cores, side by side
+
+Cases: (1) still stacks: cubic mean / average / srr / inr; (2) motion +/-3 deg / +/-3 mm per
+slice: srr with nominal poses, srr with the true poses ("oracle"), svr (pose errors); (3) hard
+motion +/-8 deg / +/-8 mm with 10 % of the slices corrupted by through-plane motion: oracle srr
+(corrupted slices left in), svr, and the weights svr gave the corrupted slices; (4) one axial
+4 mm stack: cubic B-spline along the slice axis vs ``single``.
 
 The script never tunes anything on the ground truth: every method runs with its defaults.
 """
@@ -87,13 +96,15 @@ def cubic_baseline(stacks, gt):
     return np.mean(outs, 0), outs
 
 
-def pose_error(result, sim):
+def pose_error(result, sim, subset=None):
+    """Pose errors of ``result`` against the simulation's true poses (optionally a subset of slices)."""
     from medrecon.svr.poses_util import pose_errors
 
     pts = np.array([s.affine[:3, :3] @ np.array([(s.shape[0] - 1) / 2, (s.shape[1] - 1) / 2, k]) + s.affine[:3, 3]
                     for s in sim.stacks for k in range(s.shape[2])])
-    e = pose_errors(result.matrices(), sim.matrices(), pts)
-    e0 = pose_errors(np.tile(np.eye(4), (len(pts), 1, 1)), sim.matrices(), pts)
+    sel = np.arange(len(pts)) if subset is None else np.asarray(subset)
+    e = pose_errors(result.matrices()[sel], sim.matrices()[sel], pts[sel])
+    e0 = pose_errors(np.tile(np.eye(4), (len(sel), 1, 1)), sim.matrices()[sel], pts[sel])
     return {"rot_deg_mean": e["rot_deg_mean"], "trans_mm_mean": e["trans_mm_mean"],
             "rot_deg_median": e["rot_deg_median"], "trans_mm_median": e["trans_mm_median"],
             "uncorrected_rot_deg_mean": e0["rot_deg_mean"], "uncorrected_trans_mm_mean": e0["trans_mm_mean"]}
@@ -149,22 +160,27 @@ def hashgrid_throughput(device, compile_: bool, n_points: int = 1 << 20, steps: 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["cpu", "gpu", "gpu2"], required=True,
-                    help="cpu: cubic/average/srr; gpu: every GPU figure; gpu2: variants (more svr cycles, inr without pose refinement)")
-    ap.add_argument("--out", default=None, help="JSON output path")
+    ap.add_argument("--part", choices=["cpu", "gpu", "device"], default=None,
+                    help="cpu: every CPU figure (2 threads); gpu: every GPU figure; device: both side by side "
+                         "(cpu part pinned to cores 0-1 with taskset) on a GPU machine, JSON files in --out")
+    ap.add_argument("--out", default=None, help="JSON output path (a folder for --part device)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (cpu part)")
     ap.add_argument("--cache", action="store_true", help="write benchmarks/_svr_data/gt_1301.npz and exit")
-    ap.add_argument("--smoke", action="store_true", help="4 mm ground truth, CPU, short INR: checks the script runs")
+    ap.add_argument("--smoke", action="store_true", help="4 mm ground truth, short runs: checks the script runs")
+    ap.add_argument("--only", default=None, help="comma-separated case names to run (default: all of the part)")
     args = ap.parse_args(argv)
+    if args.part is None and not args.cache:
+        ap.error("give --part or --cache")
+    if args.part == "device":
+        return device(args)
     import torch
 
     from medrecon.svr import evaluate, reconstruct, simulate_stacks
 
-    if args.cache:
-        ground_truth.__globals__  # noqa: B018
     out: dict = {"part": args.part, "machine": machine(), "results": {}}
     res = out["results"]
     path = Path(args.out or f"bench_svr_{args.part}.json")
+    only = set(args.only.split(",")) if args.only else None
 
     def save():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,13 +188,20 @@ def main(argv=None):
         path.write_text(json.dumps(clean, indent=1, default=float))
 
     def part(name, fn):
+        if only is not None and name not in only:
+            return
         t0 = time.perf_counter()
         try:
             res[name] = fn()
         except Exception as exc:  # keep the other figures
             res[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
         res[name]["wall_s"] = time.perf_counter() - t0
+        try:
+            res[name]["loadavg_after"] = list(os.getloadavg())
+        except OSError:
+            pass
         print(name, json.dumps({k: v for k, v in res[name].items() if k != "_result"}, default=float)[:400], flush=True)
+        save()
 
     gt, gm = ground_truth()
     if args.cache:
@@ -198,29 +221,38 @@ def main(argv=None):
         gt = Volume(np.where(gm, ndimage.zoom(gt.array, 0.25, order=1), 0).astype(np.float32), aff, {"modality": "MR"})
     out["ground_truth"] = {"shape": list(gt.shape), "spacing_mm": [float(s) for s in gt.spacing],
                            "mask_voxels": int(gm.sum())}
-    dev = "cuda" if args.part.startswith("gpu") and not args.smoke else "cpu"
-    if args.part == "cpu":
+    gpu = args.part == "gpu" and not args.smoke
+    dev = "cuda" if gpu else "cpu"
+    if not gpu:
         torch.set_num_threads(args.threads)
     grid = (gt.affine, gt.shape)
-    t0 = time.perf_counter()
     th = 12.0 if args.smoke else 3.0
-    sim = simulate_stacks(gt, th, noise_sigma=0.01, seed=0, device=dev)
-    out["simulate_s"] = time.perf_counter() - t0
+    sims: dict = {}
 
-    def cubic():
-        mean, singles = cubic_baseline(sim.stacks, gt)
-        d = evaluate(mean, gt.array, gm)
-        d["single_stack_psnr"] = [evaluate(s, gt.array, gm)["psnr"] for s in singles]
-        return d
-
-    if args.part != "gpu2":
-        part("cubic_mean3", cubic)
-
-    def run(method, stacks=None, **kw):
-        def f():
+    def sim_of(key):
+        """Stacks simulated on first use (a CPU part that runs a few cases simulates only those)."""
+        if key not in sims:
             t0 = time.perf_counter()
-            r = reconstruct(stacks or sim.stacks, method, device=dev, grid=kw.pop("grid", grid), **kw)
-            d = {"seconds": time.perf_counter() - t0, "timings": r.timings,
+            kw = {"still": dict(seed=0), "motion": dict(rot_deg=3.0, trans_mm=3.0, mask=gm, seed=1),
+                  "hard": dict(rot_deg=8.0, trans_mm=8.0, mask=gm, seed=2, corrupt_fraction=0.1),
+                  "single": dict(seed=3, axes=[2])}[key]
+            thick = (16.0 if args.smoke else 4.0) if key == "single" else th
+            sims[key] = simulate_stacks(gt, thick, noise_sigma=0.01, device=dev, **kw)
+            out.setdefault("simulate_s", {})[key] = time.perf_counter() - t0
+        return sims[key]
+
+    def want(*names):
+        return only is None or any(n in only for n in names)
+
+    def run(method, key="still", **kw):
+        def f():
+            sim = sim_of(key)
+            extra = {"stack_masks": sim.masks} if sim.masks is not None else {}
+            if kw.pop("oracle", False):
+                extra["initial_poses"] = (sim.axis_angle, sim.translation)
+            t0 = time.perf_counter()
+            r = reconstruct(sim.stacks, method, device=dev, grid=kw.pop("grid", grid), **extra, **kw)
+            d = {"seconds": time.perf_counter() - t0, "timings": r.timings, "device": dev,
                  "lambda": r.params.get("lambda"), "noise_sigma_est": r.params.get("noise_sigma_est")}
             if r.volume.shape == gt.shape and np.allclose(r.volume.affine, gt.affine):
                 d.update(evaluate(r.volume, gt, gm))
@@ -229,59 +261,107 @@ def main(argv=None):
         return f
 
     def strip(name):
-        r = res[name].pop("_result", None)
+        r = res.get(name, {}).pop("_result", None)
         save()
         return r
 
-    if args.part == "gpu2":
-        part("srr", run("srr"))
-        strip("srr")
-        part("inr_fixed_poses", run("inr", motion_correction=False,
-                                    inr_options={"refine_poses": False, **({"n_iter": 10} if args.smoke else {})}))
-        strip("inr_fixed_poses")
-        msim = simulate_stacks(gt, th, noise_sigma=0.01, rot_deg=3.0, trans_mm=3.0, mask=gm, seed=1, device=dev)
-        part("motion_oracle_srr", run("srr", stacks=msim.stacks, stack_masks=msim.masks,
-                                      initial_poses=(msim.axis_angle, msim.translation)))
-        strip("motion_oracle_srr")
-        for n_outer in ((1,) if args.smoke else (6, 10)):
-            name = f"motion_svr_outer{n_outer}"
-            part(name, run("svr", stacks=msim.stacks, stack_masks=msim.masks, n_outer=n_outer))
-            r = strip(name)
-            if r is not None:
-                res[name]["pose_errors"] = pose_error(r, msim)
-                save()
-        return
-    part("average", run("average"))
-    strip("average")
+    def cubic():
+        mean, singles = cubic_baseline(sim_of("still").stacks, gt)
+        d = evaluate(mean, gt.array, gm)
+        d["single_stack_psnr"] = [evaluate(s, gt.array, gm)["psnr"] for s in singles]
+        return d
+
+    # (1) still stacks
+    part("cubic_mean3", cubic)
     part("srr", run("srr"))
     strip("srr")
-    if args.part == "cpu":
-        save()
-        return
-    # ---------------- GPU part ----------------
-    if not args.smoke:
-        part("hashgrid_eager", lambda: hashgrid_throughput("cuda", False, steps=5))
-        part("hashgrid_compiled", lambda: hashgrid_throughput("cuda", True))
-    inr_opt = {"n_iter": 20} if args.smoke else None
-    part("inr", run("inr", motion_correction=False, inr_options=inr_opt))
-    strip("inr")
-    # motion: +/-3 deg, +/-3 mm per slice
-    msim = simulate_stacks(gt, th, noise_sigma=0.01, rot_deg=3.0, trans_mm=3.0, mask=gm, seed=1, device=dev)
-    part("motion_uncorrected_srr", run("srr", stacks=msim.stacks, stack_masks=msim.masks))
+    if gpu:
+        part("inr", run("inr", motion_correction=False))
+        strip("inr")
+    # (2) motion +/-3 deg / +/-3 mm
+    part("motion_uncorrected_srr", run("srr", "motion"))
     strip("motion_uncorrected_srr")
-    part("motion_oracle_srr", run("srr", stacks=msim.stacks, stack_masks=msim.masks,
-                                  initial_poses=(msim.axis_angle, msim.translation)))
+    part("motion_oracle_srr", run("srr", "motion", oracle=True))
     strip("motion_oracle_srr")
-    part("motion_svr", run("svr", stacks=msim.stacks, stack_masks=msim.masks))
-    r = strip("motion_svr")
+    variants = [("motion_svr", {})]
+    if gpu:  # what moves the figure (one change at a time from the default)
+        variants += [("motion_svr_outer3", {"n_outer": 3}), ("motion_svr_outer10", {"n_outer": 10}),
+                     ("motion_svr_no_coarse", {"svr_options": {"coarse": 1}}),
+                     ("motion_svr_no_loo", {"svr_options": {"loo": False}}),
+                     ("motion_svr_no_robust", {"svr_options": {"robust": False}})]
+    for name, kw in variants:
+        part(name, run("svr", "motion", **kw))
+        r = strip(name)
+        if r is not None:
+            res[name]["pose_errors"] = pose_error(r, sim_of("motion"))
+            save()
+    # (3) hard motion: +/-8 deg / +/-8 mm, 10 % of the slices corrupted
+    part("hard_oracle_srr", run("srr", "hard", oracle=True))
+    strip("hard_oracle_srr")
+    part("hard_svr", run("svr", "hard"))
+    r = strip("hard_svr")
     if r is not None:
-        res["motion_svr"]["pose_errors"] = pose_error(r, msim)
+        hsim = sim_of("hard")
+        good = np.setdiff1d(np.arange(len(r.slice_weights)), hsim.corrupted)
+        res["hard_svr"]["pose_errors_clean_slices"] = pose_error(r, hsim, good)
+        w = np.asarray(r.slice_weights)
+        res["hard_svr"]["corrupted_slices"] = int(len(hsim.corrupted))
+        res["hard_svr"]["corrupted_weight_mean"] = float(w[hsim.corrupted].mean())
+        res["hard_svr"]["corrupted_weight_max"] = float(w[hsim.corrupted].max())
+        res["hard_svr"]["clean_weight_mean"] = float(w[good].mean())
+        res["hard_svr"]["corrupted_weights"] = [round(float(v), 3) for v in w[hsim.corrupted]]
         save()
-    # timing: svr to 0.8 mm on the automatic grid (no ground-truth grid)
-    part("svr_0.8mm_timing", run("svr", stacks=msim.stacks, stack_masks=msim.masks, spacing=3.2 if args.smoke else 0.8,
-                                         grid=None))
-    strip("svr_0.8mm_timing")
+    # (4) one axial 4 mm stack
+
+    def cubic_single():
+        _, singles = cubic_baseline(sim_of("single").stacks, gt)
+        return evaluate(singles[0], gt.array, gm)
+
+    part("single_cubic", cubic_single)
+    opts = {"iterations": 30} if args.smoke else None
+    part("single", run("single", "single", single_options=opts))
+    strip("single")
+    # cost: svr on the automatic grid at 1 mm (the CLI's default), three stacks with motion
+    part("svr_1mm_auto_grid", run("svr", "motion", grid=None, spacing=4.0 if args.smoke else 1.0))
+    strip("svr_1mm_auto_grid")
     save()
+
+
+def device(args) -> None:
+    """GPU machine: the gpu part, and two 2-core CPU parts (taskset) at the same time.
+
+    Cores 0-1: the single-stack method; cores 2-3: svr on the motion stacks (the 2-core cost
+    figures); the gpu part runs on the other cores. CPU parts still running after
+    BENCH_SVR_CPU_WAIT seconds (default 540) are stopped; their JSON keeps what finished.
+    """
+    import shutil
+    import subprocess
+
+    def pin(cores: str) -> list[str]:  # without taskset the parts still run with 2 torch threads
+        return ["taskset", "-c", cores] if shutil.which("taskset") else []
+
+    outdir = Path(args.out or os.environ.get("OUT", "."))
+    outdir.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    me = str(Path(__file__).resolve())
+    extra = ["--smoke"] if args.smoke else []
+    ncpu = os.cpu_count() or 8
+    t0 = time.perf_counter()
+    cpus = []
+    for cores, only, name in (("0,1", "single_cubic,single", "cpu2_single"), ("2,3", "motion_svr", "cpu2_svr")):
+        cpus.append(subprocess.Popen(pin(cores) + [py, me, "--part", "cpu", "--threads", "2",
+                                      "--only", only, "--out", str(outdir / f"bench_svr_{name}.json")] + extra,
+                                     stdout=open(outdir / f"bench_svr_{name}.log", "w"), stderr=subprocess.STDOUT))
+    gpu = subprocess.run(pin(f"4-{ncpu - 1}") + [py, me, "--part", "gpu",
+                          "--out", str(outdir / "bench_svr_gpu.json")] + extra)
+    limit = float(os.environ.get("BENCH_SVR_CPU_WAIT", "540"))
+    for c in cpus:
+        try:
+            c.wait(timeout=max(1.0, limit - (time.perf_counter() - t0)))
+        except subprocess.TimeoutExpired:
+            c.kill()
+            print("a cpu part was stopped at the time limit; its JSON holds the figures finished by then")
+    print("gpu rc", gpu.returncode, "cpu rc", [c.returncode for c in cpus], f"{time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

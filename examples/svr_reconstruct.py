@@ -8,7 +8,9 @@ or run the self-contained demo on the real 1 mm brain of ../shared/data (series 
 procedural phantom when it is absent): simulate three orthogonal 3 mm stacks, reconstruct with
 ``srr`` and draw the figure of docs/svr.md (input slices, reconstruction, error map):
 
-    python examples/svr_reconstruct.py --demo --figure docs/img/svr_brain.png
+    python examples/svr_reconstruct.py --demo --figure docs/img/svr_brain.png [-o demo.nii.gz]
+
+With ``-o`` the demo's reconstruction is written too (volume + JSON report beside it).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def demo(figure: Path, method: str = "srr", device: str = "cpu") -> None:
+def demo(figure: Path, method: str = "srr", device: str = "cpu", output: Path | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,6 +55,11 @@ def demo(figure: Path, method: str = "srr", device: str = "cpu") -> None:
         label = "procedural phantom"
     sim = simulate_stacks(gt, 3.0, noise_sigma=0.01, seed=0)
     res = reconstruct(sim.stacks, method, grid=(gt.affine, gt.shape), device=device)
+    if output is not None:  # the demo's reconstruction, like any other (volume + JSON beside it)
+        from medrecon.svr import write_result
+
+        vol_path, json_path = write_result(res, output)
+        print(f"wrote {vol_path} and {json_path}")
     cub = []
     for s in sim.stacks:
         M = np.linalg.inv(s.affine) @ gt.affine
@@ -92,7 +99,8 @@ def main(argv=None) -> None:
     ap.add_argument("--figure", type=Path, default=Path("docs/img/svr_brain.png"), help="figure path for --demo")
     args = ap.parse_args(argv)
     if args.demo:
-        demo(args.figure, args.method, "cpu" if args.device == "auto" else args.device)
+        demo(args.figure, args.method, "cpu" if args.device == "auto" else args.device,
+             Path(args.output) if args.output else None)
         return
     if not args.stacks or not args.output:
         ap.error("give STACK... and -o OUTPUT, or --demo")

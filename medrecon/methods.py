@@ -90,7 +90,8 @@ def method_help(family: str) -> str:
 for _n, _h in (("average", "PSF back-projection, seconds"),
                ("srr", "edge-preserving super-resolution, no motion correction"),
                ("svr", "motion correction: stack and slice registration + robust SRR"),
-               ("inr", "svr, then a neural field with pose refinement; GPU")):
+               ("inr", "svr, then a neural field with pose refinement; GPU"),
+               ("single", "one thick stack made isotropic by self-supervised super-resolution")):
     register_method("svr", _n, _h, "medrecon.svr:reconstruct_files")
 for _n, _h in (("inflate", "rounded"), ("relief", "lithophane"), ("slab", "flat, bevelled")):
     register_method("photo", _n, _h, "medrecon.photo:run_photo")

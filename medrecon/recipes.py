@@ -72,6 +72,7 @@ class Recipe(BaseModel):
     recipe: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     description: str = ""
     mesh: dict[str, Any] = Field(default_factory=dict)
+    svr: Optional[dict[str, Any]] = Field(None, description="slice-to-volume stage before meshing (medrecon.svr.stage)")
     source: Optional[str] = Field(None, description="file the recipe was read from (set by load_recipe)")
 
 
@@ -125,6 +126,9 @@ def validate_settings(settings: Mapping[str, Any], where: str | Path | None = No
     """
     from medrecon.mesh_config import MeshConfig
 
+    if "svr" in settings:  # the slice-to-volume stage (not a mesh setting)
+        svr_stage_settings(settings["svr"], where)
+        settings = {k: v for k, v in settings.items() if k != "svr"}
     bad = [k for k in settings if k in ("input", "outdir")]
     if bad:
         raise ConfigError(f"a recipe must not set {', '.join(bad)} (given per run / per study)", where)
@@ -192,6 +196,8 @@ def load_recipe(path: str | os.PathLike, *, check_files: bool = True) -> Recipe:
         raise ConfigError("invalid recipe: " + validation_message(exc), p) from None
     rec.mesh = _resolve(rec.mesh, p.resolve().parent)
     validate_settings(rec.mesh, p, check_files=check_files)
+    if rec.svr is not None:
+        rec.svr = svr_stage_settings(rec.svr, p)
     rec.source = str(p)
     return rec
 
@@ -230,3 +236,15 @@ def config_from_recipe(recipe: str | os.PathLike, cli_values: Mapping[str, Any],
             settings[k] = v
     settings = fill_placeholders(settings, str(cli_values["input"]), Path(str(cli_values["input"])).name)
     return MeshConfig(**settings)
+
+
+def svr_stage_settings(value: Any, where) -> dict[str, Any]:
+    """Validate a recipe's ``svr:`` block with :class:`medrecon.svr.stage.SVRStage`."""
+    from medrecon.svr.stage import SVRStage
+
+    try:
+        return SVRStage(**(value or {})).model_dump()
+    except ValidationError as exc:
+        raise ConfigError("invalid svr stage: " + validation_message(exc), where) from None
+    except TypeError as exc:
+        raise ConfigError(f"invalid svr stage: {exc}", where) from None

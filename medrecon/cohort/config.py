@@ -30,12 +30,22 @@ def recipe_settings(config: str | os.PathLike | Recipe | Mapping[str, Any] | Non
     if config is None:
         return {"preset": "ct-bone", "formats": ["stl"], "preview": False}
     if isinstance(config, Recipe):
-        return dict(config.mesh)
+        return _with_svr(config)
     if isinstance(config, Mapping):
         settings = dict(config.get("mesh", config)) if "recipe" in config else dict(config)
+        if "recipe" in config and config.get("svr") is not None:
+            settings["svr"] = config["svr"]
         validate_settings(settings, "settings")
         return settings
-    return dict(load_recipe(config).mesh)
+    return _with_svr(load_recipe(config))
+
+
+def _with_svr(rec: Recipe) -> dict[str, Any]:
+    """A recipe's settings: its mesh settings, plus ``svr`` (the stage's settings) when it has one."""
+    out = dict(rec.mesh)
+    if rec.svr is not None:
+        out["svr"] = dict(rec.svr)
+    return out
 
 
 def study_settings(base: Mapping[str, Any], overrides: Mapping[str, Any] | None, study_path: str,
@@ -85,10 +95,14 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
     """
     from medrecon.mesh_config import MeshConfig
 
+    svr = settings.get("svr")
+    settings = {k: v for k, v in settings.items() if k != "svr"}
     try:  # canonical form: explicit defaults and omitted ones hash alike
         full = MeshConfig(**{**dict(settings), "input": "<input>", "outdir": "<outdir>"}).model_dump()
     except ConfigError:
         full = dict(settings)
+    if svr is not None:
+        full["svr"] = svr
     d = {k: v for k, v in full.items() if k not in ("input", "outdir", "labels")}
     for f in ("label_table", "bundle", "preset"):
         if isinstance(d.get(f), str) and _looks_like_file(f, d[f]):

@@ -135,7 +135,7 @@ def plan(studies: list[Study], base_settings: Mapping[str, Any], outdir: Path, p
         s = study_settings(base_settings, st.overrides, st.path, st.study_id)
         fp = study_fingerprint(st, s)
         try:
-            MeshConfig(**{**s, "outdir": "<outdir>"})
+            MeshConfig(**{**{k: v for k, v in s.items() if k != "svr"}, "outdir": "<outdir>"})
         except MedreconError as exc:
             items.append(PlanItem(st, s, fp, "", "invalid", str(exc)))
             continue

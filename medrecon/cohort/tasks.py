@@ -162,6 +162,13 @@ def read_marker(folder: str | os.PathLike) -> dict | None:
 def _mesh(job: dict, settings: dict, staging: Path):
     from medrecon.mesh_pipeline import MeshConfig, run_mesh
 
+    settings = dict(settings)
+    svr = settings.pop("svr", None)
+    if svr is not None:  # recipe with a slice-to-volume stage: mesh the reconstructed volume
+        from medrecon.svr.stage import run_svr_stage
+
+        _event(job, "start", "svr")
+        settings["input"] = str(run_svr_stage(settings["input"], svr, staging, job["study_id"]))
     cfg = MeshConfig(**{**settings, "outdir": str(staging)})
     return run_mesh(cfg)
 

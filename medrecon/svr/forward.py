@@ -39,7 +39,20 @@ def _kernel1d(sigma: float, truncate: float, device, dtype) -> torch.Tensor:
 
 
 def gaussian_blur3d(x: torch.Tensor, sigma_vox, truncate: float = 3.0) -> torch.Tensor:
-    """Separable Gaussian blur of a (D, H, W) tensor, widths in voxels per axis (zero padding)."""
+    """Separable Gaussian blur of a (D, H, W) tensor, widths in voxels per axis (zero padding).
+
+    On CPU without autograd it runs scipy's 1D filters (about 10x faster than ``conv3d`` there;
+    same kernel, same radius)."""
+    if x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled()):
+        from scipy import ndimage
+
+        a = x.detach().numpy()
+        for axis, s in enumerate(sigma_vox):
+            s = float(s)
+            if s >= 0.05:
+                a = ndimage.gaussian_filter1d(a, s, axis=axis, truncate=truncate, mode="constant",
+                                              radius=max(1, int(math.ceil(truncate * s))))
+        return torch.from_numpy(np.ascontiguousarray(a)).to(x.dtype)
     y = x[None, None]
     for axis, s in enumerate(sigma_vox):
         s = float(s)
@@ -158,6 +171,9 @@ class ForwardModel:
         self.offsets = np.cumsum([0] + [s.n_slices for s in stacks])
         self.n_slices = int(self.offsets[-1])
         self._stack = []
+        self._sparse = None
+        #: CPU: posed sampling through cached sparse matrices (see medrecon.svr.sparse_op)
+        self.use_sparse = self.device.type == "cpu"
         for s in stacks:
             sig = s.psf_sigmas()
             C = s.direction @ np.diag(sig ** 2) @ s.direction.T
@@ -314,6 +330,17 @@ class ForwardModel:
                 chunks.append((self._sample(vb, q) * wts).sum(-1))
         return torch.cat(chunks, 0)
 
+    def _sparse_ok(self, poses, x=None) -> bool:
+        return (self.use_sparse and poses is not None and self.mode == "fast"
+                and (x is None or not (x.requires_grad and torch.is_grad_enabled())))
+
+    def _sparse_ops(self):
+        if self._sparse is None:
+            from medrecon.svr.sparse_op import SparseOps
+
+            self._sparse = SparseOps(self)
+        return self._sparse
+
     def forward(self, x: torch.Tensor, poses=None, stride: int = 1, stacks=None,
                 extra_sigma_mm: float = 0.0) -> list[torch.Tensor]:
         """Predicted slices per stack ((ns, nx', ny') tensors) from volume ``x`` (grid shape).
@@ -330,6 +357,9 @@ class ForwardModel:
                 extra = extra_sigma_mm / self.grid_spacing
                 out.append(self._separable(k, x, np.sqrt(st["fast_sigma"] ** 2 + extra ** 2)))
                 continue
+            if stride == 1 and self._sparse_ok(poses, x):
+                out.append(self._sparse_ops().sample(k, self.blurred(x, k, extra_sigma_mm), poses))
+                continue
             out.append(self.sample_stack(k, self.blurred(x, k, extra_sigma_mm), poses, stride))
         return out
 
@@ -340,6 +370,9 @@ class ForwardModel:
         if self.all_separable(poses):
             with torch.no_grad():
                 return sum(self._separable_adjoint(k, y) for k, y in enumerate(ys))
+        if self._sparse_ok(poses):
+            sp = self._sparse_ops()
+            return sum(self.blurred(sp.sample_adjoint(k, y, poses), k) for k, y in enumerate(ys))
         with torch.enable_grad():
             x = torch.zeros(self.grid_shape, device=self.device, dtype=self.dtype, requires_grad=True)
             pred = self.forward(x, poses)
@@ -353,6 +386,14 @@ class ForwardModel:
             with torch.no_grad():
                 pred = self.forward(v, poses)
                 return sum(self._separable_adjoint(k, w * p) for k, (p, w) in enumerate(zip(pred, weights)))
+        if self._sparse_ok(poses):
+            sp = self._sparse_ops()
+            out = None
+            for k, w in enumerate(weights):
+                p = sp.sample(k, self.blurred(v, k), poses)
+                g = self.blurred(sp.sample_adjoint(k, w * p, poses), k)
+                out = g if out is None else out + g
+            return out
         with torch.enable_grad():
             v = v.detach().requires_grad_(True)
             pred = self.forward(v, poses)

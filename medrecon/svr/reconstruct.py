@@ -21,7 +21,7 @@ from medrecon.volume import Volume
 from medrecon.progress import ProgressFn
 
 Progress = ProgressFn
-METHODS = ("average", "srr", "svr", "inr")
+METHODS = ("average", "srr", "svr", "inr", "single")
 
 
 @dataclass
@@ -129,7 +129,8 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
                 mask: Volume | None = None, thickness=None, device: str = "auto",
                 progress: Progress | None = None, names: Sequence[str] | None = None,
                 stack_masks=None, grid: tuple | None = None, lam: float | str = "auto",
-                n_outer: int = 3, initial_poses=None, inr_options: dict | None = None,
+                n_outer: int = 6, initial_poses=None, inr_options: dict | None = None,
+                svr_options: dict | None = None, single_options=None,
                 motion_correction: bool = True, seed: int = 0) -> SVRResult:
     """Reconstruct one isotropic volume from thick-slice stacks.
 
@@ -143,7 +144,9 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
         edge-preserving prior whose weight follows the estimated noise. ``svr``: stack-to-stack
         alignment, per-slice rigid registration and robust ``srr``. ``inr``: ``svr`` followed by
         a hash-grid neural field fitted through the same forward model with pose refinement
-        and per-slice uncertainty (GPU recommended).
+        and per-slice uncertainty (GPU recommended). ``single``: exactly one stack made
+        isotropic by self-supervised super-resolution (a CNN trained on its own in-plane
+        images degraded to the slice profile; SMORE family).
     spacing : float, optional
         Output voxel size in mm; default the smallest in-plane pixel size (>= 0.5 mm).
     mask : Volume, optional
@@ -162,11 +165,16 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
     lam : float or "auto"
         Prior weight (intensities scaled to ~[0, 1] internally); "auto" follows the noise.
     n_outer : int
-        Registration/reconstruction cycles for ``svr``.
+        Registration/reconstruction cycles for ``svr`` (all but the last two on a 2x coarser grid).
+    svr_options : dict, optional
+        Overrides for :func:`medrecon.svr.register.svr_loop` (``coarse``, ``n_fine``,
+        ``robust``, ``ncc_threshold``).
     initial_poses : (axis_angle (N, 3) rad, translation (N, 3) mm), optional
         Starting poses about the grid centre (e.g. known poses).
     inr_options : dict, optional
         Overrides for :func:`medrecon.svr.inr_method.fit_inr`.
+    single_options : medrecon.svr.single.SingleOptions, optional
+        Options of ``single`` (one stack made isotropic by self-supervised super-resolution).
     motion_correction : bool
         For ``inr``: start from ``svr`` (True) or from ``srr`` with the given poses (False,
         for stacks known to be still); the field still refines the poses.
@@ -185,6 +193,9 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
     dev = pick_device(device)
     ss = _as_stacks(stacks, thickness, names, stack_masks)
     check_compatible(ss)
+    spacing_given = spacing is not None
+    if method == "single" and len(ss) != 1:
+        raise MedreconError(f"method single takes exactly one stack ({len(ss)} given); use svr or srr for several")
     if spacing is None:
         spacing = max(0.5, float(min(min(s.spacing[0], s.spacing[1]) for s in ss)))
     if grid is None:
@@ -195,6 +206,9 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
     if nvox > 80_000_000:
         raise MedreconError(f"output grid {shape} at {spacing} mm is too large ({nvox / 1e6:.0f} M voxels); "
                             "use a larger --spacing or a --mask")
+    if method == "single":
+        return _single(ss, affine if grid is not None or spacing_given else None, shape, dev, progress,
+                       single_options, t_all)
     fm = ForwardModel(ss, affine, shape, device=dev)
     ys = fm.images()
     ws = fm.images(weights=True)
@@ -238,7 +252,7 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
 
         t0 = time.perf_counter()
         x, poses, ws_r, slice_w, info = svr_loop(fm, ys, ws, x, poses, lam_v, delta, sigma,
-                                                 n_outer=n_outer, progress=progress)
+                                                 n_outer=n_outer, progress=progress, **(svr_options or {}))
         params.update(info)
         timings["svr"] = time.perf_counter() - t0
     if method == "inr":
@@ -268,3 +282,30 @@ def reconstruct(stacks: Sequence, method: str = "svr", spacing: float | None = N
     return SVRResult(vol, method, aa, tr, fm.center_np.copy(), np.asarray(slice_w, float), ncc,
                      stack_index, slice_index, [s.name for s in ss], params,
                      {k: round(v, 3) for k, v in timings.items()})
+
+
+def _single(ss, affine, shape, dev, progress, options, t_all) -> SVRResult:
+    """``single``: :func:`medrecon.svr.single.super_resolve_stack` wrapped as an :class:`SVRResult`."""
+    from medrecon.svr.single import super_resolve_stack
+
+    from medrecon.svr.single import SingleOptions
+
+    if isinstance(options, dict):
+        options = SingleOptions(**options)
+    st = ss[0]
+    arr, aff, info = super_resolve_stack(st, affine, shape if affine is not None else None, options,
+                                         progress=progress, device=str(dev))
+    n = st.n_slices
+    fm = ForwardModel(ss, aff, arr.shape, device=dev)
+    x = torch.as_tensor(arr, dtype=torch.float32, device=dev)
+    ncc = slice_ncc(fm, x, fm.images(), fm.images(weights=True))
+    meta = {"modality": st.modality or None, "description": "medrecon svr (single)",
+            "slice_thickness": float(np.linalg.norm(aff[:3, 0]))}
+    vol = Volume(arr.astype(np.float32), aff, {k: v for k, v in meta.items() if v is not None})
+    z = np.zeros((n, 3))
+    params = {"spacing_mm": float(np.linalg.norm(aff[:3, 0])), "grid_shape": list(arr.shape), "device": str(dev),
+              "noise_sigma_est": info["noise_sigma_est"], "single": info,
+              "thickness_mm": [float(st.thickness)]}
+    timings = {"train": info["train_s"], "single": info["total_s"], "total": round(time.perf_counter() - t_all, 3)}
+    return SVRResult(vol, "single", z, z.copy(), fm.center_np.copy(), np.ones(n), ncc, np.zeros(n, int),
+                     np.arange(n), [st.name], params, timings)

@@ -98,8 +98,8 @@ def register_slices(fm: ForwardModel, x: torch.Tensor, ys, ws, aa: torch.Tensor,
     done = 0
     for li, (sig, stride, n_iter) in enumerate(levels):
         tg = _targets(fm, ys, ws, sig, stride)
-        with torch.no_grad():
-            vbs = [fm.blurred(x, k, sig) for k in range(len(fm.stacks))]
+        with torch.no_grad():  # x: one volume, or one per stack (leave-one-stack-out)
+            vbs = [fm.blurred(x[k] if isinstance(x, (list, tuple)) else x, k, sig) for k in range(len(fm.stacks))]
         d = torch.zeros(G, 6, device=fm.device, dtype=fm.dtype, requires_grad=True)
         opt = torch.optim.Adam([d], lr=lr[min(li, len(lr) - 1)])
         for it in range(n_iter):
@@ -212,38 +212,132 @@ def robust_pixel_weights(res: list[torch.Tensor], ws, n_iter: int = 6) -> tuple[
     return out, sigma
 
 
-def svr_loop(fm: ForwardModel, ys, ws, x0, poses, lam, delta, sigma, n_outer: int = 3,
-             progress: Progress | None = None, ncc_threshold: float = 0.5):
-    """Stack alignment, then ``n_outer`` cycles of slice registration, robust weights and SRR."""
+def coarse_model(fm: ForwardModel, factor: int) -> ForwardModel:
+    """The same stacks on a grid ``factor`` times coarser (same origin, axes and pose centre)."""
+    aff = fm.grid_affine.copy()
+    aff[:3, :3] *= factor
+    shape = tuple(int(math.ceil(n / factor)) for n in fm.grid_shape)
+    return ForwardModel(fm.stacks, aff, shape, center=fm.center_np, device=fm.device, dtype=fm.dtype)
 
+
+def upsample(x: torch.Tensor, factor: int, shape) -> torch.Tensor:
+    """Trilinear upsampling of a coarse volume of :func:`coarse_model` onto the fine grid."""
+    from medrecon.svr.forward import _interp_matrix
+
+    out = x
+    for axis, n in enumerate(shape):
+        L = torch.as_tensor(_interp_matrix(np.arange(n) / factor, x.shape[axis]), dtype=x.dtype, device=x.device)
+        out = torch.movedim(torch.tensordot(L, torch.movedim(out, axis, 0), dims=([1], [0])), 0, axis)
+    return out.contiguous()
+
+
+def slice_em_weights(pw, ws, ncc: np.ndarray, ncc_threshold: float = 0.5, n_iter: int = 10) -> np.ndarray:
+    """Slice inlier probabilities (SVRTK-style EM on the slice "potential").
+
+    A slice's potential is the root mean square of ``1 - p`` over its pixels (``p``: pixel
+    inlier probabilities); potentials are fitted by two Gaussians (inlier slices: low potential,
+    outlier slices: high) and each slice gets its posterior inlier probability. Slices whose NCC
+    with the simulated slice is below ``ncc_threshold`` get 0.
+    """
+    pot = []
+    for p, w in zip(pw, ws):
+        m = (w > 0.5).to(p.dtype)
+        n = m.sum((1, 2))
+        v = torch.sqrt((m * (1 - p) ** 2).sum((1, 2)) / n.clamp_min(1))
+        pot.append(torch.where(n > 16, v, torch.full_like(v, float("nan"))).cpu().numpy())
+    pot = np.concatenate(pot).astype(float)
+    ok = np.isfinite(pot)
+    w = np.ones(len(pot))
+    if ok.sum() >= 8:
+        v = pot[ok]
+        m1 = float(np.median(v))
+        s1 = float(1.4826 * np.median(np.abs(v - m1))) + 1e-6
+        m2, s2, pi = float(v.max()), max(s1, float(v.std())), 0.9
+        for _ in range(n_iter):
+            g1 = pi * np.exp(-0.5 * ((v - m1) / s1) ** 2) / s1
+            g2 = (1 - pi) * np.exp(-0.5 * ((v - m2) / s2) ** 2) / s2
+            r = g1 / np.maximum(g1 + g2, 1e-300)
+            r = np.where(v <= m1, 1.0, r)  # lower potential than the inlier mean: inlier
+            pi = float(np.clip(r.mean(), 0.5, 0.999))
+            m1 = float((r * v).sum() / max(r.sum(), 1e-9))
+            s1 = float(np.sqrt((r * (v - m1) ** 2).sum() / max(r.sum(), 1e-9))) + 1e-6
+            if (1 - r).sum() > 1e-3:
+                m2 = float(((1 - r) * v).sum() / (1 - r).sum())
+                s2 = float(np.sqrt(((1 - r) * (v - m2) ** 2).sum() / (1 - r).sum())) + 1e-6
+            if m2 <= m1:
+                r = np.ones_like(v)
+                break
+        w[ok] = r
+    w[np.asarray(ncc) < ncc_threshold] = 0.0
+    return w
+
+
+def svr_loop(fm: ForwardModel, ys, ws, x0, poses, lam, delta, sigma, n_outer: int = 6,
+             progress: Progress | None = None, ncc_threshold: float = 0.5, coarse: int = 2,
+             n_fine: int = 2, robust: bool = True, loo: bool = True):
+    """Stack alignment, then ``n_outer`` cycles of slice-to-volume registration, robust weights
+    (EM pixel and slice inlier probabilities, NCC exclusion) and robust SRR.
+
+    The first ``n_outer - n_fine`` cycles run on a grid ``coarse`` times coarser (8x fewer
+    voxels for 2), the last ``n_fine`` on the output grid: registration always compares each
+    slice with the current volume (volume-to-slice), never stack to stack after the first step.
+    """
     N = fm.n_slices
     if poses is None:
         aa = torch.zeros(N, 3, device=fm.device, dtype=fm.dtype)
         tr = torch.zeros(N, 3, device=fm.device, dtype=fm.dtype)
     else:
         aa, tr = poses[0].clone(), poses[1].clone()
-    aa, tr, info = align_stacks(fm, ys, ws, aa, tr, progress=progress)
+    n_fine = max(1, min(n_fine, n_outer))
+    fm_c = coarse_model(fm, coarse) if coarse > 1 and n_outer > n_fine else fm
+    aa, tr, info = align_stacks(fm_c, ys, ws, aa, tr, progress=progress)
     with torch.no_grad():
-        x = backproject_average(fm, ys, ws, (aa, tr))
+        x = backproject_average(fm_c, ys, ws, (aa, tr))
     ws_r = ws
     slice_w = np.ones(N)
+    history = []
     for it in range(n_outer):
-        levels = ((4.0, 4, 40), (2.0, 2, 30), (0.0, 1, 20)) if it == 0 else ((1.0, 2, 20), (0.0, 1, 20))
-        lrs = (1.0, 0.5, 0.2) if it == 0 else (0.3, 0.15)
-        aa, tr = register_slices(fm, x, ys, ws, aa, tr, levels=levels, lr=lrs, progress=progress,
+        fine = it >= n_outer - n_fine
+        m = fm if fine else fm_c
+        if fine and x.shape != tuple(fm.grid_shape):
+            x = upsample(x, coarse, fm.grid_shape)
+        if it == 0:
+            levels, lrs = ((4.0, 4, 40), (2.0, 2, 30), (0.0, 2, 20)), (1.0, 0.5, 0.2)
+        elif not fine:
+            levels, lrs = ((2.0, 2, 15), (0.0, 2, 15)), (0.4, 0.2)
+        else:
+            levels, lrs = ((0.0, 2, 20),), (0.15,)
+        target = x
+        if loo and len(fm.stacks) > 2:
+            # register each stack's slices to a volume made from the *other* stacks: a slice's own
+            # (mis-placed) contribution no longer holds it where it is
+            target = []
+            K = len(fm.stacks)
+            for k in range(K):
+                wk = [w if j != k else torch.zeros_like(w) for j, w in enumerate(ws_r)]
+                sub = None
+                if progress is not None:
+                    def sub(ev, k=k, name=f"reference volumes ({it + 1}/{n_outer})"):
+                        progress(ProgressEvent(name, k * ev.total + ev.done, K * ev.total))
+                target.append(solve_srr(m, ys, wk, x, lam, delta, (aa, tr), n_reweight=1, cg_iter=4, progress=sub))
+        aa, tr = register_slices(m, target, ys, ws, aa, tr, levels=levels, lr=lrs, progress=progress,
                                  stage=f"register slices ({it + 1}/{n_outer})")
-        ncc = slice_ncc(fm, x, ys, ws, (aa, tr))
-        slice_w = (ncc >= ncc_threshold).astype(float) if it > 0 else np.ones(N)
-        sw = torch.as_tensor(slice_w, dtype=fm.dtype, device=fm.device)
-        if it > 0:
-            with torch.no_grad():
-                pred = fm(x, (aa, tr))
+        with torch.no_grad():
+            pred = m(x, (aa, tr))
+        ncc = slice_ncc(m, x, ys, ws, (aa, tr))
+        if it > 0 and robust:
             pw, _ = robust_pixel_weights([p - y for p, y in zip(pred, ys)], ws)
+            slice_w = slice_em_weights(pw, ws, ncc, ncc_threshold)
         else:
             pw = [torch.ones_like(y) for y in ys]
+            slice_w = np.ones(N)
+        sw = torch.as_tensor(slice_w, dtype=fm.dtype, device=fm.device)
         ws_r = [w * p * sw[int(fm.offsets[k]):int(fm.offsets[k + 1])][:, None, None]
                 for k, (w, p) in enumerate(zip(ws, pw))]
-        x = solve_srr(fm, ys, ws_r, x, lam, delta, (aa, tr), n_reweight=2 if it < n_outer - 1 else 3,
+        x = solve_srr(m, ys, ws_r, x, lam, delta, (aa, tr), n_reweight=3 if fine else 2,
                       cg_iter=8, progress=progress, stage=f"srr ({it + 1}/{n_outer})")
-    info.update({"n_outer": n_outer, "slices_excluded": int((slice_w == 0).sum())})
+        history.append({"cycle": it + 1, "grid": list(m.grid_shape), "mean_ncc": float(np.mean(ncc)),
+                        "slices_downweighted": int((slice_w < 0.5).sum())})
+    info.update({"n_outer": n_outer, "coarse_factor": coarse if fm_c is not fm else 1,
+                 "slices_excluded": int((slice_w == 0).sum()), "cycles": history})
     return x, (aa, tr), ws_r, slice_w, info

@@ -1,7 +1,7 @@
 """Simulate thick-slice stacks from a volume with the shared forward model."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,6 +28,8 @@ class SimulatedStacks:
         True per-slice translations (mm).
     center : (3,) float
         Centre of rotation (LPS mm): the volume centre.
+    corrupted : (M,) int
+        Global indices of the slices corrupted by through-plane motion (see ``corrupt_fraction``).
     """
 
     stacks: list
@@ -35,11 +37,18 @@ class SimulatedStacks:
     axis_angle: np.ndarray
     translation: np.ndarray
     center: np.ndarray
+    corrupted: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
     def matrices(self) -> np.ndarray:
         from medrecon.svr.poses_util import pose_matrices
 
         return pose_matrices(self.axis_angle, self.translation, self.center)
+
+
+def matrix_to_axis_angle_np(R: np.ndarray) -> np.ndarray:
+    from medrecon.inr.poses import matrix_to_axis_angle
+
+    return matrix_to_axis_angle(torch.as_tensor(np.asarray(R, np.float64)[None]))[0].numpy()
 
 
 def stack_geometry(volume: Volume, normal_axis: int, thickness: float, gap: float = 0.0,
@@ -74,7 +83,8 @@ def stack_geometry(volume: Volume, normal_axis: int, thickness: float, gap: floa
 def simulate_stacks(volume: Volume, thickness: float = 3.0, gap: float = 0.0, n_stacks: int = 3,
                     inplane: float | None = None, rot_deg: float = 0.0, trans_mm: float = 0.0,
                     noise_sigma: float = 0.01, mask=None, mask_dilation: int = 3, seed: int = 0,
-                    psf_step: float = 0.25, truncate: float = 3.0, device="cpu") -> SimulatedStacks:
+                    psf_step: float = 0.25, truncate: float = 3.0, device="cpu", axes=None,
+                    corrupt_fraction: float = 0.0, corrupt_deg: float = 20.0) -> SimulatedStacks:
     """Orthogonal thick-slice stacks of ``volume`` with Gaussian slice profile, motion and noise.
 
     Parameters
@@ -100,6 +110,14 @@ def simulate_stacks(volume: Volume, thickness: float = 3.0, gap: float = 0.0, n_
     psf_step, truncate :
         Quadrature of the slice profile (voxels, standard deviations): finer than the
         reconstruction default on purpose (no "inverse crime").
+    axes : list of int, optional
+        Array axes of ``volume`` the stacks are normal to (default ``0, 1, 2`` up to ``n_stacks``).
+    corrupt_fraction, corrupt_deg : float
+        Fraction of slices corrupted by through-plane motion during their acquisition: such a
+        slice is the mean of the slice at its pose and at its pose tilted by a random
+        +/- ``corrupt_deg`` rotation about an in-plane axis and shifted by half a slice
+        thickness along its normal (a blurred, ghosted slice). Their indices are in
+        ``corrupted``.
 
     Returns
     -------
@@ -108,7 +126,7 @@ def simulate_stacks(volume: Volume, thickness: float = 3.0, gap: float = 0.0, n_
     rng = np.random.default_rng(seed)
     vol_t = torch.as_tensor(np.asarray(volume.array, np.float32), device=device)
     geoms = []
-    for k in range(n_stacks):
+    for k in (range(n_stacks) if axes is None else axes):
         aff, shape = stack_geometry(volume, k, thickness, gap, inplane, offset_frac=float(rng.random()))
         geoms.append((aff, shape))
     dummy = [SliceStack(np.zeros(s, np.float32), a, thickness) for a, s in geoms]
@@ -120,8 +138,31 @@ def simulate_stacks(volume: Volume, thickness: float = 3.0, gap: float = 0.0, n_
     tr = rng.uniform(-1, 1, (n, 3)) * trans_mm
     poses = (torch.as_tensor(aa, dtype=torch.float32, device=device),
              torch.as_tensor(tr, dtype=torch.float32, device=device))
+    corrupted = np.zeros(0, int)
     with torch.no_grad():
         pred = fm(vol_t, poses)
+        if corrupt_fraction > 0:
+            corrupted = np.sort(rng.choice(n, max(1, int(round(corrupt_fraction * n))), replace=False))
+            # second pose: extra tilt about an in-plane axis of the slice + half-thickness shift
+            from medrecon.svr.poses_util import rotation_matrices
+
+            R0 = rotation_matrices(aa)
+            aa2, tr2 = aa.copy(), tr.copy()
+            for g in corrupted:
+                k = int(np.searchsorted(fm.offsets, g, side="right") - 1)
+                d = geoms[k][0][:3, :3] / np.linalg.norm(geoms[k][0][:3, :3], axis=0)
+                ang = rng.uniform(0.5, 1.0) * corrupt_deg * rng.choice([-1, 1])
+                ax = d[:, int(rng.integers(2))] * np.deg2rad(ang)
+                Rt = rotation_matrices(ax[None])[0] @ R0[g]
+                aa2[g] = matrix_to_axis_angle_np(Rt)
+                tr2[g] = tr[g] + d[:, 2] * 0.5 * thickness * rng.choice([-1, 1])
+            poses2 = (torch.as_tensor(aa2, dtype=torch.float32, device=device),
+                      torch.as_tensor(tr2, dtype=torch.float32, device=device))
+            pred2 = fm(vol_t, poses2)
+            cmask = torch.zeros(n, dtype=torch.bool, device=device)
+            cmask[torch.as_tensor(corrupted, device=device)] = True
+            pred = [torch.where(cmask[int(fm.offsets[k]):int(fm.offsets[k + 1])][:, None, None], 0.5 * (p + q), p)
+                    for k, (p, q) in enumerate(zip(pred, pred2))]
         mpred = None
         if mask is not None:
             m = np.asarray(mask.array if isinstance(mask, Volume) else mask) > 0
@@ -142,4 +183,4 @@ def simulate_stacks(volume: Volume, thickness: float = 3.0, gap: float = 0.0, n_
             masks.append(mk)
         stacks.append(Volume(img.astype(np.float32), aff, {"modality": modality, "slice_thickness": float(thickness),
                                                           "description": f"simulated stack {k}"}))
-    return SimulatedStacks(stacks, masks, aa, tr, center)
+    return SimulatedStacks(stacks, masks, aa, tr, center, corrupted)

@@ -21,19 +21,21 @@ from medrecon.mesh_pipeline import MeshConfig
 RECIPES = Path(__file__).resolve().parents[2] / "configs"
 
 
-def test_cohort_every_shipped_recipe_validates():
+def test_cohort_every_shipped_recipe_validates(tmp_path):
     files = C.list_recipes(RECIPES)
     names = {p.stem for p in files}
     assert {"ct-bone-print", "totalseg-meshes", "monai-bundle-meshes", "mr-head-surface"} <= names
-    assert "svr-then-mesh" not in names  # a commented slot, not a recipe yet
+    assert "svr-then-mesh" in names  # stacks -> svr -> mesh (tests/svr/test_svr_cohort.py)
     for p in files:
         rec = C.load_recipe(p, check_files=p.stem != "monai-bundle-meshes")  # its bundle is user-supplied
         cfg = MeshConfig(input="x", outdir="y", **C.fill_placeholders(rec.mesh, "/s/ct.nii.gz", "s"))
         assert cfg.preview is False
     bone = C.load_recipe("ct-bone-print")  # by name
     assert bone.mesh["formats"] == ["stl", "3mf"]
+    empty = tmp_path / "slot.yaml"
+    empty.write_text("# only comments\n")
     with pytest.raises(ConfigError, match="reserved slot"):
-        C.load_recipe(RECIPES / "svr-then-mesh.yaml")
+        C.load_recipe(empty)
     with pytest.raises(ConfigError, match="bundle folder not found"):
         C.load_recipe(RECIPES / "monai-bundle-meshes.yaml")
 

@@ -64,14 +64,15 @@ def test_svr_reduces_motion_of_a_few_degrees():
     gt, m = phantom(n=48, voxel=1.5, smooth=1.5)
     sim = simulate_stacks(gt, 3.0, noise_sigma=0.01, rot_deg=3, trans_mm=2, mask=m, seed=1)
     grid = (gt.affine, gt.shape)
-    res = reconstruct(sim.stacks, "svr", grid=grid, device="cpu", stack_masks=sim.masks, n_outer=2)
+    res = reconstruct(sim.stacks, "svr", grid=grid, device="cpu", stack_masks=sim.masks)
     still = reconstruct(sim.stacks, "srr", grid=grid, device="cpu", stack_masks=sim.masks)
     pts = np.array([s.affine[:3, :3] @ np.array([(s.shape[0] - 1) / 2, (s.shape[1] - 1) / 2, k]) + s.affine[:3, 3]
                     for s in sim.stacks for k in range(s.shape[2])])
     e = pose_errors(res.matrices(), sim.matrices(), pts)
     e0 = pose_errors(np.tile(np.eye(4), (len(pts), 1, 1)), sim.matrices(), pts)
-    assert e["trans_mm_mean"] < 0.85 * e0["trans_mm_mean"]
-    assert e["rot_deg_mean"] < 0.9 * e0["rot_deg_mean"]
+    # medians (the goal's measure): a few small edge slices of this 72 mm phantom keep large tilts
+    assert e["trans_mm_median"] < 0.7 * e0["trans_mm_median"]
+    assert e["rot_deg_median"] < 0.7 * e0["rot_deg_median"]
     assert evaluate(res.volume, gt, m)["psnr"] > evaluate(still.volume, gt, m)["psnr"] + 0.5
     d = res.to_dict()
     assert len(d["slices"]) == len(pts) and d["frame"] == "LPS mm"
