@@ -39,7 +39,8 @@ def main(argv=None) -> int:
     ap.add_argument("--folder", type=Path, default=ROOT.parent / "shared" / "data" / "ct_head_ge_gantry_tilt_variable_spacing",
                     help="DICOM folder for `info` (and dcm2niix)")
     args = ap.parse_args(argv)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # this checkout first; a PYTHONPATH already set (e.g. another typer to compare) stays after it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     # byte code written and reused as in an installed package (with PYTHONDONTWRITEBYTECODE every
     # process would compile medrecon's sources again, which no installation does)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
