@@ -67,7 +67,7 @@ def test_cohort_on_external_scheduler(small_cohort, recipe, tmp_path, good_synth
         assert r.returncode == 3, r.stdout + r.stderr  # the corrupt study fails
         events = [json.loads(ln) for ln in r.stdout.splitlines() if ln.startswith("{")]
         infos = [e["message"] for e in events if e.get("kind") == "info"]
-        assert any(f"scheduler {addr}" in m and "1 workers" in m for m in infos), infos
+        assert any(f"scheduler {addr}" in m and "1 worker (" in m for m in infos), infos
         result = events[-1]
         assert result["kind"] == "result" and result["done"] == len(good_synthetic) and result["failed"] == 1
         db = sqlite3.connect(str(out / "cohort.sqlite"))

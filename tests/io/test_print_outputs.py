@@ -69,7 +69,8 @@ def test_print_3mf_on_the_bed_as_one_assembly(written, models):
     assert placed_lo[2] == pytest.approx(0.0, abs=1e-4)
     np.testing.assert_allclose((placed_lo[:2] + placed_hi[:2]) / 2, BED_CENTER_MM, atol=1e-4)
     back = np.array(json.loads(r["metadata"]["print_to_patient"]))
-    np.testing.assert_allclose(back @ place, np.eye(4), atol=1e-5)
+    # lib3mf holds the build transform in single precision: ~6e-8 of a translation of several 100 mm
+    np.testing.assert_allclose(back @ place, np.eye(4), atol=1e-4)
     # PrusaSlicer: every part manifold, on the plate; slices with and without its arrange step
     infos = prusa_info(p3)
     assert len(infos) == 2 and all(i["manifold"] == "yes" for i in infos)

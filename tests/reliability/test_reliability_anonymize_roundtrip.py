@@ -164,7 +164,7 @@ def test_reliability_anonymize_cli_then_info_and_convert(tmp_path):
         return r.stdout
 
     out = run("anonymize", src, "-o", tmp_path / "anon")
-    assert "wrote 20 de-identified file(s)" in out
+    assert "wrote 20 de-identified files" in out
     assert len(list((tmp_path / "anon").glob("*.dcm"))) == 20
     rows = json.loads(run("info", tmp_path / "anon", "--json"))
     rows = rows if isinstance(rows, list) else rows.get("series", rows)

@@ -70,6 +70,10 @@ SAFE_PRIVATE: dict[tuple[str, int, int], str] = {
     ("GEMS_PARM_01", 0x0043, 0x39): "slop integers (b value)",
     ("GEMS_PARM_01", 0x0043, 0x83): "ASSET factor",
     ("Image Private Header", 0x0065, 0x50): "UIH number of images in grid",
+    ("Image Private Header", 0x0065, 0x51): "UIH per-tile item (filtered: each tile's position)",
+    ("Image Private Header", 0x0065, 0x09): "UIH b value",
+    ("Image Private Header", 0x0065, 0x37): "UIH gradient direction",
+    ("Image Private Header", 0x0065, 0x58): "UIH flipped-image flag",
 }
 #: Standard attributes kept inside a kept private item (frame geometry and scaling only).
 _ITEM_KEEP = frozenset({"ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
