@@ -344,18 +344,21 @@ def multiview(
     input: Path = typer.Argument(..., help="Folder of photos (PNG, JPEG, TIFF) or a video file (.mp4, .mov...)."),
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder."),
     cameras: Optional[Path] = typer.Option(None, "--cameras", help="Known cameras: COLMAP text model folder (cameras.txt, images.txt)."),
-    method: str = typer.Option("stereo", "--method", help="stereo (plane-sweep MVS + TSDF) or neural (not available yet)."),
+    method: str = typer.Option("stereo", "--method", help="stereo (plane-sweep MVS + Poisson) or neural (NeuS-style SDF; meant for a GPU)."),
     scale_points: Optional[str] = typer.Option(None, "--scale-points", help="IMAGE:x1,y1:x2,y2:MM - two pixels of one photo and their real distance."),
     aruco_mm: Optional[float] = typer.Option(None, "--aruco-mm", help="Side of the ArUco markers in the photos, mm (gives the scale)."),
     masks: str = typer.Option("auto", "--masks", help="auto (uniform backdrop), none, or a folder of masks named like the photos."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (dense stage)."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most N photos / keyframes."),
     faces: int = typer.Option(30_000, "--faces", help="Target triangle count."),
-    keep_all: bool = typer.Option(False, "--keep-all", help="Keep every surface piece (no ground/floater removal)."),
+    keep_all: bool = typer.Option(False, "--keep-all", help="Keep every surface piece (no floater removal)."),
+    keep_ground: bool = typer.Option(False, "--keep-ground", help="Keep the support (table, turntable, floor) under the object."),
+    keep_work: bool = typer.Option(False, "--keep-work", help="Keep OUTDIR/work (copies of the photos, camera database)."),
+    frame: Optional[str] = typer.Option(None, "--frame", help="cameras (default with --cameras: the cameras' world frame and units) or object (+z up, centred)."),
     sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="PEM private key for C2PA signing."),
     sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="PEM certificate chain for C2PA signing."),
 ) -> None:
-    """Many photos or a video of an object to a measured, textured model (GLB, USDZ, OBJ, PLY, STL, cameras, viewer)."""
+    """Many photos or a video of an object to a textured model (GLB, USDZ, OBJ, PLY, STL, cameras, viewer); in mm with a scale source, else in arbitrary units."""
     from medrecon.cli_display import StageProgress
     from medrecon.multiview.pipeline import MultiviewOptions, reconstruct_multiview
 
@@ -364,7 +367,7 @@ def multiview(
         from medrecon.viz.html import write_viewer
 
         return write_viewer([to_surface_model(mesh)], path, title="medrecon multi-view model",
-                            vertex_colors=[sample_texture(mesh)])
+                            vertex_colors=[sample_texture(mesh)], units=mesh.extras.get("units", "arbitrary"))
 
     def previews(mesh, path):
         from medrecon.texture import to_surface_model
@@ -375,7 +378,8 @@ def multiview(
 
     opts = MultiviewOptions(method=method.strip().lower(), device=device, max_images=max_images, faces=faces,
                             masks=None if masks.strip().lower() == "none" else masks, scale_points=scale_points,
-                            aruco_mm=aruco_mm, keep_all=keep_all)
+                            aruco_mm=aruco_mm, keep_all=keep_all, keep_ground=keep_ground, keep_work=keep_work,
+                            frame=frame.strip().lower() if frame else None)
     with StageProgress(console, transient=True) as bar:
         res = reconstruct_multiview(input, outdir, cameras_dir=cameras, options=opts, progress=bar, viewer=viewer,
                                     previews=previews, sign_key=sign_key, sign_cert=sign_cert)
@@ -385,6 +389,10 @@ def multiview(
                   + (f", reprojection error {err:.2f} px" if err is not None else "")
                   + f"; {r['mesh']['faces']} triangles; units: {r['scale']['units']} ({r['scale']['source']})",
                   soft_wrap=True, highlight=False)
+    dn = r.get("dense") or {}
+    if dn.get("textured_pixels_with_depth") is not None:
+        console.print(f"  depth for {dn['textured_pixels_with_depth']:.0%} of the textured pixels; removed: {r.get('removed')}",
+                      soft_wrap=True, highlight=False)
     console.print(f"[green]done[/]: {len(res.files)} files in {outdir}", soft_wrap=True, highlight=False)
 
 @app.command()
