@@ -2,12 +2,15 @@
 
 :func:`reconstruct_multiview` runs the stages of :mod:`medrecon.multiview` and writes the outputs.
 
-Output frame: the reconstruction's world rotated so that the cameras' mean "up" (image -y) is
-LPS +z (superior; glTF +Y), centred on the object, and scaled to millimetres when a scale is
-known (ArUco board or ``scale_points``). Without a scale the model is unitless: SfM units are
-rescaled so the object's bounding-box diagonal is 100 units, and the report says ``"units":
-"unitless"``. With ``cameras_dir`` and no other scale, the given cameras' units are kept (x1)
-and reported as ``"camera units"``. ``cameras/`` holds the cameras in that same output frame.
+Output frame: with ``cameras_dir`` the given cameras' world frame and units (``frame="cameras"``,
+the default then; ``cameras/`` repeats the input cameras); ``frame="object"`` (the default without
+cameras) rotates the reconstruction so that the cameras' mean "up" (image -y) is +z (glTF +Y),
+centred on the object. Units: millimetres when a scale is known (ArUco board or ``scale_points``);
+the given cameras' units (x1, ``"camera units"``) with ``cameras_dir``; otherwise **arbitrary**
+(SfM units rescaled so the object's bounding-box diagonal is 100 units; the report says
+``"units": "arbitrary"``). The dense stage is :mod:`medrecon.multiview.stereo` or
+:mod:`medrecon.multiview.neural`; ``outdir/work`` (intermediate copies) is removed at the end unless
+``keep_work``.
 """
 from __future__ import annotations
 
