@@ -53,7 +53,7 @@ def metrics(P: np.ndarray, gt_all: np.ndarray, gt_vis: np.ndarray, tau: float, d
             "precision": pr, "recall": rc, "fscore": 2 * pr * rc / max(pr + rc, 1e-12)}
 
 
-def run_scene(name: str, scene, seconds: float, dev, width: int, height: int) -> dict:
+def run_scene(name: str, scene, seconds: float, dev, width: int, height: int, eval_res: int = 384) -> dict:
     t0 = time.perf_counter()
     cams = S.scene_cameras(scene, 20, width, height)
     renders = [scene.render(c, supersample=1) for c in cams]
@@ -67,8 +67,8 @@ def run_scene(name: str, scene, seconds: float, dev, width: int, height: int) ->
     res = NN.train_sdf([r[0] for r in renders], truth, box, iters=100000, batch=4096, n_samples=96,
                        finest=1024, log2_t=19, device=dev, max_seconds=seconds)
     t1 = time.perf_counter()
-    P = NN.surface_points(res.model, box, resolution=384, device=dev)
-    voxel = float(ext.max() * 1.2 / 384)
+    P = NN.surface_points(res.model, box, resolution=eval_res, device=dev)
+    voxel = float(ext.max() * 1.2 / eval_res)
     P = P[P[:, 2] > 1.5 * voxel]
     diag = scene.diagonal()
     m = metrics(P, scene.sample_surface(100000), S.visible_points(scene, truth, [(None, None, r[2]) for r in renders]),
@@ -90,12 +90,13 @@ def main() -> None:
     ap.add_argument("--scenes", default="sphere_box,fine_lowcontrast,coarse_saturated")
     ap.add_argument("--size", default="480x360")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--eval-res", type=int, default=384, help="SDF grid for the surface samples")
     a = ap.parse_args()
     dev = torch.device(a.device)
     w, h = (int(x) for x in a.size.split("x"))
     scenes = S.standard_scenes()
     t0 = time.perf_counter()
-    rows = [run_scene(n, scenes[n], a.seconds, dev, w, h) for n in a.scenes.split(",")]
+    rows = [run_scene(n, scenes[n], a.seconds, dev, w, h, a.eval_res) for n in a.scenes.split(",")]
     result = {"benchmark": "multiview neural (NeuS-style SDF, hash grid) on support-plane scenes, true cameras",
               "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
               "torch": torch.__version__, "image_size": [w, h], "views": 20, "train_seconds_budget": a.seconds,
