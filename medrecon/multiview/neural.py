@@ -232,7 +232,7 @@ def object_box_from_points(cams: CameraSet, keep_ground: bool) -> tuple[np.ndarr
     """The object's box from the sparse points (support plane removed), or the frustum box."""
     from . import dense as D
     from . import support as SP
-    from .pipeline import up_vector
+    from .support import up_vector
 
     if len(cams.points) < 20:
         return D.frusta_bbox(cams), None
@@ -251,7 +251,7 @@ def neural_surface(images, masks, cams: CameraSet, opts, *, resize, dev, work_di
     from skimage import measure
 
     from . import support as SP
-    from .pipeline import clean_mesh
+    from .support import clean_mesh
 
     size = opts.dense_size or (min(640, max(images[0].shape[:2])) if torch.device(dev).type == "cuda" else 160)
     d_images, d_masks, d_cams = resize(images, masks, cams, size)

@@ -54,7 +54,7 @@ def stereo_surface(images, masks, cams: CameraSet, opts, *, resize, dev, work_di
 
     from . import dense as D
     from . import support as SP
-    from .pipeline import clean_mesh, up_vector
+    from .support import clean_mesh, up_vector
 
     size = opts.dense_size or choose_dense_size(images)
     d_images, d_masks, d_cams = resize(images, masks, cams, size)

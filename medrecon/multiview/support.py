@@ -15,6 +15,7 @@ Frames and units: world units of the cameras.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -232,3 +233,59 @@ def poisson_surface(P: np.ndarray, Nrm: np.ndarray, work_dir, depth: int = 9, tr
         remap[used] = np.arange(len(used))
         v, f = v[used], remap[f]
     return v, f
+
+
+def up_vector(cams: CameraSet) -> np.ndarray:
+    """Mean world direction of the cameras' image "up" (-y of the camera)."""
+    u = -cams.R[:, 1, :].mean(0)
+    return u / max(np.linalg.norm(u), 1e-12)
+
+
+def clean_mesh(v: np.ndarray, f: np.ndarray, up: np.ndarray | None = None, keep_all: bool = False,
+               min_fraction: float = 0.05) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Keep the object: components with at least ``min_fraction`` of the largest one's faces,
+    then drop a flat ground (a plane with normal along ``up`` under the object holding >= 15 %
+    of the vertices, found by RANSAC) and any remaining small pieces."""
+    import trimesh
+
+    info: dict[str, Any] = {"components_in": 0, "ground_removed": False}
+    if keep_all or len(f) == 0:
+        return v, f, info
+    m = trimesh.Trimesh(v, f, process=False)
+    parts = m.split(only_watertight=False)
+    info["components_in"] = len(parts)
+    if not parts:
+        return v, f, info
+    big = max(len(p.faces) for p in parts)
+    m = trimesh.util.concatenate([p for p in parts if len(p.faces) >= min_fraction * big])
+    if up is not None and len(m.vertices) > 100:
+        rng = np.random.default_rng(0)
+        P = m.vertices
+        ext = np.ptp(P, axis=0).max()
+        best, best_n = None, 0
+        for _ in range(200):
+            a, b, c = P[rng.choice(len(P), 3, replace=False)]
+            n = np.cross(b - a, c - a)
+            if np.linalg.norm(n) < 1e-12:
+                continue
+            n /= np.linalg.norm(n)
+            if abs(n @ up) < 0.9:
+                continue
+            d = np.abs((P - a) @ n)
+            cnt = int((d < 0.01 * ext).sum())
+            if cnt > best_n:
+                best, best_n = (a, n if n @ up > 0 else -n), cnt
+        if best is not None and best_n >= 0.15 * len(P):
+            a, n = best
+            h = (P - a) @ n
+            if np.median(h) > 0.05 * ext:  # the plane is under most of the model: it is the ground
+                keepv = h > 0.015 * ext
+                fk = keepv[m.faces].all(1)
+                m = trimesh.Trimesh(m.vertices, m.faces[fk], process=False)
+                m.remove_unreferenced_vertices()
+                parts = m.split(only_watertight=False)
+                if parts:
+                    big = max(len(p.faces) for p in parts)
+                    m = trimesh.util.concatenate([p for p in parts if len(p.faces) >= min_fraction * big])
+                info["ground_removed"] = True
+    return np.asarray(m.vertices), np.asarray(m.faces), info
