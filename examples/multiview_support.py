@@ -16,6 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 
 def preview(outdir: Path, png: Path, title: str) -> Path:
     import trimesh
@@ -24,7 +26,9 @@ def preview(outdir: Path, png: Path, title: str) -> Path:
     from medrecon.viz.preview import render_previews
 
     m = trimesh.load(outdir / "model.ply", process=False)
-    return render_previews([SurfaceModel("model", m.vertices, m.faces, (0.85, 0.8, 0.7))], png, size_mm_bar=False,
+    v = np.asarray(m.vertices)
+    v = (v - v.mean(0)) * (100.0 / max(float(np.linalg.norm(np.ptp(v, axis=0))), 1e-12))  # the renderer's scale
+    return render_previews([SurfaceModel("model", v, m.faces, (0.85, 0.8, 0.7))], png, size_mm_bar=False,
                            title=title)
 
 
