@@ -112,8 +112,7 @@ def test_known_cameras_on_a_support_plane(support_scene, tmp_path):
     assert np.percentile(np.linalg.norm(res.vertices[:, :2], axis=1), 99) < 0.8
 
 
-@pytest.mark.slow
-def test_neural_sdf_trains_on_cpu_tiny():
+def test_neural_sdf_trains_on_cpu_tiny():  # 3.9 s on the quiet 2-core box
     """The NeuS-style field at a tiny size on the CPU: the photometric loss falls and the zero level
     sits on the scene (object or support) rather than on the initial sphere."""
     import torch
