@@ -413,11 +413,14 @@ def multiview(
     device: str = _device_option(),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Use at most N photos / keyframes."),
     faces: int = typer.Option(30_000, "--faces", help="Target triangle count."),
-    keep_all: bool = typer.Option(False, "--keep-all", help="Keep every surface piece (no ground/floater removal)."),
+    keep_all: bool = typer.Option(False, "--keep-all", help="Keep every surface piece (no floater removal)."),
+    keep_ground: bool = typer.Option(False, "--keep-ground", help="Keep the support (table, turntable, floor) under the object."),
+    keep_work: bool = typer.Option(False, "--keep-work", help="Keep OUTDIR/work (copies of the photos, camera database)."),
+    frame: Optional[str] = typer.Option(None, "--frame", help="cameras (default with --cameras: the cameras' world frame and units) or object (+z up, centred)."),
     sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="PEM private key for C2PA signing."),
     sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help="PEM certificate chain for C2PA signing."),
 ) -> None:
-    """Many photos or a video of an object to a measured, textured model (GLB, USDZ, OBJ, PLY, STL, cameras, viewer)."""
+    """Many photos or a video of an object to a textured model (GLB, USDZ, OBJ, PLY, STL, cameras, viewer); in mm with a scale source, else in arbitrary units."""
     from medrecon.cli_display import StageProgress, plural
     from medrecon.methods import get_method
     from medrecon.multiview.pipeline import MultiviewOptions
@@ -433,8 +436,9 @@ def multiview(
 
     opts = MultiviewOptions(method=method.strip().lower(), device=device, max_images=max_images, faces=faces,
                             masks=None if masks.strip().lower() == "none" else masks, scale_points=scale_points,
-                            aruco_mm=aruco_mm, keep_all=keep_all)
-    with StageProgress(console) as bar:
+                            aruco_mm=aruco_mm, keep_all=keep_all, keep_ground=keep_ground, keep_work=keep_work,
+                            frame=frame.strip().lower() if frame else None)
+    with StageProgress(console, transient=True) as bar:
         res = reconstruct_multiview(input, outdir, cameras_dir=cameras, options=opts, progress=bar,
                                     viewer=_textured_viewer("medrecon multi-view model"),
                                     previews=previews, sign_key=sign_key, sign_cert=sign_cert)
@@ -444,6 +448,10 @@ def multiview(
                   + (f", reprojection error {err:.2f} px" if err is not None else "")
                   + f"; {r['mesh']['faces']} triangles; units: {r['scale']['units']} ({r['scale']['source']})",
                   soft_wrap=True, highlight=False)
+    dn = r.get("dense") or {}
+    if dn.get("textured_pixels_with_depth") is not None:
+        console.print(f"  depth for {dn['textured_pixels_with_depth']:.0%} of the textured pixels; removed: {r.get('removed')}",
+                      soft_wrap=True, highlight=False)
     console.print(f"[green]done[/]: {plural(len(res.files), 'file')} in {outdir}", soft_wrap=True, highlight=False)
 
 @app.command()
@@ -496,7 +504,8 @@ def _textured_viewer(title: str):
         from medrecon.texture import to_surface_model
         from medrecon.viz.html import write_viewer
 
-        return write_viewer([to_surface_model(mesh)], path, title=title, vertex_colors=[vertex_rgb(mesh)])
+        return write_viewer([to_surface_model(mesh)], path, title=title, vertex_colors=[vertex_rgb(mesh)],
+                            units=mesh.extras.get("units", "mm"))
 
     return viewer
 

@@ -95,5 +95,5 @@ for _n, _h in (("average", "PSF back-projection, seconds"),
     register_method("svr", _n, _h, "medrecon.svr:reconstruct_files")
 for _n, _h in (("inflate", "rounded"), ("relief", "lithophane"), ("slab", "flat, bevelled")):
     register_method("photo", _n, _h, "medrecon.photo:run_photo")
-for _n, _h in (("stereo", "plane-sweep MVS + TSDF"), ("neural", "not available yet")):
+for _n, _h in (("stereo", "plane-sweep MVS + Poisson"), ("neural", "NeuS-style SDF; meant for a GPU")):
     register_method("multiview", _n, _h, "medrecon.multiview.pipeline:reconstruct_multiview")

@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from medrecon.progress import ProgressEvent
+
 from .cameras import CameraSet
 
 
@@ -113,7 +115,7 @@ def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def bake(tex: Texels, images: Sequence[np.ndarray], cams: CameraSet, size: int, *,
          masks: Sequence[np.ndarray] | None = None, min_cos: float = 0.35, power: float = 4.0,
-         depth_tol: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+         depth_tol: float = 0.01, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """Weighted-mean colour of each texel over the views that see it.
 
     Returns the texture (size, size, 3) uint8 (unused texels padded) and the (size, size) bool
@@ -142,6 +144,8 @@ def bake(tex: Texels, images: Sequence[np.ndarray], cams: CameraSet, size: int, 
         ok &= z <= zb[vi, ui] + depth_tol * ext
         if masks is not None:
             ok &= masks[i][vi, ui]
+        if progress:
+            progress(ProgressEvent("texture", i + 1, len(images), "view"))
         if not ok.any():
             continue
         col = _bilinear(img, u[ok] - 0.5, v[ok] - 0.5)

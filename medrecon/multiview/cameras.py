@@ -103,6 +103,7 @@ def _run_sfm(pycolmap, image_dir, work_dir, names, db, matcher, mapper, focal_px
     timings["features_s"] = time.perf_counter() - t0
     prog("features", len(names), len(names))
     t0 = time.perf_counter()
+    prog("matching", 0, 1)  # one pycolmap call: the stage is announced when it starts
     mopt = pycolmap.FeatureMatchingOptions()
     mopt.num_threads = num_threads
     if matcher == "sequential":
@@ -125,7 +126,14 @@ def _run_sfm(pycolmap, image_dir, work_dir, names, db, matcher, mapper, focal_px
         opts.random_seed = 0
         out = work_dir / "incremental"
         out.mkdir()
-        recs = pycolmap.incremental_mapping(db, image_dir, out, options=opts)
+        n_reg = [0]
+
+        def _next_image():  # called by COLMAP before each image it registers
+            n_reg[0] += 1
+            prog("mapping", min(n_reg[0], len(names)), len(names))
+
+        prog("mapping", 0, len(names))
+        recs = pycolmap.incremental_mapping(db, image_dir, out, options=opts, next_image_callback=_next_image)
         if recs:
             best = max(recs.values(), key=lambda r: r.num_reg_images())
             used = "incremental"
@@ -147,7 +155,7 @@ def _run_sfm(pycolmap, image_dir, work_dir, names, db, matcher, mapper, focal_px
             if g.num_reg_images() > n_inc:
                 best, used = g, "global"
         timings["global_mapping_s"] = time.perf_counter() - t0
-    prog("mapping", 1, 1)
+    prog("mapping", len(names), len(names))
     if best is None or best.num_reg_images() < 2:
         raise CameraError("no camera poses could be estimated (too little texture or overlap?)", image_dir)
     cams = _from_pycolmap(best, len(names))
@@ -158,9 +166,20 @@ def _run_sfm(pycolmap, image_dir, work_dir, names, db, matcher, mapper, focal_px
 
 
 def triangulate_known(cams: CameraSet, image_dir: str | Path, work_dir: str | Path,
-                      num_threads: int = -1) -> CameraSet:
+                      num_threads: int = -1, progress: Progress | None = None) -> CameraSet:
     """Sparse points for known cameras (features, exhaustive matching, triangulation; poses fixed)."""
     import pycolmap
+
+    prog = lambda *a: progress(ProgressEvent(*a)) if progress else None  # noqa: E731
+    old_level = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = 2
+    try:
+        return _triangulate_known(pycolmap, cams, image_dir, work_dir, num_threads, prog)
+    finally:
+        pycolmap.logging.minloglevel = old_level
+
+
+def _triangulate_known(pycolmap, cams, image_dir, work_dir, num_threads, prog):
 
     image_dir, work_dir = Path(image_dir), Path(work_dir)
     if work_dir.exists():
@@ -170,28 +189,45 @@ def triangulate_known(cams: CameraSet, image_dir: str | Path, work_dir: str | Pa
     ext = pycolmap.FeatureExtractionOptions()
     ext.num_threads = num_threads
     ext.sift.max_num_features = 4096
+    prog("features", 0, len(cams))
     pycolmap.extract_features(db, image_dir, image_names=list(cams.names), camera_mode=pycolmap.CameraMode.PER_IMAGE,
                               extraction_options=ext, device=pycolmap.Device.cpu)
-    pycolmap.match_exhaustive(db, device=pycolmap.Device.cpu)
-    # Build a reconstruction whose image ids/camera ids follow the database.
-    dbase = pycolmap.Database.open(str(db)) if hasattr(pycolmap.Database, "open") else pycolmap.Database(str(db))
-    rec = pycolmap.Reconstruction()
+    prog("features", len(cams), len(cams))
     by_name = {n: i for i, n in enumerate(cams.names)}
-    for im in dbase.read_all_images():
-        i = by_name[im.name]
+
+    def _pinhole(camera_id, i):
         K = cams.K[i]
         w, h = (int(x) for x in cams.sizes[i])
-        cam = pycolmap.Camera.create_from_model_name(im.camera_id, "PINHOLE", K[0, 0], w, h) \
-            if hasattr(pycolmap.Camera, "create_from_model_name") else None
+        cam = pycolmap.Camera.create_from_model_name(camera_id, "PINHOLE", K[0, 0], w, h)
         cam.params = [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]
-        rec.add_camera_with_trivial_rig(cam)
+        cam.has_prior_focal_length = True
+        return cam
+
+    # the given intrinsics go into the database before matching (geometric verification uses them)
+    dbase = pycolmap.Database.open(str(db))
+    for im in dbase.read_all_images():
+        dbase.update_camera(_pinhole(im.camera_id, by_name[im.name]))
+    dbase.close()
+    prog("matching", 0, 1)
+    mopt = pycolmap.FeatureMatchingOptions()
+    mopt.num_threads = num_threads
+    pycolmap.match_exhaustive(db, matching_options=mopt, device=pycolmap.Device.cpu)
+    prog("matching", 1, 1)
+    # Build a reconstruction whose image ids/camera ids follow the database.
+    dbase = pycolmap.Database.open(str(db))
+    rec = pycolmap.Reconstruction()
+    for im in dbase.read_all_images():
+        i = by_name[im.name]
+        rec.add_camera_with_trivial_rig(_pinhole(im.camera_id, i))
         img = pycolmap.Image(name=im.name, camera_id=im.camera_id, image_id=im.image_id)
         pose = pycolmap.Rigid3d(pycolmap.Rotation3d(cams.R[i]), cams.t[i])
         rec.add_image_with_trivial_frame(img, pose)
     dbase.close()
     out = work_dir / "tri"
     out.mkdir()
+    prog("triangulation", 0, 1)
     rec = pycolmap.triangulate_points(rec, db, image_dir, out)
+    prog("triangulation", 1, 1)
     pts = np.array([p.xyz for p in rec.points3D.values()]) if rec.num_points3D() else np.zeros((0, 3))
     col = np.array([p.color for p in rec.points3D.values()], np.uint8) if rec.num_points3D() else np.zeros((0, 3), np.uint8)
     res = CameraSet(list(cams.names), cams.K, cams.R, cams.t, cams.sizes, cams.k1, pts, col,

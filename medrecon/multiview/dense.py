@@ -308,7 +308,10 @@ def tsdf_fuse(depths: np.ndarray, cams: CameraSet, bbox: np.ndarray, *, voxel: f
         u, v = q[0] / zc, q[1] / zc
         inimg = (z > 1e-6) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
         flat = v.clamp(0, H - 1).long() * W + u.clamp(0, W - 1).long()
-        d = torch.as_tensor(_drop_depth_edges(depths[i]), device=dev).reshape(-1)[flat]
+        dm = depths[i]
+        # an occlusion edge is a jump of more than two truncation bands (smaller jumps are depth noise)
+        rel = max(0.01, 2 * trunc / float(np.median(dm[dm > 0]))) if (dm > 0).any() else 0.01
+        d = torch.as_tensor(_drop_depth_edges(dm, rel), device=dev).reshape(-1)[flat]
         sdf = d - z
         # only the band around the surface: a voxel far in front of a depth is either free space
         # (the silhouettes say so) or, at an occlusion edge, a mis-projection into the object
@@ -420,3 +423,101 @@ def extract_mesh(vol: TSDF, min_weight: float = 0.3) -> tuple[np.ndarray, np.nda
     # with the default gradient_direction the faces' normals point towards increasing values,
     # i.e. outwards for a TSDF that is positive outside
     return v, f
+
+
+def frusta_bbox(cams: CameraSet, min_fraction: float = 0.7, resolution: int = 48) -> np.ndarray:
+    """Box (2, 3) of the region that at least ``min_fraction`` of the cameras see in frame
+    (searched in :func:`cameras_bbox` enlarged x2): the depth range when no points are known."""
+    lo, hi = cameras_bbox(cams)
+    c, r = 0.5 * (lo + hi), (hi - lo)
+    lo, hi = c - r, c + r
+    axes = [np.linspace(a, b, resolution) for a, b in zip(lo, hi)]
+    P = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    seen = np.zeros(len(P), int)
+    for i in range(len(cams)):
+        Xc = P @ cams.R[i].T + cams.t[i]
+        q = Xc @ cams.K[i].T
+        z = np.maximum(Xc[:, 2], 1e-9)
+        W, H = cams.sizes[i]
+        seen += (Xc[:, 2] > 0) & (q[:, 0] / z >= 0) & (q[:, 0] / z < W) & (q[:, 1] / z >= 0) & (q[:, 1] / z < H)
+    ok = seen >= min_fraction * len(cams)
+    if not ok.any():
+        return cameras_bbox(cams)
+    Q = P[ok]
+    step = (hi - lo) / (resolution - 1)
+    return np.stack([Q.min(0) - step, Q.max(0) + step])
+
+
+def auto_planes(cams: CameraSet, bbox: np.ndarray, n_src: int = 4, px_per_plane: float = 1.0,
+                lo: int = 24, hi: int = 128) -> int:
+    """Plane count of the coarse (half-resolution) sweep chosen from the geometry: the median
+    length in pixels of the epipolar segment that the depth range spans in a neighbour view,
+    over ``px_per_plane``, clipped to ``lo..hi``."""
+    nb = neighbours(cams, n_src)
+    lens = []
+    for i in range(len(cams)):
+        near, far = depth_range(cams, i, bbox)
+        W, H = cams.sizes[i]
+        ray = np.linalg.inv(cams.K[i]) @ np.array([W / 2, H / 2, 1.0])
+        for j in nb[i][:2]:
+            pts = []
+            for d in (near, far):
+                Xw = cams.R[i].T @ (ray * d - cams.t[i])
+                q = cams.K[j] @ (cams.R[j] @ Xw + cams.t[j])
+                pts.append(q[:2] / max(q[2], 1e-9))
+            lens.append(np.linalg.norm(pts[0] - pts[1]) * 0.5)  # half resolution
+    return int(np.clip(np.ceil(np.median(lens) / px_per_plane), lo, hi)) if lens else 48
+
+
+def textured(images: Sequence[np.ndarray], radius: int = 3, min_std: float = 0.015) -> np.ndarray:
+    """(N, H, W) bool: pixels whose grey level varies (std over a (2r+1)^2 window >= ``min_std``
+    of full scale) - where photo-consistency has something to match."""
+    import cv2
+
+    out = []
+    for im in images:
+        g = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255 if im.ndim == 3 else im / 255.0
+        k = (2 * radius + 1, 2 * radius + 1)
+        mu = cv2.blur(g, k)
+        var = np.maximum(cv2.blur(g * g, k) - mu * mu, 0)
+        out.append(np.sqrt(var) >= min_std)
+    return np.array(out)
+
+
+def fill_holes(depth: np.ndarray, max_gap: int = 24, rel_tol: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
+    """Fill pixels without depth that lie between two depths (left/right or up/down, each within
+    ``max_gap`` pixels) agreeing within ``rel_tol``: linear interpolation along that line, the mean
+    of both directions where both constrain. Flat dark or saturated patches inside a textured
+    surface get the surface that their neighbours define; open background stays empty.
+    Returns (filled depth, bool map of the filled pixels)."""
+    d = depth.astype(np.float64)
+    H, W = d.shape
+    acc = np.zeros_like(d)
+    cnt = np.zeros_like(d)
+
+    def scan(a):  # along axis 1 of a (rows x cols): nearest valid value and distance on each side
+        h, w = a.shape
+        idx = np.where(a > 0, np.arange(w)[None, :], -1)
+        left = np.maximum.accumulate(idx, axis=1)
+        idx2 = np.where(a > 0, np.arange(w)[None, :], w)
+        right = np.minimum.accumulate(idx2[:, ::-1], axis=1)[:, ::-1]
+        cols = np.arange(w)[None, :]
+        ok = (left >= 0) & (right < w) & (a <= 0) & (right - left <= max_gap)
+        rows = np.arange(h)[:, None].repeat(w, 1)
+        dl = a[rows, np.clip(left, 0, w - 1)]
+        dr = a[rows, np.clip(right, 0, w - 1)]
+        ok &= np.abs(dl - dr) <= rel_tol * np.maximum(dl, dr)
+        f = (cols - left) / np.maximum(right - left, 1)
+        return np.where(ok, dl + f * (dr - dl), 0.0), ok
+
+    v1, o1 = scan(d)
+    v2, o2 = scan(d.T)
+    v2, o2 = v2.T, o2.T
+    acc += v1 + v2
+    cnt += o1.astype(float) + o2.astype(float)
+    # both directions must agree where both constrain (else a concave corner would be bridged)
+    both = o1 & o2
+    bad = both & (np.abs(v1 - v2) > rel_tol * np.maximum(v1, v2))
+    filled = (cnt > 0) & ~bad
+    out = np.where(filled, acc / np.maximum(cnt, 1), d)
+    return out.astype(depth.dtype), filled

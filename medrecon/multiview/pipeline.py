@@ -2,12 +2,15 @@
 
 :func:`reconstruct_multiview` runs the stages of :mod:`medrecon.multiview` and writes the outputs.
 
-Output frame: the reconstruction's world rotated so that the cameras' mean "up" (image -y) is
-LPS +z (superior; glTF +Y), centred on the object, and scaled to millimetres when a scale is
-known (ArUco board or ``scale_points``). Without a scale the model is unitless: SfM units are
-rescaled so the object's bounding-box diagonal is 100 units, and the report says ``"units":
-"unitless"``. With ``cameras_dir`` and no other scale, the given cameras' units are kept (x1)
-and reported as ``"camera units"``. ``cameras/`` holds the cameras in that same output frame.
+Output frame: with ``cameras_dir`` the given cameras' world frame and units (``frame="cameras"``,
+the default then; ``cameras/`` repeats the input cameras); ``frame="object"`` (the default without
+cameras) rotates the reconstruction so that the cameras' mean "up" (image -y) is +z (glTF +Y),
+centred on the object. Units: millimetres when a scale is known (ArUco board or ``scale_points``);
+the given cameras' units (x1, ``"camera units"``) with ``cameras_dir``; otherwise **arbitrary**
+(SfM units rescaled so the object's bounding-box diagonal is 100 units; the report says
+``"units": "arbitrary"``). The dense stage is :mod:`medrecon.multiview.stereo` or
+:mod:`medrecon.multiview.neural`; ``outdir/work`` (intermediate copies) is removed at the end unless
+``keep_work``.
 """
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import InputError, MedreconError
-from .cameras import CameraSet, read_colmap_text, run_sfm, write_colmap_text
+from .cameras import CameraSet, read_colmap_text, run_sfm, triangulate_known, write_colmap_text
+from .support import clean_mesh, up_vector  # noqa: F401  (part of this module's API before they moved)
 
-from medrecon.progress import ProgressFn as Progress  # noqa: E402
+from medrecon.progress import ProgressEvent, ProgressFn as Progress  # noqa: E402
 
 
 @dataclass
@@ -39,11 +43,18 @@ class MultiviewOptions:
     masks: str | None = "auto"  # "auto", a folder, or None
     scale_points: str | None = None  # "IMAGE:x1,y1:x2,y2:MM"
     aruco_mm: float | None = None  # side of the ArUco markers in mm
-    dense_size: int = 320  # longest image side used for depth maps (measured: 640 px left more holes and cost 4x)
-    planes: int = 48
+    dense_size: int | None = None  # longest image side of the depth maps; None: chosen from the texture
+    planes: int | None = None  # coarse sweep planes; None: chosen from the cameras' baselines
     resolution: int = 200  # voxels along the object's longest side
     texture_px: int = 1024
     keep_all: bool = False  # keep every surface component (no cleaning)
+    keep_ground: bool = False  # keep the support (table, turntable, floor) under the object
+    keep_work: bool = False  # keep outdir/work (ingested frames, SfM database)
+    frame: str | None = None  # "cameras" (default with given cameras) or "object" (+z up, centred)
+    trim_voxels: float = 4.0  # poisson: faces farther than this from every depth point are dropped
+    fusion: str = "poisson"  # poisson (oriented depth points, screened Poisson) or tsdf
+    trunc_px: float = 4.0  # TSDF truncation in pixels' footprint at the object's distance
+    neural_iters: int | None = None  # neural: training steps (None: by device)
     matcher: str | None = None  # default: sequential for video, exhaustive for photos
     roughness: float = 0.9
     metallic: float = 0.0
@@ -139,54 +150,44 @@ def _masks(option, images, names, image_dir: Path):
     return ms
 
 
-def clean_mesh(v: np.ndarray, f: np.ndarray, up: np.ndarray | None = None, keep_all: bool = False,
-               min_fraction: float = 0.05) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Keep the object: components with at least ``min_fraction`` of the largest one's faces,
-    then drop a flat ground (a plane with normal along ``up`` under the object holding >= 15 %
-    of the vertices, found by RANSAC) and any remaining small pieces."""
+def _check_masks(masks, cams: CameraSet, option) -> tuple[list | None, str | None]:
+    """Automatic masks are a help, not a requirement: drop them when the sparse points (object and
+    support) fall outside them in more than 5 % of the projections."""
+    if masks is None or option != "auto" or len(cams.points) < 20:
+        return masks, None
+    inside, total = 0, 0
+    for i, m in enumerate(masks):
+        Xc = cams.points @ cams.R[i].T + cams.t[i]
+        q = Xc @ cams.K[i].T
+        z = np.maximum(Xc[:, 2], 1e-9)
+        u, v = (q[:, 0] / z).astype(int), (q[:, 1] / z).astype(int)
+        H, W = m.shape
+        ok = (Xc[:, 2] > 0) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+        inside += int(m[v[ok], u[ok]].sum())
+        total += int(ok.sum())
+    frac = inside / max(total, 1)
+    if frac < 0.95:
+        return None, f"automatic masks dropped: only {frac:.0%} of the sparse points project inside them"
+    return masks, f"automatic masks kept: {frac:.0%} of the sparse points project inside them"
+
+
+def depth_maps_of_mesh(v: np.ndarray, f: np.ndarray, cams: CameraSet) -> np.ndarray:
+    """Camera-z depth maps (N, H, W) of a mesh (point splats of a dense surface sampling, nearest wins)."""
     import trimesh
 
-    info: dict[str, Any] = {"components_in": 0, "ground_removed": False}
-    if keep_all or len(f) == 0:
-        return v, f, info
-    m = trimesh.Trimesh(v, f, process=False)
-    parts = m.split(only_watertight=False)
-    info["components_in"] = len(parts)
-    if not parts:
-        return v, f, info
-    big = max(len(p.faces) for p in parts)
-    m = trimesh.util.concatenate([p for p in parts if len(p.faces) >= min_fraction * big])
-    if up is not None and len(m.vertices) > 100:
-        rng = np.random.default_rng(0)
-        P = m.vertices
-        ext = np.ptp(P, axis=0).max()
-        best, best_n = None, 0
-        for _ in range(200):
-            a, b, c = P[rng.choice(len(P), 3, replace=False)]
-            n = np.cross(b - a, c - a)
-            if np.linalg.norm(n) < 1e-12:
-                continue
-            n /= np.linalg.norm(n)
-            if abs(n @ up) < 0.9:
-                continue
-            d = np.abs((P - a) @ n)
-            cnt = int((d < 0.01 * ext).sum())
-            if cnt > best_n:
-                best, best_n = (a, n if n @ up > 0 else -n), cnt
-        if best is not None and best_n >= 0.15 * len(P):
-            a, n = best
-            h = (P - a) @ n
-            if np.median(h) > 0.05 * ext:  # the plane is under most of the model: it is the ground
-                keepv = h > 0.015 * ext
-                fk = keepv[m.faces].all(1)
-                m = trimesh.Trimesh(m.vertices, m.faces[fk], process=False)
-                m.remove_unreferenced_vertices()
-                parts = m.split(only_watertight=False)
-                if parts:
-                    big = max(len(p.faces) for p in parts)
-                    m = trimesh.util.concatenate([p for p in parts if len(p.faces) >= min_fraction * big])
-                info["ground_removed"] = True
-    return np.asarray(m.vertices), np.asarray(m.faces), info
+    pts = trimesh.Trimesh(v, f, process=False).sample(400000)
+    W, H = (int(x) for x in cams.sizes[0])
+    out = np.zeros((len(cams), H, W), np.float32)
+    for i in range(len(cams)):
+        Xc = pts @ cams.R[i].T + cams.t[i]
+        q = Xc @ cams.K[i].T
+        z = Xc[:, 2]
+        u, vv = (q[:, 0] / np.maximum(z, 1e-9)).astype(int), (q[:, 1] / np.maximum(z, 1e-9)).astype(int)
+        ok = (z > 0) & (u >= 0) & (u < W) & (vv >= 0) & (vv < H)
+        zb = np.full(H * W, np.inf)
+        np.minimum.at(zb, vv[ok] * W + u[ok], z[ok])
+        out[i] = np.where(np.isfinite(zb), zb, 0).reshape(H, W)
+    return out
 
 
 def smooth(v: np.ndarray, f: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -295,12 +296,6 @@ def scale_from_aruco(images, cams: CameraSet, marker_mm: float) -> tuple[float, 
     return best
 
 
-def up_vector(cams: CameraSet) -> np.ndarray:
-    """Mean world direction of the cameras' image "up" (-y of the camera)."""
-    u = -cams.R[:, 1, :].mean(0)
-    return u / max(np.linalg.norm(u), 1e-12)
-
-
 def frame_transform(up: np.ndarray, centre: np.ndarray, scale: float) -> tuple[float, np.ndarray, np.ndarray]:
     """Similarity (s, R, t) world -> output frame: ``up`` -> +z, ``centre`` -> 0, units x ``scale``."""
     z = up / np.linalg.norm(up)
@@ -323,7 +318,7 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     outdir : output folder (``work/`` inside holds intermediate frames and the SfM database)
     cameras_dir : COLMAP text model of known cameras (image names matched by file stem)
     options : MultiviewOptions
-    progress : callable(stage, done, total)
+    progress : callable(ProgressEvent)
     viewer : callable(TexturedMesh, html_path) -> path, writes ``viewer.html`` (the CLI passes medrecon's viewer)
     previews : callable(TexturedMesh, png_path) -> path, writes ``preview.png``
     sign_key, sign_cert : PEM private key and certificate chain: C2PA-sign the preview PNG and
@@ -333,7 +328,25 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     -------
     MultiviewResult (cameras and mesh in the output frame, report dict, files)
     """
-    import torch
+    opts = options or MultiviewOptions()
+    if opts.method not in ("stereo", "neural"):
+        raise InputError(f"--method must be stereo or neural, not {opts.method!r}")
+    if bool(sign_key) != bool(sign_cert):
+        raise InputError("--sign-key and --sign-cert go together")
+    input_path, outdir = Path(input_path), Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    work = outdir / "work"
+    try:
+        return _reconstruct(input_path, outdir, work, cameras_dir, opts, progress, viewer, previews, sign_key, sign_cert)
+    finally:
+        if not opts.keep_work:  # the copies of the photos and the SfM database (tens of MB)
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _reconstruct(input_path, outdir, work, cameras_dir, opts, progress, viewer, previews, sign_key, sign_cert):
+    import torch  # noqa: F401
 
     from ..io.atomic import atomic_write_bytes
     from ..provenance import path_token, provenance_record
@@ -346,14 +359,6 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     from . import dense as D
     from .ingest import ingest
 
-    opts = options or MultiviewOptions()
-    if opts.method not in ("stereo", "neural"):
-        raise InputError(f"--method must be stereo or neural, not {opts.method!r}")
-    if bool(sign_key) != bool(sign_cert):
-        raise InputError("--sign-key and --sign-cert go together")
-    input_path, outdir = Path(input_path), Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    work = outdir / "work"
     T: dict[str, float] = {}
     t0 = time.perf_counter()
     ing = ingest(input_path, work / "images", max_images=opts.max_images, max_size=opts.max_size, progress=progress)
@@ -374,43 +379,45 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     t0 = time.perf_counter()
     images = _undistort(_load_images(ing.image_dir, cams.names), cams)
     masks = _masks(opts.masks, images, cams.names, ing.image_dir)
-    d_images, d_masks, d_cams = _resize_for_dense(images, masks, cams, opts.dense_size)
-    size_scale = d_images[0].shape[1] / images[0].shape[1]
-    if len(cams.points) >= 20:
-        bbox = D.points_bbox(cams.points)
+    if cameras_dir is not None and len(cams.points) < 20:
+        # known cameras without points (a calibrated rig, a turntable): triangulate matches with the given poses
+        try:
+            cams = triangulate_known(cams, ing.image_dir, work / "triangulation", progress=progress)
+            sparse_source = f"triangulated with the given poses ({len(cams.points)} points)"
+        except Exception as e:  # noqa: BLE001 - pycolmap failing leaves the frustum bound
+            sparse_source = f"none (triangulation failed: {type(e).__name__}); depth range from the cameras' frusta"
     else:
-        bbox = D.cameras_bbox(cams)
-    if d_masks is not None:
-        bbox = D.visual_hull_bbox(d_cams, d_masks, bbox if len(cams.points) >= 20 else D.cameras_bbox(cams))
+        sparse_source = f"{len(cams.points)} points"
+    masks, mask_note = _check_masks(masks, cams, opts.masks)
+    T["sparse_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     dev = D.resolve_device(opts.device)
     if opts.method == "neural":
-        raise MedreconError("--method neural is not available in this version (see docs/multiview.md)")
-    res = D.depth_maps(d_images, d_cams, bbox, masks=d_masks, planes=opts.planes, n_src=opts.n_src, device=dev,
-                       progress=progress)
-    T["depth_maps_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fd = D.filter_depths(res, d_cams, n_src=opts.n_src, device=dev)
-    carve = None
-    if d_masks is not None:
-        import cv2
+        from .neural import neural_surface
 
-        carve = [cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) for m in d_masks]
-    voxel = float(np.ptp(bbox, axis=0).max() / opts.resolution)
-    vol = D.tsdf_fuse(fd, d_cams, bbox, voxel=voxel, masks=carve, weights=[np.clip(s, 0, 1) for s in res.score],
-                      device=dev, progress=progress)
-    v, f = D.extract_mesh(vol)
-    if len(f) == 0:
-        raise MedreconError("dense reconstruction produced no surface (too little texture, or wrong cameras?)", input_path)
+        v, f, dense_info, dx = neural_surface(images, masks, cams, opts, resize=_resize_for_dense, dev=dev,
+                                              progress=progress)
+    else:
+        from .stereo import stereo_surface
+
+        v, f, dense_info, dx = stereo_surface(images, masks, cams, opts, resize=_resize_for_dense, dev=dev,
+                                              work_dir=work / "dense", progress=progress)
+    dense_info["sparse"] = sparse_source
+    d_cams, d_images, carve, fd = dx["cams"], dx["images"], dx["masks"], dx.get("depths")
+    size_scale = d_images[0].shape[1] / images[0].shape[1]
+    T["dense_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     up = up_vector(cams)
-    v, f, clean_info = clean_mesh(v, f, up=up, keep_all=opts.keep_all)
     v, f = smooth(v, f, opts.smooth_iterations)
     v, f = decimate(v, f, opts.faces)
-    T["fusion_mesh_s"] = time.perf_counter() - t0
+    T["smooth_decimate_s"] = time.perf_counter() - t0
 
-    # scale
+    # scale and frame
     t0 = time.perf_counter()
-    scale_source, units, mm_per_unit = "none", "unitless", None
+    scale_source, units, mm_per_unit = "none", "arbitrary", None
     if opts.scale_points:
+        if fd is None:
+            fd = depth_maps_of_mesh(v, f, d_cams)
         mm_per_unit = scale_from_points(opts.scale_points, d_cams, fd, size_scale)
         scale_source, units = "scale points (--scale-points)", "mm"
     elif opts.aruco_mm:
@@ -418,14 +425,24 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
         if r is not None:
             mm_per_unit = r[0]
             scale_source, units = f"ArUco markers ({r[1]} seen in >= 2 views, side {opts.aruco_mm} mm)", "mm"
+    frame = opts.frame or ("cameras" if cameras_dir is not None else "object")
+    if frame not in ("cameras", "object"):
+        raise InputError(f"--frame must be cameras or object, not {frame!r}")
+    if frame == "cameras" and cameras_dir is None:
+        raise InputError("--frame cameras needs --cameras (without them the cameras' frame is arbitrary)")
     if mm_per_unit is None and cameras_dir is not None:
         s_out, units, scale_source = 1.0, "camera units", "given cameras"
     elif mm_per_unit is None:
         s_out = 100.0 / max(float(np.linalg.norm(np.ptp(v, axis=0))), 1e-12)
     else:
         s_out = mm_per_unit
-    centre = 0.5 * (v.min(0) + v.max(0))
-    s, Rw, tw = frame_transform(up, centre, s_out)
+    if frame == "cameras":
+        s, Rw, tw = s_out, np.eye(3), np.zeros(3)
+        frame_text = "the given cameras' world frame" + (" (scaled to mm)" if mm_per_unit else " and units")
+    else:
+        centre = 0.5 * (v.min(0) + v.max(0))
+        s, Rw, tw = frame_transform(up, centre, s_out)
+        frame_text = "object frame: cameras' mean up = +z (glTF +Y), centred on the object's box"
     out_cams = cams.transformed(s, Rw, tw)
     d_out = d_cams.transformed(s, Rw, tw)
     vo = (s * (Rw @ v.T)).T + tw
@@ -434,7 +451,7 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     vu, fu, uv, vmap = A.unwrap(vo, f)
     S = opts.texture_px
     tex = A.texel_surface(vu, fu, uv, S)
-    shaded, used = A.bake(tex, d_images, d_out, S, masks=carve)
+    shaded, used = A.bake(tex, d_images, d_out, S, masks=carve, progress=progress)
     albedo, sh = A.delight(shaded, used, tex)
     T["texture_s"] = time.perf_counter() - t0
 
@@ -443,8 +460,8 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     params = {"method": opts.method, "device": str(dev), "max_images": opts.max_images, "faces": opts.faces,
               "masks": opts.masks if opts.masks in (None, "auto") else path_token(opts.masks),
               "cameras": path_token(cameras_dir) if cameras_dir else None, "scale_points": opts.scale_points,
-              "aruco_mm": opts.aruco_mm, "dense_size": opts.dense_size, "planes": opts.planes,
-              "resolution": opts.resolution, "texture_px": S}
+              "aruco_mm": opts.aruco_mm, "dense_size": opts.dense_size or "auto", "planes": opts.planes or "auto",
+              "resolution": opts.resolution, "texture_px": S, "frame": frame, "keep_ground": opts.keep_ground}
     inputs = ing.sources if ing.kind == "video" else ing.sources
     record = provenance_record("multiview", params, inputs=inputs,
                                extra={"digital_source_type": "compositeCapture (photogrammetry of real photographs)"})
@@ -452,20 +469,29 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
     mesh = TexturedMesh("multiview", vu, fu, uv=uv, texture=albedo, material=mat,
                         extras={"units": units, "scale_source": scale_source})
     files: dict[str, Path] = {}
-    files["glb"] = write_glb(mesh, outdir / "model.glb", provenance=record)
-    obj = write_obj(mesh, outdir / "model.obj", header=f"medrecon multiview; units: {units}; frame: object (+z up)")
+    n_out = 8 + (previews is not None) + (viewer is not None)
+    step = [0]
+
+    def wrote():
+        step[0] += 1
+        if progress:
+            progress(ProgressEvent("write", step[0], n_out, unit="file"))
+
+    files["glb"] = write_glb(mesh, outdir / "model.glb", provenance=record); wrote()
+    obj = write_obj(mesh, outdir / "model.obj", header=f"medrecon multiview; units: {units}; frame: {frame}")
     files["obj"], files["mtl"] = obj[0], obj[1]
     if len(obj) > 2:
         files["texture_png"] = obj[2]
-    files["ply"] = write_ply(mesh, outdir / "model.ply")
-    files["stl"] = write_stl(mesh, outdir / "model.stl")
-    files["usdz"] = write_usdz(mesh, outdir / "model.usdz")
-    files["texture_shaded_png"] = atomic_write_bytes(outdir / "texture_shaded.png", png_bytes(shaded))
-    files["cameras"] = write_colmap_text(out_cams, outdir / "cameras")
+    wrote()
+    files["ply"] = write_ply(mesh, outdir / "model.ply"); wrote()
+    files["stl"] = write_stl(mesh, outdir / "model.stl"); wrote()
+    files["usdz"] = write_usdz(mesh, outdir / "model.usdz"); wrote()
+    files["texture_shaded_png"] = atomic_write_bytes(outdir / "texture_shaded.png", png_bytes(shaded)); wrote()
+    files["cameras"] = write_colmap_text(out_cams, outdir / "cameras"); wrote()
     if previews is not None:
-        files["preview_png"] = Path(previews(mesh, outdir / "preview.png"))
+        files["preview_png"] = Path(previews(mesh, outdir / "preview.png")); wrote()
     if viewer is not None:
-        files["viewer_html"] = Path(viewer(mesh, outdir / "viewer.html"))
+        files["viewer_html"] = Path(viewer(mesh, outdir / "viewer.html")); wrote()
     T["write_s"] = time.perf_counter() - t0
     signed = None
     if sign_key:
@@ -486,13 +512,15 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
         "reprojection_error_px": cams.reprojection_error_px,
         "masks": "auto (uniform backdrop)" if (masks is not None and opts.masks == "auto") else (
             None if masks is None else "given"),
+        "masks_note": mask_note,
         "scale": {"source": scale_source, "units": units, "mm_per_world_unit": mm_per_unit,
                   "output_per_world_unit": s},
-        "frame": "object frame: cameras' mean up = +z (glTF +Y), centred on the object's box; cameras/ in the same frame",
+        "frame": frame_text + "; cameras/ in the same frame",
         "mesh": {"faces": int(len(fu)), "vertices": int(len(vu)), "extent": ext.tolist(), "units": units,
-                 "clean": clean_info, "bbox_reconstruction_world": bbox.tolist()},
-        "dense": {"method": "plane-sweep NCC + geometric consistency + TSDF (PyTorch)", "device": str(dev),
-                  "pixels_with_depth": float((fd > 0).mean()), "voxel_world": voxel},
+                 "bbox": [vu.min(0).tolist(), vu.max(0).tolist()]},
+        "dense": dense_info,
+        "removed": (dense_info.get("support") or {}).get("removed"),
+        "work_folder": "kept (--keep-work)" if opts.keep_work else "removed",
         "material": {"base_color": "albedo texture (lighting divided out by a 9-coefficient SH fit)",
                      "metallic": opts.metallic, "roughness": opts.roughness,
                      "roughness_metallic_note": "defaults, not measured", "sh_coefficients": sh.tolist()},
@@ -501,4 +529,5 @@ def reconstruct_multiview(input_path: str | Path, outdir: str | Path, *, cameras
         "files": {k: Path(p).name for k, p in files.items()},
     }
     write_report(outdir / "report.json", report)
+    wrote()
     return MultiviewResult(out_cams, vu, fu, report, files, mesh)

@@ -65,7 +65,8 @@ def _js_for_script(code: str) -> str:
 
 
 def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, title: str = "medrecon viewer",
-                 max_triangles: int = 1_500_000, vertex_colors: Sequence[np.ndarray | None] | None = None) -> Path:
+                 max_triangles: int = 1_500_000, vertex_colors: Sequence[np.ndarray | None] | None = None,
+                 units: str = "mm") -> Path:
     """Write one self-contained offline HTML page showing ``models``.
 
     Parameters
@@ -81,6 +82,9 @@ def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, ti
     vertex_colors : sequence of (N, 3) uint8 sRGB arrays or None, optional
         Per-vertex colours, one entry per model (e.g. a texture sampled at the vertices, see
         :func:`medrecon.texture.sample_texture`); dropped for a model decimated for display.
+    units : str
+        ``"mm"`` (sizes, distances and the scale bar in mm) or any other word (e.g.
+        ``"arbitrary"``: sizes and distances labelled "units: arbitrary", no scale bar).
 
     Returns
     -------
@@ -117,7 +121,7 @@ def write_viewer(models: Sequence[SurfaceModel], out_html: str | os.PathLike, ti
             entries[-1]["colors"] = _b64(np.asarray(colors_of[id(m)])[:, :3], "u1")
     lo = np.min([e["bounds"][0] for e in entries], axis=0)
     hi = np.max([e["bounds"][1] for e in entries], axis=0)
-    payload = {"title": title, "units": "mm", "space": "LPS", "bounds": [lo.tolist(), hi.tolist()], "models": entries}
+    payload = {"title": title, "units": units, "space": "LPS", "bounds": [lo.tolist(), hi.tolist()], "models": entries}
     page = _PAGE.format(
         title=html.escape(title),
         data=_json_for_script(payload),

@@ -14,6 +14,11 @@
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
     return new Type(bytes.buffer);
   }
+  const U = data.units === "mm" ? " mm" : " (units: " + data.units + ")";
+  if (data.units !== "mm" && document.getElementById("help")) {
+    document.getElementById("help").textContent = "Drag: rotate. Wheel: zoom. Right-drag: pan. Sizes and distances" +
+      U + ": no scale was given, so there is no scale bar.";
+  }
   const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1));
   const el = (tag, attrs, text) => {
     const e = document.createElement(tag);
@@ -95,7 +100,7 @@
     const b = visibleBounds();
     document.getElementById("size").textContent = b ?
       "Visible: " + fmt(b[1][0] - b[0][0]) + " (L-R) x " + fmt(b[1][1] - b[0][1]) + " (A-P) x " +
-      fmt(b[1][2] - b[0][2]) + " (S-I) mm" : "Nothing visible";
+      fmt(b[1][2] - b[0][2]) + " (S-I)" + U : "Nothing visible";
   }
   // orientation letters at the view's edges and a scale bar (mm at the centre of rotation)
   const LETTERS = [["L", "R"], ["P", "A"], ["S", "I"]];
@@ -121,6 +126,7 @@
     const nice = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
     let mm = nice[0];
     for (const n of nice) if (n / mmPerPx <= 140) mm = n;
+    if (data.units !== "mm") { document.getElementById("scalebar").style.display = "none"; return; }
     document.getElementById("sb-label").textContent = mm + " mm";
     document.getElementById("sb-bar").style.width = Math.round(mm / mmPerPx) + "px";
     state.overlay = { right: letterFor(right), top: letterFor(up), scaleMm: mm, scalePx: Math.round(mm / mmPerPx) };
@@ -221,7 +227,7 @@
       state.measure.distance = dist;
       const g = new THREE.BufferGeometry().setFromPoints([measureGroup.children[0].position, hit.display]);
       measureGroup.add(new THREE.Line(g, new THREE.LineBasicMaterial({ color: 0xffee33 })));
-      mOut.textContent = "Distance: " + dist.toFixed(1) + " mm";
+      mOut.textContent = "Distance: " + dist.toFixed(1) + U;
     } else {
       mOut.textContent = "Click the second point";
     }
