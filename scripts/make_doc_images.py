@@ -72,6 +72,32 @@ def multiview(out: Path, tmp: Path) -> None:
          "--docs-image", str(out / "multiview_synthetic.png"))
 
 
+def multiview_support(out: Path, tmp: Path) -> None:
+    """The three support-plane scenes of docs/multiview.md, known cameras, shaded previews."""
+    for scene in ("sphere_box", "fine_lowcontrast", "coarse_saturated"):
+        _run(PY, "examples/multiview_support.py", "-o", str(tmp / f"mv-{scene}"), "--scene", scene,
+             "--known-cameras", "--docs-image", str(out / f"multiview_support_{scene}.png"))
+
+
+def multiview_temple(out: Path, tmp: Path) -> None:
+    """templeRing with its published calibration (``templeR_par.txt`` as a COLMAP text model with
+    no points), default options, then the shaded preview (slow: about 10 minutes on 2 quiet cores)."""
+    import numpy as np
+
+    from medrecon.io.colmap import CameraSet, write_colmap_text
+
+    folder = ROOT.parent / "shared" / "data" / "photos_templering_middlebury"
+    rows = [ln.split() for ln in (folder / "templeR_par.txt").read_text().splitlines()[1:] if ln.strip()]
+    v = np.array([[float(x) for x in r[1:]] for r in rows])
+    n = len(rows)
+    cams = CameraSet([r[0] for r in rows], v[:, :9].reshape(-1, 3, 3), v[:, 9:18].reshape(-1, 3, 3), v[:, 18:21],
+                     np.array([(640, 480)] * n), np.zeros(n), total=n)
+    cal = write_colmap_text(cams, tmp / "temple-cal")
+    _run(PY, "-m", "medrecon", "multiview", str(folder), "-o", str(tmp / "temple"), "--cameras", str(cal))
+    _run(PY, "examples/multiview_support.py", "--preview-of", str(tmp / "temple"),
+         "--docs-image", str(out / "multiview_temple_calibrated.png"))
+
+
 def svr(out: Path, tmp: Path) -> None:
     _run(PY, "examples/svr_reconstruct.py", "--demo", "-o", str(tmp / "svr" / "brain.nii.gz"),
          "--figure", str(out / "svr_brain.png"))
@@ -105,6 +131,9 @@ GROUPS = {
                       "photo_viewer.png"]),
     "cohort": (cohort, ["cohort_volumes.png"]),
     "multiview": (multiview, ["multiview_synthetic.png", "multiview_synthetic_preview.png"]),
+    "multiview_support": (multiview_support, [f"multiview_support_{s}.png" for s in
+                                              ("sphere_box", "fine_lowcontrast", "coarse_saturated")]),
+    "multiview_temple": (multiview_temple, ["multiview_temple_calibrated.png"]),
     "svr": (svr, ["svr_brain.png"]),
     "torso": (torso, ["meshing_torso_bone.png"]),
 }
