@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .synthetic import Camera, look_at
+from .synthetic import Camera, look_at, seen_by_views
 
 LIGHT = np.array([0.4, -0.5, 0.77]) / np.linalg.norm([0.4, -0.5, 0.77])
 AMBIENT = 0.45
@@ -320,20 +320,7 @@ def write_scene(scene: Scene, folder, n: int = 20, width: int = 320, height: int
 
 def visible_points(scene: Scene, truth, renders, n: int = 40000, min_views: int = 2, tol_rel: float = 0.003) -> np.ndarray:
     """Object surface samples seen (unoccluded, in frame) by at least ``min_views`` views."""
-    gt = scene.sample_surface(n)
-    tol = tol_rel * scene.diagonal() * 3
-    vis = np.zeros(len(gt), int)
-    for i, (_, _, depth) in enumerate(renders):
-        Xc = gt @ truth.R[i].T + truth.t[i]
-        q = Xc @ truth.K[i].T
-        u = np.floor(q[:, 0] / q[:, 2]).astype(int)
-        v = np.floor(q[:, 1] / q[:, 2]).astype(int)
-        H, W = depth.shape
-        ok = (u >= 0) & (u < W) & (v >= 0) & (v < H)
-        z = np.full(len(gt), np.inf)
-        z[ok] = depth[v[ok], u[ok]]
-        vis += ok & (np.abs(Xc[:, 2] - z) < tol)
-    return gt[vis >= min_views]
+    return seen_by_views(scene.sample_surface(n), truth, renders, min_views, tol_rel * scene.diagonal() * 3)
 
 
 def chamfer_fscore(points: np.ndarray, gt_all: np.ndarray, gt_visible: np.ndarray, tau: float) -> dict:

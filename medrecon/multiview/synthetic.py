@@ -251,7 +251,12 @@ def write_photo_set(folder, n: int = 20, width: int = 320, height: int = 240, su
 
 def visible_surface_points(truth, renders, n: int = 40000, min_views: int = 2, tol: float = 0.01) -> np.ndarray:
     """Surface samples seen (unoccluded, in frame) by at least ``min_views`` of the rendered views."""
-    gt = sample_surface(n)
+    return seen_by_views(sample_surface(n), truth, renders, min_views, tol)
+
+
+def seen_by_views(gt: np.ndarray, truth, renders, min_views: int, tol: float) -> np.ndarray:
+    """The points of ``gt`` in frame and unoccluded (depth within ``tol``) in at least
+    ``min_views`` of the rendered views ``renders`` ((rgb, mask, depth) per camera of ``truth``)."""
     vis = np.zeros(len(gt), int)
     for i, (_, _, depth) in enumerate(renders):
         Xc = gt @ truth.R[i].T + truth.t[i]
