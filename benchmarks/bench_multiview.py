@@ -47,7 +47,6 @@ def scene_run(a) -> int:
     """One support-plane scene: medrecon end to end, Chamfer / F-score at 0.5 % of the object's diagonal
     (without cameras: after the similarity that takes the estimated cameras onto the true ones)."""
     from medrecon.multiview import scenes as SC
-    from medrecon.multiview.cameras import pose_errors
     from medrecon.multiview.pipeline import MultiviewOptions, reconstruct_multiview
 
     sc = SC.standard_scenes()[a.scene]
@@ -62,15 +61,9 @@ def scene_run(a) -> int:
                                     options=MultiviewOptions(device="cpu"))
         t_ours = time.perf_counter() - t0
         load1 = os.getloadavg()
-        v = res.vertices
-        if not a.known_cameras:
-            e = pose_errors(res.cameras, truth)
-            v = (e["scale"] * (e["R"] @ v.T)).T + e["t"]
-        import trimesh
-
-        pts = trimesh.Trimesh(v, res.faces, process=False).sample(60000)
         diag = sc.diagonal()
-        m = SC.chamfer_fscore(pts, sc.sample_surface(100000), SC.visible_points(sc, truth, renders), 0.005 * diag)
+        m = SC.score_reconstruction(sc, truth, renders, res.vertices, res.faces,
+                                    cameras=None if a.known_cameras else res.cameras)
     out = {"scene": a.scene, "known_cameras": a.known_cameras, "views": a.views, "size": [a.width, a.width * 3 // 4],
            "threads": a.threads, "render_s": t_render, "medrecon_total_s": t_ours,
            "medrecon_stages_s": res.report["timings_s"], "dense": {k: res.report["dense"].get(k) for k in (

@@ -47,10 +47,8 @@ def main(argv=None) -> int:
         print(preview(a.preview_of, a.docs_image, f"medrecon multiview: {a.preview_of.name}"))
         return 0
     import torch
-    import trimesh
 
     from medrecon.multiview import scenes as S
-    from medrecon.multiview.cameras import pose_errors
     from medrecon.multiview.pipeline import MultiviewOptions, reconstruct_multiview
 
     torch.set_num_threads(2)
@@ -60,13 +58,9 @@ def main(argv=None) -> int:
                                 cameras_dir=(a.outdir / "scene" / "cameras") if a.known_cameras else None,
                                 options=MultiviewOptions(method=a.method),
                                 progress=lambda e: print(f"{e.stage} {e.done}/{e.total}", flush=True) if e.done == e.total else None)
-    v = res.vertices
-    if not a.known_cameras:
-        e = pose_errors(res.cameras, truth)
-        v = (e["scale"] * (e["R"] @ v.T)).T + e["t"]
-    pts = trimesh.Trimesh(v, res.faces, process=False).sample(60000)
     diag = sc.diagonal()
-    m = S.chamfer_fscore(pts, sc.sample_surface(100000), S.visible_points(sc, truth, renders), 0.005 * diag)
+    m = S.score_reconstruction(sc, truth, renders, res.vertices, res.faces,
+                               cameras=None if a.known_cameras else res.cameras)
     print(json.dumps({"chamfer_pct_diag": 100 * m["chamfer"] / diag, "fscore_0.5pct": m["fscore"],
                       "precision": m["precision"], "recall": m["recall"],
                       "textured_pixels_with_depth": res.report["dense"].get("textured_pixels_with_depth"),
